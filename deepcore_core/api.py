@@ -1,0 +1,240 @@
+"""The Python API: :func:`select` a coreset from arrays, tensors or a dataset."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from deepcore_core.budget import total_budget
+from deepcore_core.context import SelectionContext
+from deepcore_core.errors import DeepcoreError, MissingInputError, PluginError
+from deepcore_core.gradients import softmax
+from deepcore_core.plugins import PluginHost, get_host
+from deepcore_core.selection import Selection, dataset_fingerprint
+from deepcore_core.selector import Need, Selector
+
+_HINTS = {
+    Need.LABELS: "give labels (--labels)",
+    Need.FEATURES: "give features (--features) or select from a dataset",
+    Need.PROBABILITIES: "give logits or probabilities (--logits/--probs) or select from a dataset",
+    Need.GRADIENTS: "give features, labels and logits/probabilities, or select from a dataset",
+    Need.MODEL: "select from a dataset (--dataset) so a selection model can be trained",
+    Need.DYNAMICS: "select from a dataset (--dataset) so training dynamics can be recorded",
+    Need.SCORES: "give per-sample scores (--scores)",
+}
+
+
+def as_array(value: Any, what: str, ndim: int, dtype: Any) -> np.ndarray | None:
+    """Convert an array-like or torch tensor, checking dimensions and finiteness."""
+    if value is None:
+        return None
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise DeepcoreError(f"{what} could not be read as an array: {exc}") from None
+    if arr.ndim != ndim:
+        raise DeepcoreError(f"{what} must be {ndim}-D, got shape {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise DeepcoreError(f"{what} must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int(np.flatnonzero((~np.isfinite(arr.reshape(arr.shape[0], -1))).any(1))[0])
+        raise DeepcoreError(f"{what} contains NaN or inf (first at row {bad})")
+    if dtype is np.int64:
+        if arr.dtype.kind == "f" and not np.equal(np.mod(arr, 1), 0).all():
+            raise DeepcoreError(f"{what} must be whole numbers (class labels)")
+        return arr.astype(np.int64)
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def build_context(
+    *,
+    features: Any = None,
+    labels: Any = None,
+    scores: Any = None,
+    logits: Any = None,
+    probs: Any = None,
+    seed: int = 0,
+    balance: bool = True,
+    device: str = "cpu",
+) -> SelectionContext:
+    """Validate precomputed inputs and put them into a :class:`SelectionContext`."""
+    if logits is not None and probs is not None:
+        raise DeepcoreError("give logits or probabilities, not both")
+    arrays = {
+        "features": as_array(features, "features", 2, np.float32),
+        "labels": as_array(labels, "labels", 1, np.int64),
+        "scores": as_array(scores, "scores", 1, np.float64),
+        "logits": as_array(logits, "logits", 2, np.float64),
+        "probs": as_array(probs, "probabilities", 2, np.float32),
+    }
+    lengths = {k: len(v) for k, v in arrays.items() if v is not None}
+    if not lengths:
+        raise DeepcoreError(
+            "nothing to select from: give features, labels, scores, logits or probabilities"
+        )
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k} has {v}" for k, v in lengths.items())
+        raise DeepcoreError(f"inputs disagree on the number of samples: {detail}")
+    n = next(iter(lengths.values()))
+    p = arrays["probs"]
+    if arrays["logits"] is not None:
+        p = softmax(arrays["logits"])
+    elif p is not None and ((p < 0).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3)):
+        raise DeepcoreError("probabilities must be non-negative and sum to 1 in every row")
+    y = arrays["labels"]
+    if y is not None and (y < 0).any():
+        raise DeepcoreError(f"labels must be non-negative class ids, got {int(y.min())}")
+    if y is not None and p is not None and y.max() >= p.shape[1]:
+        raise DeepcoreError(
+            f"label {int(y.max())} is out of range for {p.shape[1]} classes of probabilities"
+        )
+    return SelectionContext(
+        n=n,
+        labels=y,
+        features=arrays["features"],
+        probs=p,
+        scores=arrays["scores"],
+        seed=int(seed),
+        balance=bool(balance),
+        device=device,
+    )
+
+
+def run_selection(
+    host: PluginHost,
+    selector: Selector,
+    ctx: SelectionContext,
+    *,
+    fraction: float | None = None,
+    budget: int | None = None,
+    dataset_name: str | None = None,
+) -> Selection:
+    """Run the stages (train, embed, score, select) for one selector on one context."""
+    ctx.selector = selector
+    ctx.total = total_budget(ctx.n, fraction, budget)
+    needs = set(selector.needs)
+    if ctx.balance:
+        needs.add(Need.LABELS)
+    if ctx.scores is not None and Need.SCORES not in needs and not _uses_scores(selector):
+        raise DeepcoreError(f"method '{selector.name}' does not use per-sample scores")
+    _check_needs(selector, ctx, needs)
+    model_needs = {Need.MODEL, Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS, Need.DYNAMICS}
+    if any(not ctx.has(nd) for nd in needs & model_needs):
+        if ctx.model is None:
+            ctx.model = host.hook.train(ctx=ctx)
+        if any(
+            not ctx.has(nd) for nd in needs & {Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS}
+        ):
+            out = host.hook.embed(ctx=ctx)
+            if out is not None:
+                ctx.features = ctx.features if ctx.features is not None else out.features
+                ctx.probs = ctx.probs if ctx.probs is not None else out.probs
+        _check_needs(selector, ctx, needs, after_stages=True)
+    scores = host.hook.score(selector=selector, ctx=ctx)
+    if scores is not None:
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != (ctx.n,):
+            raise PluginError(
+                f"method '{selector.name}' returned scores of shape {scores.shape}, "
+                f"expected ({ctx.n},)"
+            )
+        if not np.isfinite(scores).all():
+            raise PluginError(f"method '{selector.name}' returned NaN or inf scores")
+        ctx.scores = scores
+    result: Selection = host.hook.select(selector=selector, ctx=ctx)
+    info = host.registry.get(selector.name)
+    meta = {
+        "method": selector.name,
+        "family": selector.family,
+        "plugin": info.plugin,
+        "distribution": f"{info.distribution} {info.version}",
+        "options": selector.options_dict(),
+        "fraction": fraction,
+        "budget": ctx.total,
+        "n": ctx.n,
+        "seed": ctx.seed,
+        "balance": ctx.balance,
+        "dataset": dataset_name,
+        "dataset_fingerprint": dataset_fingerprint(ctx.labels, ctx.n, dataset_name),
+        "per_class": _per_class(result.indices, ctx.labels),
+        "versions": host.versions(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **result.meta,
+    }
+    return Selection(result.indices, result.weights, result.scores, meta)
+
+
+def _uses_scores(selector: Selector) -> bool:
+    from deepcore_core.selector import ScoreSelector
+
+    return isinstance(selector, ScoreSelector)
+
+
+def _check_needs(
+    selector: Selector, ctx: SelectionContext, needs: set[Need], after_stages: bool = False
+) -> None:
+    derivable = {Need.MODEL, Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS, Need.DYNAMICS}
+    for need in Need:
+        if need not in needs or ctx.has(need):
+            continue
+        if not after_stages and ctx.dataset is not None and need in derivable:
+            continue
+        what = (
+            "balanced selection"
+            if need is Need.LABELS and need not in selector.needs
+            else f"method '{selector.name}'"
+        )
+        extra = " or use --no-balance" if what == "balanced selection" else ""
+        raise MissingInputError(f"{what} needs {need.value}; {_HINTS[need]}{extra}")
+
+
+def _per_class(indices: np.ndarray, labels: np.ndarray | None) -> dict[str, int] | None:
+    if labels is None:
+        return None
+    classes, counts = np.unique(labels[indices], return_counts=True)
+    return {str(int(c)): int(k) for c, k in zip(classes, counts, strict=True)}
+
+
+def select(
+    method: str,
+    *,
+    features: Any = None,
+    labels: Any = None,
+    scores: Any = None,
+    logits: Any = None,
+    probs: Any = None,
+    fraction: float | None = None,
+    budget: int | None = None,
+    balance: bool = True,
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+    host: PluginHost | None = None,
+) -> Selection:
+    """Select a coreset with ``method`` from precomputed arrays or tensors.
+
+    :param method: a registered method name (see ``deepcore list-methods``).
+    :param features: N x D features; ``labels``: N class ids; ``scores``: N scores;
+        ``logits``/``probs``: N x C model outputs. Give what the method needs.
+    :param fraction: coreset size as a fraction in (0, 1]; or ``budget``: an absolute size.
+    :param balance: select per class (the default, as in the DeepCore paper).
+    :param seed: drives every random choice; the same seed gives the same selection.
+    :param options: method options (see the method's ``Options``).
+    :returns: the :class:`Selection`.
+    """
+    host = host or get_host()
+    selector = host.create_selector(method, dict(options or {}))
+    ctx = build_context(
+        features=features,
+        labels=labels,
+        scores=scores,
+        logits=logits,
+        probs=probs,
+        seed=seed,
+        balance=balance,
+    )
+    return run_selection(host, selector, ctx, fraction=fraction, budget=budget)

@@ -1,0 +1,101 @@
+"""From a fraction or an absolute budget to per-pool selection sizes.
+
+Rounding rule: the total is ``round_half_up(fraction * N)``, at least 1. Balanced
+selection splits that total over the classes in proportion to their sizes by the
+largest-remainder (Hamilton) method, so the per-class sizes add up to the total exactly.
+When the total is at least the number of classes, every class gets at least one sample;
+no class gets more than it has. Remainder ties go to the larger class, then the lower label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from deepcore_core.errors import DeepcoreError
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """One selection pool: a class (or the whole set), its indices and how many to pick."""
+
+    label: int | None
+    indices: np.ndarray
+    k: int
+
+
+def check_fraction(fraction: object) -> float:
+    """Return ``fraction`` as a float in (0, 1] or raise :class:`DeepcoreError`."""
+    try:
+        f = float(fraction)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DeepcoreError(f"fraction must be a number in (0, 1], got {fraction!r}") from None
+    if isinstance(fraction, bool) or math.isnan(f) or not 0.0 < f <= 1.0:
+        raise DeepcoreError(f"fraction must be a number in (0, 1], got {fraction!r}")
+    return f
+
+
+def total_budget(n: int, fraction: float | None = None, budget: int | None = None) -> int:
+    """Return the coreset size for ``n`` samples from exactly one of ``fraction``/``budget``."""
+    if n < 1:
+        raise DeepcoreError("the dataset is empty: nothing to select from")
+    if (fraction is None) == (budget is None):
+        raise DeepcoreError("give exactly one of fraction or budget")
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, int | np.integer):
+            raise DeepcoreError(f"budget must be a whole number in [1, {n}], got {budget!r}")
+        if not 1 <= budget <= n:
+            raise DeepcoreError(f"budget must be in [1, N={n}], got {budget}")
+        return int(budget)
+    f = check_fraction(fraction)
+    return max(1, min(n, math.floor(f * n + 0.5)))
+
+
+def allocate(class_sizes: dict[int, int], total: int) -> dict[int, int]:
+    """Split ``total`` over classes by largest remainder (see the module docstring)."""
+    n = sum(class_sizes.values())
+    if not 0 <= total <= n:
+        raise DeepcoreError(f"budget {total} is outside [0, {n}]")
+    minimum = 1 if total >= len(class_sizes) else 0
+    alloc: dict[int, int] = {}
+    free = dict(class_sizes)
+    remaining = total
+    # Pin classes whose proportional share is below the minimum, then re-share the rest.
+    while True:
+        n_free = sum(free.values())
+        pinned = {c for c, s in free.items() if n_free and remaining * s / n_free < minimum}
+        if not pinned:
+            break
+        for c in pinned:
+            alloc[c] = minimum
+            remaining -= minimum
+            del free[c]
+    n_free = sum(free.values())
+    if free:
+        quotas = {c: remaining * s / n_free for c, s in free.items()}
+        floors = {c: math.floor(q) for c, q in quotas.items()}
+        left = remaining - sum(floors.values())
+        order = sorted(free, key=lambda c: (-(quotas[c] - floors[c]), -free[c], c))
+        for c in order[:left]:
+            floors[c] += 1
+        alloc.update(floors)
+    return {c: alloc[c] for c in sorted(class_sizes)}
+
+
+def plan_pools(labels: np.ndarray | None, n: int, total: int, balance: bool) -> list[Pool]:
+    """Return the pools to select from: one per class when ``balance``, else one global pool."""
+    if not balance:
+        return [Pool(None, np.arange(n, dtype=np.int64), total)]
+    if labels is None:
+        raise DeepcoreError("balanced selection needs labels; give labels or use --no-balance")
+    classes, counts = np.unique(labels, return_counts=True)
+    sizes = {int(c): int(k) for c, k in zip(classes, counts, strict=True)}
+    alloc = allocate(sizes, total)
+    pools = []
+    for c in sizes:
+        if alloc[c] > 0:
+            idx = np.flatnonzero(labels == c).astype(np.int64)
+            pools.append(Pool(c, idx, alloc[c]))
+    return pools

@@ -1,0 +1,84 @@
+"""The core's fallback implementations of the stage hooks (registered ``trylast``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from deepcore_core.budget import plan_pools
+from deepcore_core.context import SelectionContext
+from deepcore_core.errors import PluginError
+from deepcore_core.hookspecs import hookimpl
+from deepcore_core.selection import Selection
+from deepcore_core.selector import Pick, ScoreSelector, Selector
+
+
+@hookimpl(trylast=True)
+def train(ctx: SelectionContext) -> Any:
+    """Train the selection model with the core's training engine (when a dataset is given)."""
+    if ctx.dataset is None:
+        return None
+    from deepcore_core.engine.pretrain import pretrain_selection_model
+
+    return pretrain_selection_model(ctx)
+
+
+@hookimpl(trylast=True)
+def embed(ctx: SelectionContext) -> Any:
+    """Compute features and probabilities with the core's embedding engine."""
+    if ctx.dataset is None or ctx.model is None:
+        return None
+    from deepcore_core.engine.embedding import embed_dataset
+
+    return embed_dataset(ctx)
+
+
+@hookimpl(trylast=True)
+def score(selector: Selector, ctx: SelectionContext) -> np.ndarray | None:
+    """Use the user's scores if given, else the method's own, for score-based methods."""
+    if not isinstance(selector, ScoreSelector):
+        return None
+    if ctx.scores is not None:
+        return ctx.scores
+    return selector.compute_scores(ctx)
+
+
+@hookimpl(trylast=True)
+def select(selector: Selector, ctx: SelectionContext) -> Selection:
+    """Split the budget into pools and let the method pick from each."""
+    pools = plan_pools(ctx.labels, ctx.n, ctx.total, ctx.balance)
+    picked: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    weighted = False
+    for pool in pools:
+        rng = ctx.rng("select", "all" if pool.label is None else pool.label)
+        pick = selector.pick(ctx, pool.indices, pool.k, rng)
+        idx = _check_pick(selector, pick, pool.indices, pool.k)
+        picked.append(idx)
+        if pick.weights is not None:
+            weighted = True
+            weights.append(np.asarray(pick.weights, dtype=np.float64))
+        else:
+            weights.append(np.ones(idx.size))
+    indices = np.concatenate(picked) if picked else np.empty(0, np.int64)
+    return Selection(indices, np.concatenate(weights) if weighted else None, ctx.scores)
+
+
+def _check_pick(selector: Selector, pick: Pick, pool: np.ndarray, k: int) -> np.ndarray:
+    where = f"method '{selector.name}' ({type(selector).__module__})"
+    if not isinstance(pick, Pick):
+        raise PluginError(f"{where} returned {type(pick).__name__} from pick(); expected Pick")
+    idx = np.asarray(pick.indices)
+    if idx.ndim != 1 or idx.size != k:
+        raise PluginError(f"{where} picked {idx.size} samples for a budget of {k}")
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise PluginError(f"{where} picked non-integer indices ({idx.dtype})")
+    idx = idx.astype(np.int64)
+    if np.unique(idx).size != k:
+        raise PluginError(f"{where} picked the same sample twice")
+    if not np.isin(idx, pool).all():
+        raise PluginError(f"{where} picked samples outside its pool")
+    if pick.weights is not None and np.shape(pick.weights) != (k,):
+        raise PluginError(f"{where} returned {np.shape(pick.weights)} weights for {k} samples")
+    return idx

@@ -1,0 +1,77 @@
+"""The hooks a deepcore plugin can implement.
+
+A plugin is a module (or object) with functions decorated by :data:`hookimpl` whose names
+match the specs below; it is found through an entry point in the group ``deepcore``.
+Arguments are passed by keyword; an implementation may accept any subset of them.
+
+The four stage hooks run in this order for one selection: ``train`` (only when a trained
+model is needed and none is given), ``embed`` (only when model outputs are needed and not
+given), ``score`` and ``select``. Each is *firstresult*: the first implementation that
+returns something other than None wins, and the core's own implementations are registered
+``trylast``, so a plugin can take over a stage for its own methods (check
+``selector.name`` / ``ctx.selector``) or for all of them, and return None to pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from deepcore_core.context import SelectionContext
+    from deepcore_core.selection import Selection
+    from deepcore_core.selector import Selector
+
+PROJECT = "deepcore"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_selectors(register: Callable[[type[Selector]], None]) -> None:
+    """Register selection methods by calling ``register(SelectorSubclass)`` once per method.
+
+    :param register: validates the class and adds it to the method registry; a name
+        registered twice (by any plugins) is an error naming both distributions.
+    """
+
+
+@hookspec(firstresult=True)
+def train(ctx: SelectionContext) -> Any:
+    """Train the selection model on ``ctx.dataset`` and return it (it becomes ``ctx.model``).
+
+    Called when the method needs a model or model outputs and none were given.
+    Stops at the first non-None result; the core's training engine runs last.
+    """
+
+
+@hookspec(firstresult=True)
+def embed(ctx: SelectionContext) -> Any:
+    """Compute model outputs for every sample of ``ctx.dataset`` with ``ctx.model``.
+
+    Return an object with ``features`` (N x D), ``probs`` (N x C) arrays, which fill
+    ``ctx.features``/``ctx.probs`` where they are empty. Stops at the first non-None result;
+    the core's embedding engine runs last.
+    """
+
+
+@hookspec(firstresult=True)
+def score(selector: Selector, ctx: SelectionContext) -> np.ndarray | None:
+    """Return one score per sample for ``selector``, or None when it does not score.
+
+    Stops at the first non-None result. The core's fallback returns the user's scores when
+    given, else ``selector.compute_scores(ctx)`` for a :class:`~deepcore_core.ScoreSelector`.
+    """
+
+
+@hookspec(firstresult=True)
+def select(selector: Selector, ctx: SelectionContext) -> Selection | None:
+    """Return the :class:`~deepcore_core.Selection` of ``ctx.total`` samples for ``selector``.
+
+    Stops at the first non-None result. The core's fallback splits the budget into pools
+    (per class when ``ctx.balance``) and calls ``selector.pick`` on each.
+    """

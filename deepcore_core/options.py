@@ -1,0 +1,131 @@
+"""Typed method options: frozen dataclasses validated with clear messages.
+
+A selector declares ``Options`` as a frozen dataclass whose fields have defaults and simple
+types (``int``, ``float``, ``bool``, ``str``, ``Literal[...]`` and ``X | None`` of these).
+:func:`parse_options` builds one from a mapping, rejecting unknown keys and ill-typed
+values; string values (from ``--option key=value``) are parsed as YAML scalars first.
+Range checks belong in the dataclass's ``__post_init__``, raising ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from deepcore_core.errors import OptionError
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """Options of a method that takes none."""
+
+
+def describe_options(cls: type) -> str:
+    """Return ``name=default (type)`` for every field of an options dataclass."""
+    hints = typing.get_type_hints(cls)
+    parts = [
+        f"{f.name}={f.default!r} ({_type_name(hints[f.name])})" for f in dataclasses.fields(cls)
+    ]
+    return ", ".join(parts) if parts else "none"
+
+
+def options_dict(options: Any) -> dict[str, Any]:
+    """Return the options as a plain, JSON-friendly dict."""
+    return dataclasses.asdict(options)
+
+
+def parse_options(cls: type, values: Mapping[str, Any] | None, method: str) -> Any:
+    """Build ``cls`` from ``values``; raise :class:`OptionError` naming the bad key or value."""
+    values = dict(values or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise OptionError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"for method '{method}'; valid options: {describe_options(cls)}"
+        )
+    kwargs = {}
+    for key, raw in values.items():
+        kwargs[key] = _coerce(raw, hints[key], key, method, cls)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise OptionError(f"invalid options for method '{method}': {exc}") from None
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if get_origin(tp) in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in get_args(tp))
+    if tp is type(None):
+        return "None"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(raw: Any, tp: Any, key: str, method: str, cls: type) -> Any:
+    value = raw
+    if isinstance(raw, str) and not _accepts(tp, str):
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            value = raw
+    ok, converted = _convert(value, tp)
+    if not ok:
+        raise OptionError(
+            f"option '{key}' of method '{method}' must be {_type_name(tp)}, got {raw!r}; "
+            f"valid options: {describe_options(cls)}"
+        )
+    return converted
+
+
+def _accepts(tp: Any, kind: type) -> bool:
+    if tp is kind:
+        return True
+    if get_origin(tp) in (Union, types.UnionType):
+        return any(_accepts(a, kind) for a in get_args(tp))
+    return False
+
+
+def _convert(value: Any, tp: Any) -> tuple[bool, Any]:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in get_args(tp):
+            ok, out = _convert(value, arg)
+            if ok:
+                return True, out
+        return False, None
+    if origin is Literal:
+        return (value in get_args(tp)), value
+    if tp is type(None):
+        return value is None, None
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        if isinstance(value, bool):
+            return False, None
+        if isinstance(value, int):
+            return True, value
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        return False, None
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return False, None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False, None
+        value = float(value)
+        return (not math.isnan(value)), value
+    if tp is str:
+        return isinstance(value, str), value
+    return isinstance(value, tp), value

@@ -1,0 +1,118 @@
+"""The :class:`Selection` result: indices, optional weights and scores, and metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepcore_core._io import atomic_write
+from deepcore_core.errors import DeepcoreError
+
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Selection:
+    """A selected coreset.
+
+    :ivar indices: unique int64 dataset indices, pool by pool (class order when balanced),
+        in the order the method ranked or picked them.
+    :ivar weights: per-selected-sample weights aligned with ``indices`` (weighted methods), or None.
+    :ivar scores: the method's score for every sample of the dataset (length N), or None.
+    :ivar meta: method, options, fraction, budget, seed, balance, dataset fingerprint, versions.
+    """
+
+    indices: np.ndarray
+    weights: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        idx = np.asarray(self.indices)
+        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+            raise ValueError("indices must be a 1-D integer array")
+        idx = idx.astype(np.int64)
+        if np.unique(idx).size != idx.size:
+            raise ValueError("indices must be unique")
+        object.__setattr__(self, "indices", idx)
+        if self.weights is not None:
+            w = np.asarray(self.weights, dtype=np.float64)
+            if w.shape != idx.shape:
+                raise ValueError("weights must align with indices")
+            object.__setattr__(self, "weights", w)
+        if self.scores is not None:
+            object.__setattr__(self, "scores", np.asarray(self.scores, dtype=np.float64))
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``path`` (``.npz``) and a human-readable ``.json`` sidecar, each atomically."""
+        target = Path(path)
+        if target.suffix != ".npz":
+            raise DeepcoreError(f"selection file must end in .npz, got '{target}'")
+        meta = {"format_version": FORMAT_VERSION, **self.meta}
+        meta_json = json.dumps(meta, indent=2, sort_keys=True, default=_json_default)
+        arrays: dict[str, np.ndarray] = {
+            "indices": self.indices,
+            "meta": np.array(meta_json),
+        }
+        if self.weights is not None:
+            arrays["weights"] = self.weights
+        if self.scores is not None:
+            arrays["scores"] = self.scores
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        sidecar = {"size": len(self), **json.loads(meta_json)}
+        with atomic_write(target.with_suffix(".json"), "w") as fh:
+            json.dump(sidecar, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        with atomic_write(target) as fh:
+            fh.write(buf.getvalue())
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Selection:
+        """Read a selection written by :meth:`save`."""
+        p = Path(path)
+        if not p.is_file():
+            raise DeepcoreError(f"selection file '{p}' does not exist")
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                return cls(
+                    indices=z["indices"],
+                    weights=z.get("weights"),
+                    scores=z.get("scores"),
+                    meta=meta,
+                )
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise DeepcoreError(f"'{p}' is not a deepcore selection file: {exc}") from None
+
+
+def dataset_fingerprint(labels: np.ndarray | None, n: int, name: str | None = None) -> str:
+    """Return a short hash identifying a dataset by its name, size and labels."""
+    h = hashlib.sha256()
+    h.update(f"{name or ''}|{n}|".encode())
+    if labels is not None:
+        h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in selection metadata")

@@ -1,0 +1,113 @@
+"""The :class:`Selector` base classes every selection method derives from."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from deepcore_core.options import NoOptions, options_dict, parse_options
+
+if TYPE_CHECKING:
+    from deepcore_core.context import SelectionContext
+
+
+class Need(enum.StrEnum):
+    """An input a method needs; shown by ``deepcore list-methods``."""
+
+    LABELS = "labels"  #: class labels of every sample
+    FEATURES = "features"  #: an N x D feature matrix (penultimate layer, or given)
+    PROBABILITIES = "probabilities"  #: predicted class probabilities (or logits)
+    GRADIENTS = "gradients"  #: last-layer gradient embedding: features + probabilities + labels
+    MODEL = "model"  #: the trained selection model itself (e.g. for input gradients)
+    DYNAMICS = "dynamics"  #: per-sample training dynamics recorded during pretraining
+    SCORES = "scores"  #: per-sample scores given by the user
+
+
+@dataclasses.dataclass(frozen=True)
+class Pick:
+    """What :meth:`Selector.pick` returns for one pool: chosen indices and optional weights."""
+
+    indices: np.ndarray
+    weights: np.ndarray | None = None
+
+
+class Selector:
+    """Base class of a selection method.
+
+    Subclasses set the class variables and implement :meth:`pick`. The core splits the budget
+    over classes (balanced) or uses one global pool, and calls :meth:`pick` once per pool.
+    The first line of the class docstring is the summary shown by ``list-methods``.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = "other"
+    needs: ClassVar[frozenset[Need]] = frozenset()
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, options: Any = None, **values: Any) -> None:
+        if options is not None and values:
+            raise TypeError("give either an options object or keyword options, not both")
+        if options is None or isinstance(options, dict):
+            options = parse_options(self.Options, options or values, self.name)
+        elif not isinstance(options, self.Options):
+            raise TypeError(f"options must be {self.Options.__name__}, got {type(options)}")
+        self.options = options
+
+    @classmethod
+    def summary(cls) -> str:
+        """Return the first line of the class docstring."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0].strip() if doc else ""
+
+    def options_dict(self) -> dict[str, Any]:
+        """Return the options as a plain dict (recorded in the selection's metadata)."""
+        return options_dict(self.options)
+
+    def pick(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Pick:
+        """Choose exactly ``k`` distinct indices from ``pool`` (dataset indices, ascending).
+
+        :param ctx: the inputs (features, labels, scores, model, ...).
+        :param pool: the candidate dataset indices: one class when balanced, else all.
+        :param k: how many to choose, ``1 <= k <= len(pool)``.
+        :param rng: a generator seeded for this run and this pool.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement pick()")
+
+
+class ScoreSelector(Selector):
+    """A method that scores every sample and keeps the top of each pool.
+
+    Subclasses implement :meth:`compute_scores` and set ``descending`` (``True``: highest
+    scores are kept). Ties are broken by the lower dataset index, so selections are
+    deterministic. Scores given by the user (``--scores``) take the place of computed ones.
+    """
+
+    descending: ClassVar[bool] = True
+
+    def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
+        """Return one finite score per sample of the dataset (length N)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement compute_scores()")
+
+    def pick(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Pick:
+        """Keep the ``k`` best-scored samples of ``pool`` (stable: lower index wins ties)."""
+        if ctx.scores is None:
+            raise RuntimeError(f"method '{self.name}' was asked to pick before it was scored")
+        return Pick(top_k(ctx.scores, pool, k, self.descending))
+
+
+def top_k(scores: np.ndarray, pool: np.ndarray, k: int, descending: bool) -> np.ndarray:
+    """Return the ``k`` indices of ``pool`` with the best scores, best first.
+
+    Order is by score (descending or ascending), then by index, so ties are deterministic.
+    """
+    s = scores[pool]
+    key = -s if descending else s
+    order = np.lexsort((pool, key))
+    return pool[order[:k]]

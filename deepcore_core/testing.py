@@ -1,0 +1,184 @@
+"""Test helpers for plugin authors: synthetic inputs and the ``check_selector`` suite.
+
+Use it from a plugin's tests::
+
+    from deepcore_core.testing import check_selector
+    def test_conformance():
+        check_selector(MySelector)
+
+or opt in to its pytest fixtures with ``pytest_plugins = ["deepcore_core.testing"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from deepcore_core.api import build_context, run_selection
+from deepcore_core.budget import allocate, total_budget
+from deepcore_core.errors import OptionError
+from deepcore_core.hookspecs import hookimpl
+from deepcore_core.plugins import PluginHost
+from deepcore_core.selection import Selection
+from deepcore_core.selector import Need, Selector
+
+#: class sizes of the synthetic conformance data: uneven, with two tiny classes
+CLASS_SIZES = (24, 16, 9, 2, 1)
+
+
+def synthetic_inputs(
+    class_sizes: tuple[int, ...] = CLASS_SIZES, dim: int = 6, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Gaussian blobs: ``features``, ``labels``, ``logits`` (matching the blobs), ``scores``."""
+    rng = np.random.default_rng(seed)
+    c = len(class_sizes)
+    centres = rng.normal(scale=4.0, size=(c, dim))
+    labels = np.concatenate([np.full(s, k) for k, s in enumerate(class_sizes)]).astype(np.int64)
+    rng.shuffle(labels)
+    features = (centres[labels] + rng.normal(size=(labels.size, dim))).astype(np.float32)
+    logits = -((features[:, None, :] - centres[None]) ** 2).sum(-1) / dim
+    logits += rng.normal(scale=0.5, size=logits.shape)
+    scores = rng.normal(size=labels.size)
+    return {"features": features, "labels": labels, "logits": logits, "scores": scores}
+
+
+class _Registrar:
+    def __init__(self, cls: type[Selector]) -> None:
+        self.cls = cls
+
+    @hookimpl
+    def register_selectors(self, register):
+        register(self.cls)
+
+
+def host_with(cls: type[Selector], load_entrypoints: bool = False) -> PluginHost:
+    """A fresh host in which ``cls`` is registered (directly unless already present)."""
+    host = PluginHost(load_entrypoints=load_entrypoints)
+    if cls.name not in host.registry:
+        host.register(_Registrar(cls), name=f"test-{cls.name}")
+    return host
+
+
+def run_method(
+    cls: type[Selector],
+    inputs: Mapping[str, Any],
+    *,
+    fraction: float | None = None,
+    budget: int | None = None,
+    balance: bool = True,
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+    host: PluginHost | None = None,
+) -> Selection:
+    """Run ``cls`` on precomputed ``inputs`` through the full stage pipeline."""
+    host = host or host_with(cls)
+    selector = cls(dict(options or {}))
+    ctx = build_context(**inputs, seed=seed, balance=balance)
+    return run_selection(host, selector, ctx, fraction=fraction, budget=budget)
+
+
+def inputs_for(cls: type[Selector], inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of ``inputs`` that ``cls`` needs (labels always; scores only if needed)."""
+    keep = {"labels"}
+    if cls.needs & {Need.FEATURES, Need.GRADIENTS}:
+        keep.add("features")
+    if cls.needs & {Need.PROBABILITIES, Need.GRADIENTS}:
+        keep |= {"logits", "probs"}
+    if Need.SCORES in cls.needs:
+        keep.add("scores")
+    return {k: v for k, v in inputs.items() if k in keep}
+
+
+def check_selector(
+    cls: type[Selector],
+    inputs: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    host: PluginHost | None = None,
+) -> None:
+    """Assert that ``cls`` follows the selector contract; raise AssertionError if not.
+
+    Checks: metadata, options (defaults, unknown keys rejected), exact budget balanced and
+    unbalanced, unique in-range indices, per-class counts, determinism for a seed, a budget
+    of N, and tiny classes. ``inputs`` defaults to :func:`synthetic_inputs`; methods that
+    need a trained model or training dynamics must pass inputs (or a host) that provide them.
+    """
+    _check_metadata(cls)
+    inputs = dict(inputs) if inputs is not None else inputs_for(cls, synthetic_inputs())
+    host = host or host_with(cls)
+    labels = np.asarray(inputs["labels"])
+    n = labels.size
+    sizes = {int(c): int(k) for c, k in zip(*np.unique(labels, return_counts=True), strict=True)}
+
+    def run(**kw: Any) -> Selection:
+        return run_method(cls, inputs, options=options, host=host, **kw)
+
+    for balance in (True, False):
+        for fraction in (0.1, 0.3, 0.5):
+            sel = run(fraction=fraction, balance=balance, seed=3)
+            total = total_budget(n, fraction)
+            idx = sel.indices
+            assert idx.size == total, f"{cls.name}: {idx.size} selected, budget {total}"
+            assert np.unique(idx).size == idx.size, f"{cls.name}: duplicate indices"
+            assert idx.min() >= 0 and idx.max() < n, f"{cls.name}: index out of range"
+            if sel.weights is not None:
+                assert sel.weights.shape == idx.shape, f"{cls.name}: weights misaligned"
+                assert np.isfinite(sel.weights).all() and (sel.weights >= 0).all()
+            if balance:
+                got = {c: int((labels[idx] == c).sum()) for c in sizes}
+                want = allocate(sizes, total)
+                assert got == want, f"{cls.name}: per-class counts {got}, expected {want}"
+            again = run(fraction=fraction, balance=balance, seed=3)
+            assert np.array_equal(sel.indices, again.indices), f"{cls.name}: not deterministic"
+            if sel.weights is not None:
+                assert again.weights is not None
+                assert np.allclose(sel.weights, again.weights)
+        full = run(budget=n, balance=balance, seed=1)
+        assert np.array_equal(np.sort(full.indices), np.arange(n)), f"{cls.name}: budget=N"
+        one = run(budget=1, balance=balance, seed=1)
+        assert one.indices.size == 1, f"{cls.name}: budget=1"
+    tiny = [c for c, k in sizes.items() if k <= 2]
+    sel = run(budget=len(sizes), balance=True, seed=0)
+    for c in tiny:
+        assert (labels[sel.indices] == c).sum() == 1, f"{cls.name}: tiny class {c} not covered"
+
+
+def _check_metadata(cls: type[Selector]) -> None:
+    assert isinstance(cls, type) and issubclass(cls, Selector), f"{cls!r} is not a Selector"
+    assert isinstance(cls.name, str) and cls.name, f"{cls.__name__}: empty name"
+    assert isinstance(cls.family, str) and cls.family, f"{cls.name}: empty family"
+    assert isinstance(cls.needs, frozenset), f"{cls.name}: needs must be a frozenset"
+    assert all(isinstance(n, Need) for n in cls.needs), f"{cls.name}: needs must be Need values"
+    assert cls.summary(), f"{cls.name}: the class needs a docstring (its summary)"
+    assert dataclasses.is_dataclass(cls.Options), f"{cls.name}: Options must be a dataclass"
+    fields = dataclasses.fields(cls.Options)
+    for f in fields:
+        assert f.default is not dataclasses.MISSING, f"{cls.name}: option {f.name} has no default"
+    typing.get_type_hints(cls.Options)
+    cls()  # defaults construct
+    try:
+        cls({"no_such_option_xyz": 1})
+    except OptionError as exc:
+        assert "no_such_option_xyz" in str(exc)
+    else:
+        raise AssertionError(f"{cls.name}: an unknown option was accepted")
+
+
+try:  # fixtures for ``pytest_plugins = ["deepcore_core.testing"]``
+    import pytest
+
+    @pytest.fixture
+    def deepcore_host() -> PluginHost:
+        """A fresh plugin host with only the core's built-ins (no entry points)."""
+        return PluginHost(load_entrypoints=False)
+
+    @pytest.fixture
+    def blobs() -> dict[str, np.ndarray]:
+        """Synthetic conformance inputs (see :func:`synthetic_inputs`)."""
+        return synthetic_inputs()
+
+except ImportError:  # pragma: no cover - pytest is optional at run time
+    pass

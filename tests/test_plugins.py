@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+import deepcore_core.plugins as plugins_mod
+from deepcore_core import DeepcoreError, PluginError, PluginHost
+
+GOOD = """
+from deepcore_core import Selector, Pick, hookimpl
+
+class Good(Selector):
+    '''First-k test selector.'''
+    name = "{name}"
+    family = "test"
+    def pick(self, ctx, pool, k, rng):
+        return Pick(pool[:k])
+
+@hookimpl
+def register_selectors(register):
+    register(Good)
+"""
+
+
+class FakeDist:
+    def __init__(self, name: str, version: str) -> None:
+        self.metadata = {"Name": name}
+        self.version = version
+
+
+class FakeEntryPoint:
+    def __init__(self, name: str, module: str, dist: str, version: str = "1.0") -> None:
+        self.name, self.value, self.group = name, module, "deepcore"
+        self.dist = FakeDist(dist, version)
+
+    def load(self):
+        import importlib
+
+        return importlib.import_module(self.value)
+
+
+@pytest.fixture
+def fake_plugins(tmp_path, monkeypatch):
+    """Write plugin modules to a temp dir and expose them as entry points."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps: list[FakeEntryPoint] = []
+
+    def add(ep_name: str, source: str, dist: str) -> None:
+        mod = f"fakeplug_{ep_name.replace('-', '_')}_{len(eps)}_{id(tmp_path)}"
+        (tmp_path / f"{mod}.py").write_text(textwrap.dedent(source))
+        eps.append(FakeEntryPoint(ep_name, mod, dist))
+
+    monkeypatch.setattr(plugins_mod.md, "entry_points", lambda group: list(eps))
+    monkeypatch.delenv("DEEPCORE_LOAD_PLUGINS", raising=False)
+    monkeypatch.delenv("DEEPCORE_DISABLE_PLUGINS", raising=False)
+    monkeypatch.delenv("DEEPCORE_STRICT_PLUGINS", raising=False)
+    return add
+
+
+def test_entry_point_plugin_is_discovered(fake_plugins):
+    fake_plugins("good", GOOD.format(name="first-k"), "deepcore-good")
+    host = PluginHost()
+    info = host.registry.get("first-k")
+    assert (info.plugin, info.distribution, info.version) == ("good", "deepcore-good", "1.0")
+    rec = host.records["good"]
+    assert rec.methods == ["first-k"] and "register_selectors" in rec.hooks
+
+
+def test_broken_plugin_warns_once_and_rest_works(fake_plugins, capsys):
+    fake_plugins("broken", "import no_such_module_xyz\n", "deepcore-broken")
+    fake_plugins("good", GOOD.format(name="first-k"), "deepcore-good")
+    host = PluginHost()
+    assert "first-k" in host.registry and "uniform" in host.registry
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "plugin 'broken' (deepcore-broken 1.0) failed to load: ModuleNotFoundError" in err[0]
+    assert host.records["broken"].status == "error"
+    with pytest.raises(DeepcoreError, match="plugin.*broken failed to load and may provide it"):
+        host.registry.get("kcenter", host.failed_plugins())
+
+
+def test_strict_mode_raises(fake_plugins, monkeypatch):
+    fake_plugins("broken", "raise RuntimeError('boom')\n", "deepcore-broken")
+    with pytest.raises(PluginError, match="RuntimeError: boom"):
+        PluginHost(strict=True)
+    monkeypatch.setenv("DEEPCORE_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError):
+        PluginHost()
+
+
+def test_plugin_failing_in_register_selectors(fake_plugins, capsys):
+    src = """
+    from deepcore_core import hookimpl
+    @hookimpl
+    def register_selectors(register):
+        raise ValueError("bad registration")
+    """
+    fake_plugins("badreg", src, "deepcore-badreg")
+    host = PluginHost()
+    assert "uniform" in host.registry
+    assert host.records["badreg"].status == "error"
+    assert "ValueError: bad registration" in capsys.readouterr().err
+
+
+def test_duplicate_method_names_is_error_naming_both(fake_plugins):
+    fake_plugins("one", GOOD.format(name="same"), "deepcore-one")
+    fake_plugins("two", GOOD.format(name="same"), "deepcore-two")
+    with pytest.raises(
+        PluginError, match="registered twice: by deepcore-(one|two).*deepcore-(one|two)"
+    ):
+        PluginHost().registry  # noqa: B018
+
+
+def test_duplicate_of_builtin_names_core(fake_plugins):
+    fake_plugins("clash", GOOD.format(name="uniform"), "deepcore-clash")
+    with pytest.raises(PluginError, match="deepcore-core.*deepcore-clash"):
+        PluginHost().registry  # noqa: B018
+
+
+def test_load_and_disable_env(fake_plugins, monkeypatch):
+    fake_plugins("a", GOOD.format(name="meth-a"), "deepcore-a")
+    fake_plugins("b", GOOD.format(name="meth-b"), "deepcore-b")
+    monkeypatch.setenv("DEEPCORE_LOAD_PLUGINS", "deepcore-a")
+    assert PluginHost().registry.names() == ["meth-a", "uniform"]
+    monkeypatch.setenv("DEEPCORE_LOAD_PLUGINS", "")
+    host = PluginHost()
+    assert host.registry.names() == ["uniform"]
+    assert host.records["a"].status == "disabled"
+    monkeypatch.delenv("DEEPCORE_LOAD_PLUGINS")
+    monkeypatch.setenv("DEEPCORE_DISABLE_PLUGINS", "b")
+    assert PluginHost().registry.names() == ["meth-a", "uniform"]
+    assert PluginHost(load_entrypoints=False).registry.names() == ["uniform"]
+
+
+def test_registering_a_non_selector_is_an_error(fake_plugins):
+    src = """
+    from deepcore_core import hookimpl
+    @hookimpl
+    def register_selectors(register):
+        register(int)
+    """
+    fake_plugins("notsel", src, "deepcore-notsel")
+    with pytest.raises(PluginError, match="not a Selector subclass"):
+        PluginHost().registry  # noqa: B018
+
+
+def test_bad_method_name_rejected(fake_plugins):
+    fake_plugins("badname", GOOD.format(name="Bad Name"), "deepcore-badname")
+    with pytest.raises(PluginError, match="invalid name 'Bad Name'"):
+        PluginHost().registry  # noqa: B018
+
+
+def test_unknown_method_suggests():
+    host = PluginHost(load_entrypoints=False)
+    with pytest.raises(DeepcoreError, match="unknown method 'unifrom'; did you mean 'uniform'"):
+        host.create_selector("unifrom")

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from deepcore_core import DeepcoreError, Selection, dataset_fingerprint
+
+
+def test_round_trip(tmp_path):
+    sel = Selection(
+        np.array([4, 1, 7]), np.array([1.0, 2.0, 0.5]), np.arange(10.0), {"method": "x", "seed": 3}
+    )
+    path = sel.save(tmp_path / "s.npz")
+    back = Selection.load(path)
+    assert back.indices.tolist() == [4, 1, 7] and back.indices.dtype == np.int64
+    assert back.weights.tolist() == [1.0, 2.0, 0.5]
+    assert back.scores.tolist() == list(range(10))
+    assert back.meta["method"] == "x" and back.meta["format_version"] == 1
+    side = json.loads((tmp_path / "s.json").read_text())
+    assert side["size"] == 3 and side["seed"] == 3
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_invalid_selections():
+    with pytest.raises(ValueError, match="unique"):
+        Selection(np.array([1, 1]))
+    with pytest.raises(ValueError, match="align"):
+        Selection(np.array([1, 2]), np.array([1.0]))
+    with pytest.raises(ValueError, match="integer"):
+        Selection(np.array([1.5]))
+
+
+def test_save_needs_npz_and_load_checks(tmp_path):
+    with pytest.raises(DeepcoreError, match=r"must end in \.npz"):
+        Selection(np.array([1])).save(tmp_path / "s.txt")
+    with pytest.raises(DeepcoreError, match="does not exist"):
+        Selection.load(tmp_path / "missing.npz")
+    np.savez(tmp_path / "other.npz", a=np.arange(3))
+    with pytest.raises(DeepcoreError, match="not a deepcore selection file"):
+        Selection.load(tmp_path / "other.npz")
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    import deepcore_core.selection as mod
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(mod.np, "savez_compressed", boom)
+    with pytest.raises(OSError):
+        Selection(np.array([1])).save(tmp_path / "s.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fingerprint():
+    y = np.array([0, 1, 1])
+    assert dataset_fingerprint(y, 3, "d") == dataset_fingerprint(y.astype(np.int32), 3, "d")
+    assert dataset_fingerprint(y, 3, "d") != dataset_fingerprint(y[::-1], 3, "d")
+    assert dataset_fingerprint(y, 3, "d") != dataset_fingerprint(y, 3, "e")
