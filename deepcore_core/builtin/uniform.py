@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from deepcore_core.hookspecs import hookimpl
@@ -25,6 +27,6 @@ class Uniform(Selector):
 
 
 @hookimpl
-def register_selectors(register):
+def register_selectors(register: Callable[[type], None]) -> None:
     """Register the uniform baseline."""
     register(Uniform)

@@ -1,0 +1,114 @@
+"""Test sessions. Each plugin is tested in its own environment with only the core installed.
+
+Run everything with ``nox``; one plugin with ``nox -s "plugin(uncertainty)"``; all plugins
+with ``nox -t plugins``. Installs are non-editable (set DEEPCORE_NOX_EDITABLE=1 for -e).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(
+    p.name.removeprefix("deepcore-")
+    for p in (ROOT / "plugins").glob("deepcore-*")
+    if (p / "pyproject.toml").exists()
+)
+EXAMPLE = "examples/deepcore-example-prototypes"
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.download_python = "never"
+nox.options.sessions = ["lint", "core", "plugin", "example_plugin", "integration"]
+
+
+def _pip_settings_for_uv() -> None:
+    """Let uv use the same package sources as pip (mirrors, wheel folders, constraints)."""
+    mapping = {
+        "find-links": "UV_FIND_LINKS",
+        "extra-index-url": "UV_EXTRA_INDEX_URL",
+        "index-url": "UV_DEFAULT_INDEX",
+        "constraint": "UV_CONSTRAINT",
+    }
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        name = key.rsplit(".", 1)[-1]
+        if name in mapping and mapping[name] not in os.environ:
+            os.environ[mapping[name]] = value.strip().strip("'\"")
+            if name == "extra-index-url":  # pip picks the best match over all its indexes
+                os.environ.setdefault("UV_INDEX_STRATEGY", "unsafe-best-match")
+
+
+_pip_settings_for_uv()
+
+
+def _test_group(path: str) -> list[str]:
+    return nox.project.dependency_groups(nox.project.load_toml(f"{path}/pyproject.toml"), "test")
+
+
+def _install(session: nox.Session, *paths: str) -> None:
+    """Install local packages (and their test groups) in one resolver call."""
+    editable = os.environ.get("DEEPCORE_NOX_EDITABLE") == "1"
+    args: list[str] = []
+    for p in paths:
+        args += ["-e", p] if editable else [p]
+        args += _test_group(p)
+    session.install(*args)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check over the whole repository."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """The core alone, with entry-point loading off."""
+    _install(session, ".")
+    session.run("pytest", "tests", *session.posargs, env={"DEEPCORE_LOAD_PLUGINS": ""})
+
+
+@nox.session(tags=["plugins"])
+@nox.parametrize("name", PLUGINS, ids=PLUGINS)
+def plugin(session: nox.Session, name: str) -> None:
+    """The core plus one plugin only: proves the plugin stands alone."""
+    path = f"plugins/deepcore-{name}"
+    _install(session, ".", path)
+    session.run("python", "-c", f"import deepcore_{name.replace('-', '_')}")
+    session.run("deepcore", "--strict-plugins", "list-methods", "--json", silent=True)
+    session.run("pytest", f"{path}/tests", *session.posargs)
+
+
+@nox.session
+def example_plugin(session: nox.Session) -> None:
+    """The core plus the example plugin: third-party registration through an entry point."""
+    _install(session, ".", EXAMPLE)
+    session.run("deepcore", "--strict-plugins", "list-methods", "--family", "example")
+    session.run("pytest", f"{EXAMPLE}/tests", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Everything installed together: no name clashes, env switches, every method end to end."""
+    _install(session, ".", *[f"plugins/deepcore-{n}" for n in PLUGINS], EXAMPLE)
+    session.run("deepcore", "--strict-plugins", "list-methods")
+    session.run(
+        "pytest", "tests", "-m", "integration", *session.posargs, env={"DEEPCORE_INTEGRATION": "1"}
+    )

@@ -1,0 +1,66 @@
+"""Run by ``nox -s integration`` with every plugin installed; skipped elsewhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deepcore_core import Need, PluginHost, Selection
+from deepcore_core.testing import inputs_for, synthetic_inputs
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not os.environ.get("DEEPCORE_INTEGRATION"), reason="integration only"),
+]
+
+
+def deepcore(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPCORE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "deepcore_core", *args], capture_output=True, text=True, env=full_env
+    )
+
+
+def host() -> PluginHost:
+    return PluginHost(load_entrypoints=True, strict=True)
+
+
+def test_every_plugin_loads_without_clashes():
+    r = deepcore("--strict-plugins", "plugins", "--json")
+    assert r.returncode == 0, r.stderr
+    assert all(p["status"] == "ok" for p in json.loads(r.stdout))
+    assert len(host().registry) >= 2
+
+
+def test_load_and_disable_switches():
+    r = deepcore("list-methods", "--json", env={"DEEPCORE_LOAD_PLUGINS": ""})
+    assert [m["name"] for m in json.loads(r.stdout)] == ["uniform"]
+    only = "deepcore-example-prototypes"
+    r = deepcore("list-methods", "--json", env={"DEEPCORE_LOAD_PLUGINS": only})
+    assert {m["distribution"] for m in json.loads(r.stdout)} == {"deepcore-core", only}
+    r = deepcore("list-methods", "--json", env={"DEEPCORE_DISABLE_PLUGINS": "prototypes"})
+    assert "prototype-distance" not in {m["name"] for m in json.loads(r.stdout)}
+
+
+ARRAY_NEEDS = {Need.LABELS, Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS, Need.SCORES}
+
+
+@pytest.mark.parametrize("method", sorted(host().registry.names()))
+def test_every_array_method_selects_through_the_cli(method, tmp_path):
+    info = host().registry.get(method)
+    if not info.cls.needs <= ARRAY_NEEDS:
+        pytest.skip(f"{method} needs a dataset and a model")
+    files = []
+    for key, value in inputs_for(info.cls, synthetic_inputs()).items():
+        np.save(tmp_path / f"{key}.npy", value)
+        files += [f"--{key}", str(tmp_path / f"{key}.npy")]
+    out = tmp_path / "sel.npz"
+    r = deepcore("select", "--method", method, "--fraction", "0.3", "--output", str(out), *files)
+    assert r.returncode == 0, r.stderr
+    assert len(Selection.load(out)) == 16
