@@ -233,10 +233,24 @@ def create_app() -> typer.Typer:
         scores: Annotated[Path | None, typer.Option(help="N per-sample scores (.npy).")] = None,
         logits: Annotated[Path | None, typer.Option(help="N x C logits (.npy).")] = None,
         probs: Annotated[Path | None, typer.Option(help="N x C probabilities (.npy).")] = None,
+        dataset: Annotated[str | None, typer.Option(help="Select from a dataset.")] = None,
+        data_root: Annotated[str | None, typer.Option(help="Folder with its files.")] = None,
+        selection_network: Annotated[
+            str, typer.Option(help="Network trained to select (with --dataset).")
+        ] = "lenet",
+        selection_epochs: Annotated[
+            str, typer.Option(help="Epochs of selection-model training.")
+        ] = "10",
+        pretrained: Annotated[
+            str | None, typer.Option(help="Local torchvision weights for that network.")
+        ] = None,
+        device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+        cache_dir: Annotated[str | None, typer.Option(help="Selection-model cache.")] = None,
     ) -> None:
         """Select a coreset and write it to a file.
 
-        Inputs are precomputed arrays (features, labels, scores, logits or probabilities).
+        Select from a dataset (--dataset; a selection model is trained and cached as needed)
+        or from precomputed arrays (features, labels, scores, logits or probabilities).
         Give the size as --fraction or --budget.
         """
         values: dict[str, Any] = {
@@ -252,6 +266,13 @@ def create_app() -> typer.Typer:
             "scores": scores,
             "logits": logits,
             "probs": probs,
+            "dataset": dataset,
+            "data_root": data_root,
+            "selection_network": selection_network,
+            "selection_epochs": selection_epochs,
+            "pretrained": pretrained,
+            "device": device,
+            "cache_dir": cache_dir,
         }
         if config is not None:
             cfg = load_yaml(config)
@@ -269,23 +290,98 @@ def create_app() -> typer.Typer:
         _check_cli_types(values)
         host = host_of(ctx)
         selector = host.create_selector(str(values["method"]), values["options"])
-        arrays = {
-            k: load_array(values[k], k) if values[k] is not None else None
-            for k in ("features", "labels", "scores", "logits", "probs")
-        }
-        sel_ctx = build_context(**arrays, seed=values["seed"], balance=values["balance"])
         out = Path(values["output"])
         if out.suffix != ".npz":
             raise DeepcoreError(f"--output must end in .npz, got '{out}'")
+        array_keys = ("features", "labels", "scores", "logits", "probs")
+        if values["dataset"] is not None:
+            if any(values[k] is not None for k in array_keys):
+                raise DeepcoreError("give --dataset or precomputed arrays, not both")
+            sel_ctx = _dataset_context(host, values)
+            dataset_name = sel_ctx.dataset.name
+        else:
+            arrays = {
+                k: load_array(values[k], k) if values[k] is not None else None for k in array_keys
+            }
+            sel_ctx = build_context(**arrays, seed=values["seed"], balance=values["balance"])
+            dataset_name = None
         selection = run_selection(
-            host, selector, sel_ctx, fraction=values["fraction"], budget=values["budget"]
+            host,
+            selector,
+            sel_ctx,
+            fraction=values["fraction"],
+            budget=values["budget"],
+            dataset_name=dataset_name,
         )
         selection.save(out)
         typer.echo(
             f"selected {len(selection)} of {sel_ctx.n} samples with '{selector.name}' -> {out}"
         )
 
+    @app.command("list-datasets")
+    @handle_errors
+    def list_datasets(ctx: typer.Context) -> None:
+        """List the datasets deepcore can load (all offline, from local files)."""
+        reg = host_of(ctx).datasets
+        rows = [[n, reg.get(n).description] for n in reg.names()]
+        typer.echo(format_table(rows, ["dataset", "description"]))
+
+    @app.command("list-networks")
+    @handle_errors
+    def list_networks(ctx: typer.Context) -> None:
+        """List the networks (all expose penultimate features and a linear head)."""
+        reg = host_of(ctx).networks
+        rows = []
+        for n in reg.names():
+            info = reg.get(n)
+            rows.append(
+                [
+                    n,
+                    f"{info.min_size}-{info.max_size}",
+                    info.torchvision_arch or "-",
+                    info.description,
+                ]
+            )
+        typer.echo(
+            format_table(rows, ["network", "image size", "torchvision weights", "description"])
+        )
+
+    from deepcore_core import cli_experiment
+
+    cli_experiment.register(app, host_of, handle_errors)
     return app
+
+
+def _dataset_context(host: PluginHost, values: dict[str, Any]) -> Any:
+    """A selection context over a dataset, with the selection model's settings."""
+    from deepcore_core.context import SelectionContext
+    from deepcore_core.engine.devices import resolve_device
+    from deepcore_core.experiment import make_config
+
+    cfg = make_config(
+        {
+            "dataset": values["dataset"],
+            "data_root": values["data_root"],
+            "selection_network": values["selection_network"],
+            "selection_epochs": values["selection_epochs"],
+            "pretrained": values["pretrained"],
+            "device": values["device"],
+            "cache_dir": values["cache_dir"],
+        }
+    )
+    device = resolve_device(cfg.device)
+    host.networks.get(cfg.selection_network)
+    data = host.datasets.load(cfg.dataset, cfg.data_root)
+    return SelectionContext(
+        n=len(data.train),
+        labels=data.train.labels,
+        seed=values["seed"],
+        balance=values["balance"],
+        device=str(device),
+        dataset=data,
+        pretrain=cfg.pretrain_spec(),
+        extras={"networks": host.networks},
+    )
 
 
 def _check_cli_types(values: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ class SelectionContext:
     :ivar dataset: the training dataset, when selecting from data rather than arrays.
     :ivar model: the trained selection model, when there is one.
     :ivar dynamics: per-sample training dynamics recorded during pretraining, if any.
+    :ivar pretrain: how to train the selection model (a ``PretrainSpec``), with a dataset.
     :ivar extras: free space for plugins (caches, intermediate results).
     """
 
@@ -50,6 +51,7 @@ class SelectionContext:
     dataset: Any = None
     model: Any = None
     dynamics: Any = None
+    pretrain: Any = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def rng(self, *stream: str | int) -> np.random.Generator:

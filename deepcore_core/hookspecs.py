@@ -40,11 +40,28 @@ def register_selectors(register: Callable[[type[Selector]], None]) -> None:
     """
 
 
+@hookspec
+def register_datasets(register: Callable[[Any], None]) -> None:
+    """Register datasets: ``register(DatasetInfo(name, load, description))``.
+
+    ``load(root, **kwargs)`` returns a :class:`~deepcore_core.data.DatasetSplits`.
+    """
+
+
+@hookspec
+def register_networks(register: Callable[[Any], None]) -> None:
+    """Register networks: ``register(NetworkInfo(name, build, description))``.
+
+    ``build(channels, num_classes, image_size)`` returns a :class:`~deepcore_core.nets.Network`.
+    """
+
+
 @hookspec(firstresult=True)
 def train(ctx: SelectionContext) -> Any:
     """Train the selection model on ``ctx.dataset`` and return it (it becomes ``ctx.model``).
 
-    Called when the method needs a model or model outputs and none were given.
+    Called when the method needs a model or model outputs and none were given. An
+    implementation may also fill ``ctx.dynamics`` with the training dynamics it recorded.
     Stops at the first non-None result; the core's training engine runs last.
     """
 

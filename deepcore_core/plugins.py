@@ -24,12 +24,16 @@ import pluggy
 
 from deepcore_core import hookspecs
 from deepcore_core._version import __version__
-from deepcore_core.errors import PluginError
+from deepcore_core.errors import DeepcoreError, PluginError
 from deepcore_core.registry import MethodRegistry
 from deepcore_core.selector import Selector
 
 CORE_DIST = "deepcore-core"
-BUILTIN_PLUGINS = ("deepcore_core.builtin.uniform", "deepcore_core.builtin.stages")
+BUILTIN_PLUGINS = (
+    "deepcore_core.builtin.uniform",
+    "deepcore_core.builtin.stages",
+    "deepcore_core.builtin.catalog",
+)
 
 
 @dataclasses.dataclass
@@ -75,6 +79,8 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
         self._registry: MethodRegistry | None = None
+        self._datasets: Any = None
+        self._networks: Any = None
         self._load_builtins()
         if load_entrypoints is not False:
             only = _env_list("DEEPCORE_LOAD_PLUGINS") if load_entrypoints is None else None
@@ -133,7 +139,7 @@ class PluginHost:
         """Register a plugin object directly (a notebook, a test), without an entry point."""
         self.pm.register(plugin, name=name)
         self.records[name] = PluginRecord(name, distribution, version, "(registered directly)")
-        self._registry = None
+        self._registry = self._datasets = self._networks = None
 
     # -- queries -------------------------------------------------------------------------
     @property
@@ -174,6 +180,37 @@ class PluginHost:
                 self.records[name].hooks = sorted(
                     h.name for h in self.pm.get_hookcallers(plugin) or []
                 )
+        return registry
+
+    @property
+    def datasets(self) -> Any:
+        """The dataset registry (built-in datasets plus those of plugins)."""
+        if self._datasets is None:
+            from deepcore_core.data import DatasetRegistry
+
+            self._datasets = self._collect("register_datasets", DatasetRegistry())
+        return self._datasets
+
+    @property
+    def networks(self) -> Any:
+        """The network registry (built-in networks plus those of plugins)."""
+        if self._networks is None:
+            from deepcore_core.nets import NetworkRegistry
+
+            self._networks = self._collect("register_networks", NetworkRegistry())
+        return self._networks
+
+    def _collect(self, hook: str, registry: Any) -> Any:
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            record = self.records[impl.plugin_name]
+            try:
+                impl.function(register=registry.add)
+            except DeepcoreError as exc:
+                raise PluginError(
+                    f"plugin '{record.name}' ({record.distribution}): {exc}"
+                ) from None
+            except Exception as exc:
+                self._fail(record, f"failed in {hook}: {type(exc).__name__}: {exc}", exc)
         return registry
 
     def failed_plugins(self) -> list[str]:

@@ -1,0 +1,26 @@
+"""Registers the core's datasets and networks through the same hooks plugins use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from deepcore_core.hookspecs import hookimpl
+
+
+@hookimpl
+def register_datasets(register: Callable[[Any], None]) -> None:
+    """Register the built-in datasets."""
+    from deepcore_core.data import BUILTIN_DATASETS
+
+    for info in BUILTIN_DATASETS:
+        register(info)
+
+
+@hookimpl
+def register_networks(register: Callable[[Any], None]) -> None:
+    """Register the built-in networks."""
+    from deepcore_core.nets import BUILTIN_NETWORKS
+
+    for info in BUILTIN_NETWORKS:
+        register(info)

@@ -1,0 +1,1 @@
+"""The training engine, the selection-model pretraining cache and the embedding engine."""

@@ -1,0 +1,59 @@
+"""The embedding engine: penultimate features, logits and probabilities of the training set."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepcore_core.data.sources import Source
+from deepcore_core.engine.devices import resolve_device
+from deepcore_core.nets.base import Network
+
+
+@dataclasses.dataclass
+class Embedding:
+    """Model outputs for every training sample, in dataset order (float32)."""
+
+    features: np.ndarray  # N x D
+    logits: np.ndarray  # N x C
+
+    @property
+    def probs(self) -> np.ndarray:
+        """Softmax of the logits."""
+        from deepcore_core.gradients import softmax
+
+        return softmax(self.logits)
+
+
+def compute_embedding(
+    model: Network, source: Source, device: torch.device, batch_size: int = 512
+) -> Embedding:
+    """One pass in eval mode, no augmentation, no gradients."""
+    model.eval().to(device)
+    feats, logits = [], []
+    order = torch.arange(len(source))
+    with torch.inference_mode():
+        for x, _, _ in source.batches(order, batch_size, device=device):
+            out, h = model.forward_with_features(x)
+            feats.append(h.float().cpu())
+            logits.append(out.float().cpu())
+    return Embedding(torch.cat(feats).numpy(), torch.cat(logits).numpy())
+
+
+def embed_dataset(ctx: Any) -> Embedding:
+    """The core's ``embed`` hook: compute (or load from the model's cache folder)."""
+    folder: Path | None = ctx.extras.get("model_folder")
+    cache = folder / "embedding.npz" if folder is not None else None
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            return Embedding(z["features"], z["logits"])
+    emb = compute_embedding(ctx.model, ctx.dataset.train, resolve_device(ctx.device))
+    if cache is not None:
+        tmp = cache.with_name(".embedding.tmp.npz")
+        np.savez(tmp, features=emb.features, logits=emb.logits)
+        tmp.replace(cache)
+    return emb

@@ -1,0 +1,171 @@
+"""Selection-model pretraining, cached on disk and keyed by everything that determines it."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepcore_core._version import __version__
+from deepcore_core.data.sources import DatasetSplits
+from deepcore_core.engine.devices import resolve_device, seed_everything
+from deepcore_core.engine.training import Dynamics, TrainConfig, train_model
+from deepcore_core.nets.base import Network
+from deepcore_core.selection import dataset_fingerprint
+
+CACHE_FORMAT = 1
+#: how many selection models were actually trained (not loaded) in this process
+TRAINED_COUNT = {"n": 0}
+
+
+def default_cache_dir() -> Path:
+    """``$DEEPCORE_CACHE``, else ``$XDG_CACHE_HOME/deepcore``, else ``~/.cache/deepcore``."""
+    if os.environ.get("DEEPCORE_CACHE"):
+        return Path(os.environ["DEEPCORE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "deepcore"
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainSpec:
+    """How the selection model is trained: network, epochs and the training settings.
+
+    As in the paper, selection-time training uses the full training set without
+    augmentation and a constant learning rate is not assumed: the cosine schedule of
+    ``train`` applies over ``epochs``.
+    """
+
+    network: str = "lenet"
+    epochs: int = 10
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(epochs=10, augment=False)
+    )
+    pretrained: str | None = None
+    cache_dir: Path | None = None
+
+    def config_for(self, seed: int) -> TrainConfig:
+        """The training config of the selection model for ``seed``."""
+        return dataclasses.replace(
+            self.train, epochs=self.epochs, augment=False, seed=seed, eval_every=0
+        )
+
+
+@dataclasses.dataclass
+class Pretrained:
+    """A trained selection model, its training dynamics and its cache folder."""
+
+    model: Network
+    dynamics: Dynamics
+    folder: Path
+    cached: bool
+
+
+def cache_key(data: DatasetSplits, spec: PretrainSpec, seed: int) -> str:
+    """A hash of everything that determines the selection model."""
+    pre = None
+    if spec.pretrained:
+        p = Path(spec.pretrained)
+        pre = [str(p.resolve()), p.stat().st_size if p.exists() else None]
+    payload = {
+        "format": CACHE_FORMAT,
+        "core_minor": ".".join(__version__.split(".")[:2]),
+        "dataset": dataset_fingerprint(data.train.labels, len(data.train), data.name),
+        "shape": [data.channels, data.image_size, data.num_classes],
+        "network": spec.network.lower(),
+        "train": dataclasses.asdict(spec.config_for(seed)),
+        "pretrained": pre,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def pretrain(
+    data: DatasetSplits, spec: PretrainSpec, seed: int, device: str = "auto", networks: Any = None
+) -> Pretrained:
+    """Train (or load from the cache) the selection model for ``seed``."""
+    from deepcore_core.nets import NetworkRegistry
+
+    registry: NetworkRegistry = networks or default_networks()
+    dev = resolve_device(device)
+    folder = (
+        (spec.cache_dir or default_cache_dir()) / "selection-models" / cache_key(data, spec, seed)
+    )
+
+    def build() -> Network:
+        seed_everything(seed)
+        return registry.build(
+            spec.network, data.channels, data.num_classes, data.image_size, spec.pretrained
+        )
+
+    if (folder / "meta.json").is_file():
+        model = build()
+        model.load_state_dict(
+            torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        )
+        return Pretrained(model.to(dev), Dynamics.load(folder / "dynamics.npz"), folder, True)
+    model = build()
+    source = data.train.to(dev) if hasattr(data.train, "to") and dev.type == "cuda" else data.train
+    result = train_model(
+        model,
+        source,
+        spec.config_for(seed),
+        dev,
+        record_dynamics=True,
+        desc=f"selection model {spec.network} seed {seed}",
+    )
+    TRAINED_COUNT["n"] += 1
+    assert result.dynamics is not None
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    try:
+        torch.save(result.model.state_dict(), tmp / "model.pt")
+        result.dynamics.save(tmp / "dynamics.npz")
+        (tmp / "meta.json").write_text(
+            json.dumps(
+                {
+                    "network": spec.network,
+                    "seed": seed,
+                    "dataset": data.name,
+                    "train": dataclasses.asdict(spec.config_for(seed)),
+                    "seconds": result.seconds,
+                    "images_per_second": result.images_per_second,
+                },
+                indent=2,
+            )
+        )
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process finished first: keep its copy
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Pretrained(result.model, result.dynamics, folder, False)
+
+
+def default_networks() -> Any:
+    """The network registry of the default plugin host."""
+    from deepcore_core.plugins import get_host
+
+    return get_host().networks
+
+
+def pretrain_selection_model(ctx: Any) -> Network:
+    """The core's ``train`` hook: pretrain for ``ctx`` and record its dynamics."""
+    spec: PretrainSpec = ctx.pretrain or PretrainSpec()
+    done = pretrain(ctx.dataset, spec, ctx.seed, ctx.device, ctx.extras.get("networks"))
+    ctx.dynamics = done.dynamics
+    ctx.extras["model_folder"] = done.folder
+    return done.model
+
+
+def labels_of(data: DatasetSplits) -> np.ndarray:
+    """Training labels of ``data``."""
+    return data.train.labels

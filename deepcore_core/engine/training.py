@@ -1,0 +1,316 @@
+"""The training engine: SGD with Nesterov momentum and a per-iteration cosine schedule.
+
+Defaults follow the DeepCore paper's protocol (lr 0.1, momentum 0.9, weight decay 5e-4,
+batch 128, 200 epochs, cosine to ``min_lr``), without the original code's schedule offset.
+Per-sample weights give the loss ``sum(w_i * l_i) / sum(w_i)`` per batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepcore_core.data.sources import Source
+from deepcore_core.errors import DeepcoreError
+from deepcore_core.progress import Progress
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.1
+    min_lr: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    schedule: str = "cosine"  # cosine | constant
+    augment: bool = True
+    eval_every: int = 0  # 0: evaluate only after the last epoch
+    seed: int = 0
+    amp: bool = True  # mixed precision, CUDA only
+    channels_last: bool = True  # CUDA only
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr], got {self.min_lr}"),
+            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (
+                self.schedule in ("cosine", "constant"),
+                f"schedule must be cosine or constant, got {self.schedule!r}",
+            ),
+            (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise DeepcoreError(msg)
+
+    def lr_at(self, step: int, total: int) -> float:
+        """The learning rate for iteration ``step`` of ``total`` (0-based, exact cosine)."""
+        if self.schedule == "constant":
+            return self.lr
+        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * step / total))
+
+
+@dataclasses.dataclass
+class Dynamics:
+    """Per-sample training dynamics, one row per epoch: loss, correctness, logit margin.
+
+    The margin is the true-class logit minus the largest other logit (negative when wrong).
+    Values are recorded from the forward pass of each sample's mini-batch, before the update.
+    """
+
+    loss: np.ndarray  # float32, epochs x N
+    correct: np.ndarray  # bool, epochs x N
+    margin: np.ndarray  # float32, epochs x N
+
+    def save(self, path: Path) -> None:
+        """Write as a compressed ``.npz``."""
+        np.savez_compressed(path, loss=self.loss, correct=self.correct, margin=self.margin)
+
+    @classmethod
+    def load(cls, path: Path) -> Dynamics:
+        """Read a file written by :meth:`save`."""
+        with np.load(path) as z:
+            return cls(z["loss"], z["correct"], z["margin"])
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    final_accuracy: float | None
+    best_accuracy: float | None
+    dynamics: Dynamics | None
+    seconds: float
+    images_per_second: float
+
+
+def evaluate(
+    model: nn.Module, source: Source, device: torch.device, batch_size: int = 512
+) -> tuple[float, float]:
+    """Return (accuracy, mean cross-entropy) of ``model`` on ``source``."""
+    model.eval()
+    correct = torch.zeros((), device=device)
+    loss = torch.zeros((), device=device, dtype=torch.float64)
+    order = torch.arange(len(source))
+    with torch.inference_mode():
+        for x, y, _ in source.batches(order, batch_size, device=device):
+            out = model(x).float()
+            loss += nn.functional.cross_entropy(out, y, reduction="sum").double()
+            correct += (out.argmax(1) == y).sum()
+    n = max(1, len(source))
+    return float(correct) / n, float(loss) / n
+
+
+def train_model(
+    model: nn.Module,
+    source: Source,
+    config: TrainConfig,
+    device: torch.device,
+    *,
+    weights: np.ndarray | None = None,
+    test: Source | None = None,
+    record_dynamics: bool = False,
+    checkpoint: Path | None = None,
+    desc: str = "training",
+) -> TrainResult:
+    """Train ``model`` on all of ``source`` (use ``source.subset`` for a coreset).
+
+    :param weights: per-sample loss weights aligned with ``source`` (None: all ones).
+    :param test: evaluated every ``config.eval_every`` epochs and after the last one.
+    :param record_dynamics: keep per-sample loss/correctness/margin for every epoch.
+    :param checkpoint: save state here after every epoch and resume from it if present.
+    """
+    import time
+
+    n = len(source)
+    if n == 0:
+        raise DeepcoreError("cannot train on an empty set")
+    gen = torch.Generator().manual_seed(config.seed)
+    cuda = device.type == "cuda"
+    model = model.to(device)
+    if cuda and config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        nesterov=config.nesterov and config.momentum > 0,
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
+    w = None
+    if weights is not None:
+        w = torch.as_tensor(np.asarray(weights), dtype=torch.float32, device=device)
+        if w.shape != (n,) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise DeepcoreError("weights must be one finite non-negative number per sample")
+    iters = math.ceil(n / config.batch_size)
+    total = iters * config.epochs
+    dyn = None
+    if record_dynamics:
+        dyn = {
+            k: torch.zeros(config.epochs, n, device=device, dtype=dt)
+            for k, dt in (
+                ("loss", torch.float32),
+                ("correct", torch.bool),
+                ("margin", torch.float32),
+            )
+        }
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    if checkpoint is not None and checkpoint.is_file():
+        start_epoch = _resume(checkpoint, model, opt, gen, dyn, history, config)
+    t0 = time.perf_counter()
+    seen = 0
+    with Progress(config.epochs, desc) as bar:
+        bar.update(start_epoch)
+        for epoch in range(start_epoch, config.epochs):
+            model.train()
+            order = torch.randperm(n, generator=gen)
+            run_loss = torch.zeros((), device=device)
+            for i, (x, y, idx) in enumerate(
+                source.batches(order, config.batch_size, config.augment, gen, device)
+            ):
+                lr = config.lr_at(epoch * iters + i, total)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                if cuda and config.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, enabled=cuda and config.amp):
+                    out = model(x)
+                per = nn.functional.cross_entropy(out.float(), y, reduction="none")
+                if w is not None:
+                    wb = w[idx.to(device)]
+                    loss = (per * wb).sum() / wb.sum().clamp_min(1e-12)
+                else:
+                    loss = per.mean()
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                run_loss += loss.detach()
+                seen += len(y)
+                if dyn is not None:
+                    _record(dyn, epoch, idx.to(device), out.detach().float(), y, per.detach())
+            entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": float(run_loss) / iters}
+            last = epoch + 1 == config.epochs
+            if test is not None and (
+                last or (config.eval_every and (epoch + 1) % config.eval_every == 0)
+            ):
+                entry["test_accuracy"], entry["test_loss"] = evaluate(model, test, device)
+            history.append(entry)
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, model, opt, gen, dyn, history, config, epoch + 1)
+            note = f"loss {entry['train_loss']:.3f}"
+            if "test_accuracy" in entry:
+                note += f" acc {entry['test_accuracy']:.4f}"
+            bar.update(1, note)
+    seconds = time.perf_counter() - t0
+    accs = [h["test_accuracy"] for h in history if "test_accuracy" in h]
+    dynamics = None
+    if dyn is not None:
+        dynamics = Dynamics(
+            dyn["loss"].cpu().numpy(), dyn["correct"].cpu().numpy(), dyn["margin"].cpu().numpy()
+        )
+    return TrainResult(
+        model,
+        history,
+        accs[-1] if accs else None,
+        max(accs) if accs else None,
+        dynamics,
+        seconds,
+        seen / seconds if seconds > 0 else 0.0,
+    )
+
+
+def _record(
+    dyn: dict[str, torch.Tensor],
+    epoch: int,
+    idx: torch.Tensor,
+    out: torch.Tensor,
+    y: torch.Tensor,
+    per: torch.Tensor,
+) -> None:
+    true = out.gather(1, y[:, None]).squeeze(1)
+    other = out.scatter(1, y[:, None], float("-inf")).max(1).values
+    dyn["loss"][epoch, idx] = per
+    dyn["correct"][epoch, idx] = out.argmax(1) == y
+    dyn["margin"][epoch, idx] = true - other
+
+
+def _config_key(config: TrainConfig) -> str:
+    return json.dumps(dataclasses.asdict(config), sort_keys=True)
+
+
+def _save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    dyn: dict[str, torch.Tensor] | None,
+    history: list[dict[str, float]],
+    config: TrainConfig,
+    epoch: int,
+) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "dynamics": dyn,
+        "history": history,
+        "config": _config_key(config),
+        "epoch": epoch,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(
+    path: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    dyn: dict[str, torch.Tensor] | None,
+    history: list[dict[str, float]],
+    config: TrainConfig,
+) -> int:
+    try:
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise DeepcoreError(
+            f"checkpoint '{path}' is unreadable: {exc}; delete it to restart"
+        ) from None
+    if state.get("config") != _config_key(config):
+        raise DeepcoreError(
+            f"checkpoint '{path}' was written with other settings; delete it "
+            "or use another output folder"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if dyn is not None and state["dynamics"] is not None:
+        for k in dyn:
+            dyn[k].copy_(state["dynamics"][k])
+    history.extend(state["history"])
+    return int(state["epoch"])

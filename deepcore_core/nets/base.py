@@ -1,0 +1,137 @@
+"""The common network interface: a body that yields penultimate features and a linear head."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from deepcore_core.errors import DeepcoreError
+
+
+class Network(nn.Module):
+    """A classifier split into ``body`` (input -> N x D features) and ``head`` (D -> C).
+
+    ``forward`` returns logits; :meth:`forward_with_features` returns ``(logits, features)``
+    so the embedding engine gets both from one pass.
+    """
+
+    def __init__(self, name: str, body: nn.Module, feature_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.name = name
+        self.body = body
+        self.feature_dim = feature_dim
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch."""
+        return self.head(self.body(x))
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and penultimate features for a batch."""
+        h = self.body(x)
+        return self.head(h), h
+
+
+Builder = Callable[[int, int, int], nn.Module]
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkInfo:
+    """A registered network: ``build(channels, num_classes, image_size) -> Network``."""
+
+    name: str
+    build: Callable[[int, int, int], Network]
+    description: str
+    min_size: int = 8
+    max_size: int = 256
+    torchvision_arch: str | None = None  #: name of the matching torchvision model, if any
+
+
+class NetworkRegistry:
+    """Network name -> :class:`NetworkInfo`."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, NetworkInfo] = {}
+
+    def add(self, info: NetworkInfo) -> None:
+        """Add a network; a name used twice is an error."""
+        if info.name in self._items:
+            raise DeepcoreError(f"network '{info.name}' is registered twice")
+        self._items[info.name] = info
+
+    def names(self) -> list[str]:
+        """All network names, sorted."""
+        return sorted(self._items)
+
+    def get(self, name: str) -> NetworkInfo:
+        """The network ``name`` (case-insensitive), or an error listing the valid names."""
+        key = name.lower()
+        if key in self._items:
+            return self._items[key]
+        close = difflib.get_close_matches(key, self.names(), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise DeepcoreError(f"unknown network '{name}'{hint} (valid: {', '.join(self.names())})")
+
+    def build(
+        self,
+        name: str,
+        channels: int,
+        num_classes: int,
+        image_size: int,
+        pretrained: str | Path | None = None,
+    ) -> Network:
+        """Build ``name`` for the given input; optionally load torchvision weights from a file."""
+        info = self.get(name)
+        if not info.min_size <= image_size <= info.max_size:
+            raise DeepcoreError(
+                f"network '{info.name}' takes images of {info.min_size} to {info.max_size} "
+                f"pixels, not {image_size}"
+            )
+        net = info.build(channels, num_classes, image_size)
+        if pretrained is not None:
+            load_pretrained(net, Path(pretrained), info)
+        return net
+
+
+def load_pretrained(net: Network, path: Path, info: NetworkInfo) -> None:
+    """Load a torchvision state dict from a local file into ``net.body`` (shapes that match).
+
+    A 3-channel first convolution is summed over colours for 1-channel inputs. The head is
+    always new (it depends on the number of classes).
+    """
+    if info.torchvision_arch is None:
+        raise DeepcoreError(f"network '{info.name}' has no torchvision weights to load")
+    if not path.is_file():
+        raise DeepcoreError(
+            f"pretrained weights file '{path}' does not exist; save torchvision's "
+            f"{info.torchvision_arch} weights (model.state_dict()) on a connected machine"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DeepcoreError(f"'{path}' is not a readable state dict: {exc}") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    own = net.body.state_dict()
+    loaded = {}
+    for key, value in state.items():
+        if key not in own or not isinstance(value, torch.Tensor):
+            continue
+        target = own[key]
+        if value.shape == target.shape:
+            loaded[key] = value
+        elif (
+            value.ndim == 4
+            and value.shape[1] == 3
+            and target.shape[1] == 1
+            and (value.shape[0] == target.shape[0] and value.shape[2:] == target.shape[2:])
+        ):
+            loaded[key] = value.sum(dim=1, keepdim=True)
+    if not loaded:
+        raise DeepcoreError(f"'{path}' has no weights that fit network '{info.name}'")
+    net.body.load_state_dict(loaded, strict=False)
