@@ -215,13 +215,13 @@ def load_tiny_imagenet(root: Path, image_size: int = 64) -> DatasetSplits:
     )
 
 
-def load_imagenet(root: Path, image_size: int = 224, workers: int = 4) -> DatasetSplits:
+def load_imagenet(root: Path, image_size: int = 224, workers: int | None = None) -> DatasetSplits:
     """ImageNet (or any large tree) from ``train/<class>/`` and ``val/<class>/`` folders."""
     return _folder_splits("imagenet", root, image_size, workers, require_split=True)
 
 
 def load_image_folder(
-    root: Path, image_size: int = 32, in_memory: bool = True, workers: int = 4
+    root: Path, image_size: int = 32, in_memory: bool = True, workers: int | None = None
 ) -> DatasetSplits:
     """Any class-per-folder tree: ``train/`` + ``val/`` or ``test/``, else a stratified split.
 
@@ -237,7 +237,7 @@ def _folder_splits(
     name: str,
     root: Path,
     image_size: int,
-    workers: int,
+    workers: int | None,
     require_split: bool,
     in_memory: bool = False,
 ) -> DatasetSplits:

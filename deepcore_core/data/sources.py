@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -146,13 +147,13 @@ class FolderSource:
         image_size: int,
         mean: Sequence[float],
         std: Sequence[float],
-        workers: int = 4,
+        workers: int | None = None,
     ) -> None:
         self.paths = [Path(p) for p in paths]
         self.targets = torch.as_tensor(np.asarray(targets), dtype=torch.int64)
         self.image_size = image_size
         self.mean, self.std = list(mean), list(std)
-        self.workers = workers
+        self.workers = workers if workers is not None else min(4, len(os.sched_getaffinity(0)))
         self.augment = "rrc_flip"
 
     def __len__(self) -> int:

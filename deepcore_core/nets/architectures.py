@@ -264,8 +264,8 @@ BUILTIN_NETWORKS = [
         )
         for d in (18, 34, 50, 101, 152)
     ],
-    NetworkInfo("wrn-16-8", _wrn(16, 8), "WideResNet-16-8 (D=512)"),
-    NetworkInfo("wrn-28-10", _wrn(28, 10), "WideResNet-28-10 (D=640)"),
+    NetworkInfo("wrn-16-8", _wrn(16, 8), "WideResNet-16-8, CIFAR-style (D=512)", max_size=64),
+    NetworkInfo("wrn-28-10", _wrn(28, 10), "WideResNet-28-10, CIFAR-style (D=640)", max_size=64),
     NetworkInfo(
         "mobilenetv3-small",
         _mobilenet("small"),

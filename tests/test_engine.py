@@ -1,0 +1,136 @@
+"""The training engine, the pretraining cache and the embedding engine on digits."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deepcore_core import GradEmbedding, PluginHost
+from deepcore_core.engine import training as training_mod
+from deepcore_core.engine.embedding import compute_embedding
+from deepcore_core.engine.pretrain import TRAINED_COUNT, PretrainSpec, pretrain
+from deepcore_core.engine.training import TrainConfig, evaluate, train_model
+
+HOST = PluginHost(load_entrypoints=False)
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return HOST.datasets.load("digits", None)
+
+
+def lenet(data, seed=0):
+    torch.manual_seed(seed)
+    return HOST.networks.build("lenet", data.channels, data.num_classes, data.image_size)
+
+
+def test_cosine_schedule_is_exact():
+    cfg = TrainConfig(lr=0.1, min_lr=0.001)
+    total = 100
+    lrs = [cfg.lr_at(i, total) for i in range(total)]
+    assert lrs[0] == pytest.approx(0.1)
+    assert lrs[50] == pytest.approx(0.001 + 0.5 * 0.099)
+    assert all(a >= b for a, b in itertools.pairwise(lrs))
+    assert cfg.lr_at(total, total) == pytest.approx(0.001)
+    assert TrainConfig(schedule="constant").lr_at(7, 10) == 0.1
+
+
+def test_training_reaches_known_accuracy_on_digits(digits):
+    res = train_model(
+        lenet(digits), digits.train, TrainConfig(epochs=60, seed=0), CPU, test=digits.test
+    )
+    assert res.final_accuracy >= 0.93
+    acc, loss = evaluate(res.model, digits.test, CPU)
+    assert acc == pytest.approx(res.final_accuracy) and math.isfinite(loss)
+
+
+def test_same_seed_same_model(digits):
+    cfg = TrainConfig(epochs=2, seed=3)
+    a = train_model(lenet(digits, 1), digits.train, cfg, CPU).model
+    b = train_model(lenet(digits, 1), digits.train, cfg, CPU).model
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_uniform_weights_equal_no_weights_and_zero_weights_ignore_samples(digits):
+    cfg = TrainConfig(epochs=2, seed=0)
+    plain = train_model(lenet(digits), digits.train, cfg, CPU).model
+    n = len(digits.train)
+    doubled = train_model(lenet(digits), digits.train, cfg, CPU, weights=np.full(n, 2.0)).model
+    for pa, pb in zip(plain.parameters(), doubled.parameters(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-5)
+    w = (digits.train.labels != 3).astype(float)
+    res = train_model(lenet(digits), digits.train, TrainConfig(epochs=20, seed=0), CPU, weights=w)
+    x, y, _ = next(digits.test.batches(torch.arange(len(digits.test)), 1000))
+    pred = res.model.eval()(x).argmax(1)
+    assert (pred[y == 3] == 3).float().mean() < 0.2  # class 3 was never learned
+    assert (pred[y != 3] == y[y != 3]).float().mean() > 0.8
+
+
+def test_checkpoint_resume_matches_uninterrupted(digits, tmp_path, monkeypatch):
+    cfg = TrainConfig(epochs=4, seed=0)
+    ref = train_model(lenet(digits), digits.train, cfg, CPU).model
+    real_save = training_mod._save_checkpoint
+
+    def save_then_die(path, model, opt, gen, dyn, history, config, epoch):
+        real_save(path, model, opt, gen, dyn, history, config, epoch)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training_mod, "_save_checkpoint", save_then_die)
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_model(lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt)
+    monkeypatch.setattr(training_mod, "_save_checkpoint", real_save)
+    res = train_model(lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt)
+    assert [h["epoch"] for h in res.history] == [1, 2, 3, 4]
+    for pa, pb in zip(ref.parameters(), res.model.parameters(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-6)
+    from deepcore_core import DeepcoreError
+
+    with pytest.raises(DeepcoreError, match="other settings"):
+        train_model(lenet(digits), digits.train, TrainConfig(epochs=5), CPU, checkpoint=ckpt)
+
+
+def test_dynamics_are_recorded(digits):
+    res = train_model(
+        lenet(digits), digits.train, TrainConfig(epochs=3, augment=False), CPU, record_dynamics=True
+    )
+    d = res.dynamics
+    assert d.loss.shape == d.correct.shape == d.margin.shape == (3, len(digits.train))
+    assert (d.loss > 0).all()
+    assert np.array_equal(d.correct, d.margin > 0)
+    assert d.correct[-1].mean() > d.correct[0].mean()
+
+
+def test_pretraining_is_cached(digits, tmp_path):
+    spec = PretrainSpec("lenet", 2, TrainConfig(epochs=2, augment=False), cache_dir=tmp_path)
+    before = TRAINED_COUNT["n"]
+    a = pretrain(digits, spec, seed=0, device="cpu", networks=HOST.networks)
+    b = pretrain(digits, spec, seed=0, device="cpu", networks=HOST.networks)
+    c = pretrain(digits, spec, seed=1, device="cpu", networks=HOST.networks)
+    assert TRAINED_COUNT["n"] - before == 2 and b.cached and not a.cached and not c.cached
+    assert a.folder == b.folder != c.folder
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(pa.cpu(), pb.cpu())
+    assert np.array_equal(a.dynamics.loss, b.dynamics.loss)
+
+
+def test_closed_form_gradient_embedding_equals_autograd(digits):
+    model = train_model(lenet(digits), digits.train, TrainConfig(epochs=1), CPU).model.eval()
+    sub = digits.train.subset(np.arange(16))
+    emb = compute_embedding(model, sub, CPU)
+    g = GradEmbedding.from_outputs(emb.probs, sub.labels, emb.features)
+    x, y, _ = next(sub.batches(torch.arange(16), 16))
+    rows = []
+    for i in range(16):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
+        rows.append(torch.cat([model.head.bias.grad, model.head.weight.grad.flatten()]))
+    ref = torch.stack(rows).numpy()
+    np.testing.assert_allclose(g.materialize(), ref, rtol=1e-4, atol=1e-6)

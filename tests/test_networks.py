@@ -1,0 +1,60 @@
+"""Every network runs forward and backward on each input size it supports."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deepcore_core import DeepcoreError, PluginHost
+
+REG = PluginHost(load_entrypoints=False).networks
+CASES = [(1, 8), (1, 28), (3, 32), (3, 64), (3, 224)]
+
+
+def cases():
+    for name in REG.names():
+        info = REG.get(name)
+        for ch, size in CASES:
+            if info.min_size <= size <= info.max_size:
+                marks = [pytest.mark.slow] if size == 224 else []
+                yield pytest.param(name, ch, size, id=f"{name}-{ch}x{size}", marks=marks)
+
+
+@pytest.mark.parametrize(("name", "ch", "size"), list(cases()))
+def test_forward_backward(name, ch, size):
+    torch.manual_seed(0)
+    net = REG.build(name, ch, 7, size)
+    x = torch.randn(2, ch, size, size)
+    net.train()
+    logits, feats = net.forward_with_features(x)
+    assert logits.shape == (2, 7) and feats.shape == (2, net.feature_dim)
+    logits.sum().backward()
+    assert net.head.weight.grad is not None
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+    net.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(x), net.head(net.body(x)))
+
+
+def test_bad_network_and_size():
+    with pytest.raises(DeepcoreError, match="unknown network 'resnet19'; did you mean 'resnet18'"):
+        REG.build("resnet19", 3, 10, 32)
+    with pytest.raises(
+        DeepcoreError, match="network 'lenet' takes images of 8 to 64 pixels, not 224"
+    ):
+        REG.build("lenet", 3, 10, 224)
+
+
+def test_pretrained_from_local_file_only(tmp_path):
+    from torchvision.models import resnet18
+
+    src = resnet18(weights=None)
+    torch.save(src.state_dict(), tmp_path / "r18.pt")
+    net = REG.build("resnet18", 3, 5, 224, pretrained=tmp_path / "r18.pt")
+    assert torch.equal(net.body.layer1[0].conv1.weight, src.layer1[0].conv1.weight)
+    one = REG.build("resnet18", 1, 5, 224, pretrained=tmp_path / "r18.pt")
+    assert torch.allclose(one.body.conv1.weight, src.conv1.weight.sum(1, keepdim=True))
+    with pytest.raises(DeepcoreError, match="does not exist"):
+        REG.build("resnet18", 3, 5, 224, pretrained=tmp_path / "missing.pt")
+    with pytest.raises(DeepcoreError, match="has no torchvision weights"):
+        REG.build("lenet", 1, 5, 28, pretrained=tmp_path / "r18.pt")
