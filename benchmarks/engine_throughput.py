@@ -21,11 +21,18 @@ from deepcore_core.engine.training import TrainConfig, train_model
 from deepcore_core.plugins import PluginHost
 
 
-def bare_loop(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, mean: float,
-              std: float, cfg: TrainConfig) -> float:
+def bare_loop(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    mean: float,
+    std: float,
+    cfg: TrainConfig,
+) -> float:
     """The ceiling: the simplest correct loop over the same in-memory tensors."""
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4,
-                          nesterov=True)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4, nesterov=True
+    )
     n = len(images)
     iters = math.ceil(n / cfg.batch_size)
     total = iters * cfg.epochs
@@ -63,14 +70,18 @@ def main() -> None:
     results: dict[str, list[float]] = {"bare": [], "engine": [], "engine+dynamics": []}
     cpu = torch.device("cpu")
     for _ in range(args.rounds):
-        results["bare"].append(bare_loop(net(), data.train.images, data.train.targets, mean, std,
-                                         cfg))
+        results["bare"].append(
+            bare_loop(net(), data.train.images, data.train.targets, mean, std, cfg)
+        )
         results["engine"].append(train_model(net(), data.train, cfg, cpu).images_per_second)
         results["engine+dynamics"].append(
-            train_model(net(), data.train, cfg, cpu, record_dynamics=True).images_per_second)
+            train_model(net(), data.train, cfg, cpu, record_dynamics=True).images_per_second
+        )
     med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"LeNet / Fashion-MNIST, {args.rounds} interleaved rounds of {args.epochs} epoch(s), "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"LeNet / Fashion-MNIST, {args.rounds} interleaved rounds of {args.epochs} epoch(s), "
+        f"{torch.get_num_threads()} threads"
+    )
     for k, v in med.items():
         print(f"  {k:16s} {v:9.0f} images/s  (runs: {', '.join(f'{x:.0f}' for x in results[k])})")
     print(f"ratio engine / bare:          {med['engine'] / med['bare']:.3f}")

@@ -5,8 +5,8 @@ gradients of the cross-entropy with respect to the last layer (bias and weight):
   * autograd loop: one backward pass per sample (the straightforward way);
   * torch.func: vmap(grad) over the last layer, given the penultimate features;
   * closed form: [e ; vec(e h^T)] from residuals e = p - onehot(y) and features h.
-Each includes the forward pass it needs (one batched pass for the last two). Prints the times, the ratios and the largest
-difference between the results.
+Each includes the forward pass it needs (one batched pass for the last two). Prints the
+times, the ratios and the largest difference between the results.
 
 Usage: python benchmarks/grad_embedding.py [--data-root DIR] [--n 2000]
 """
@@ -34,8 +34,9 @@ def main() -> None:
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     model = host.networks.build("lenet", 1, 10, 28)
-    model = train_model(model, data.train.subset(np.arange(10000)),
-                        TrainConfig(epochs=1, augment=False), cpu).model.eval()
+    model = train_model(
+        model, data.train.subset(np.arange(10000)), TrainConfig(epochs=1, augment=False), cpu
+    ).model.eval()
     sub = data.train.subset(np.arange(args.n))
     x, y, _ = next(sub.batches(torch.arange(args.n), args.n))
 
@@ -56,7 +57,7 @@ def main() -> None:
     t_forward = time.perf_counter() - t0
     params = {k: v.detach() for k, v in model.head.named_parameters()}
 
-    def loss(p, hi, yi):  # noqa: ANN001, ANN202
+    def loss(p, hi, yi):
         out = functional_call(model.head, p, (hi[None],))
         return torch.nn.functional.cross_entropy(out, yi[None])
 
@@ -74,18 +75,24 @@ def main() -> None:
     t0 = time.perf_counter()
     norms = emb.norms()
     t_norms = t_forward + time.perf_counter() - t0
-    print(f"per-sample last-layer gradients of LeNet on {args.n} Fashion-MNIST images "
-          f"(dimension {closed.shape[1]})")
+    print(
+        f"per-sample last-layer gradients of LeNet on {args.n} Fashion-MNIST images "
+        f"(dimension {closed.shape[1]})"
+    )
     print(f"  autograd loop  {t_loop:8.3f} s")
     print(f"  torch.func     {t_func:8.3f} s")
     print(f"  closed form    {t_closed:8.3f} s  (norms only, no matrix: {t_norms:.3f} s)")
     print(f"ratio autograd loop / closed form: {t_loop / t_closed:.1f}x")
     print(f"ratio torch.func / closed form:    {t_func / t_closed:.1f}x")
     print(f"ratio autograd loop / closed-form norms: {t_loop / t_norms:.1f}x")
-    print(f"max |norm difference| vs autograd: "
-          f"{np.abs(norms - np.linalg.norm(loop, axis=1)).max():.2e}")
-    print(f"max |difference| vs autograd: {np.abs(closed - loop).max():.2e} "
-          f"(vs torch.func {np.abs(closed - func).max():.2e})")
+    print(
+        f"max |norm difference| vs autograd: "
+        f"{np.abs(norms - np.linalg.norm(loop, axis=1)).max():.2e}"
+    )
+    print(
+        f"max |difference| vs autograd: {np.abs(closed - loop).max():.2e} "
+        f"(vs torch.func {np.abs(closed - func).max():.2e})"
+    )
 
 
 if __name__ == "__main__":
