@@ -123,3 +123,31 @@ def test_bad_pick_is_reported_as_plugin_error():
     host.register(Reg(), "short")
     with pytest.raises(PluginError, match="picked 2 samples for a budget of 3"):
         select("short", features=X, budget=3, balance=False, host=host)
+
+
+def test_plugins_add_datasets_and_networks():
+    import torch
+    from torch import nn
+
+    from deepcore_core.data import DatasetInfo
+    from deepcore_core.data.catalog import load_digits
+    from deepcore_core.nets import Network, NetworkInfo
+
+    def tiny(ch, c, s):
+        return Network("tiny", nn.Flatten(), ch * s * s, c)
+
+    class Extra:
+        @hookimpl
+        def register_datasets(self, register):
+            register(DatasetInfo("digits-copy", load_digits, "digits again", needs_root=False))
+
+        @hookimpl
+        def register_networks(self, register):
+            register(NetworkInfo("tiny", tiny, "a linear model"))
+
+    host = PluginHost(load_entrypoints=False)
+    host.register(Extra(), "extra")
+    data = host.datasets.load("digits-copy", None)
+    net = host.networks.build("tiny", data.channels, data.num_classes, data.image_size)
+    assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert "digits" in host.datasets.names() and "lenet" in host.networks.names()
