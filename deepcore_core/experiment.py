@@ -253,6 +253,10 @@ class Experiment:
                         )
         return runs
 
+    def checkpoint_for(self, key: dict[str, Any]) -> Path:
+        """Where an unfinished run keeps its training state (removed when it finishes)."""
+        return self.out / "checkpoints" / f"{run_id(key)}.pt"
+
     def path_for(self, key: dict[str, Any]) -> Path:
         f = f"f{key['fraction']:g}"
         return (
@@ -280,6 +284,7 @@ class Experiment:
                     record = self.run_one(key)
                     with atomic_write(path, "w") as fh:
                         json.dump(record.as_dict(), fh, indent=2)
+                    self.checkpoint_for(key).unlink(missing_ok=True)
                     bar.update(
                         1, f"{key['method']} f={key['fraction']:g} acc={record.accuracy:.4f}"
                     )
@@ -367,6 +372,7 @@ class Experiment:
             self.device,
             weights=weights,
             test=test,
+            checkpoint=self.checkpoint_for(key),
             desc=f"{method} f={key['fraction']:g} {key['network']} s{seed}",
         )
         return RunRecord(

@@ -118,6 +118,7 @@ def pretrain(
         spec.config_for(seed),
         dev,
         record_dynamics=True,
+        checkpoint=folder.parent / f".{folder.name}.partial.pt",
         desc=f"selection model {spec.network} seed {seed}",
     )
     TRAINED_COUNT["n"] += 1
@@ -142,6 +143,7 @@ def pretrain(
         )
         try:
             os.replace(tmp, folder)
+            (folder.parent / f".{folder.name}.partial.pt").unlink(missing_ok=True)
         except OSError:  # another process finished first: keep its copy
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:

@@ -1,0 +1,140 @@
+"""Geometry-based selection: k-center greedy, kernel herding and contextual diversity."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from deepcore_core import DeepcoreError, Need, Pick, Selection, SelectionContext, Selector, hookimpl
+from deepcore_geometry.greedy import (
+    euclidean_distance_fn,
+    farthest_first,
+    herding,
+    min_distance_to_set,
+    symmetric_kl_distance_fn,
+)
+
+
+def _tensor(a: np.ndarray, ctx: SelectionContext) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=ctx.device)
+
+
+def load_initial(path: str, n: int) -> np.ndarray:
+    """Already-selected dataset indices from a ``.npy`` file or a selection ``.npz``."""
+    p = Path(path)
+    if not p.is_file():
+        raise DeepcoreError(f"initial set file '{p}' does not exist")
+    if p.suffix == ".npz":
+        idx = Selection.load(p).indices
+    else:
+        try:
+            idx = np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DeepcoreError(f"initial set file '{p}' is not a .npy array: {exc}") from None
+    idx = np.asarray(idx)
+    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+        raise DeepcoreError(f"initial set '{p}' must be a 1-D array of sample indices")
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise DeepcoreError(f"initial set '{p}' has indices outside [0, {n})")
+    return np.unique(idx.astype(np.int64))
+
+
+@dataclasses.dataclass(frozen=True)
+class KCenterOptions:
+    """Options of ``kcenter``."""
+
+    metric: Literal["euclidean", "cosine"] = "euclidean"
+    initial: str | None = None  #: .npy of indices (or a selection .npz) already selected
+
+
+class KCenter(Selector):
+    """Greedy k-center (farthest-first) on features: each pick is the farthest point from all picks.
+
+    Sener & Savarese, ICLR 2018 (arXiv 1708.00489); Gonzalez 1985. The first centre is drawn
+    at random from the pool, unless ``initial`` names already-selected samples: then they act
+    as centres and the k picks are new samples. Cost O(k N D) time, O(N) extra memory.
+    Needs features (the selection model's, or given).
+    """
+
+    name = "kcenter"
+    family = "geometry"
+    needs = frozenset({Need.FEATURES})
+    Options = KCenterOptions
+
+    def pick(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Pick:
+        """Farthest-first traversal of ``pool``."""
+        x = _tensor(ctx.features[pool], ctx)
+        dist = euclidean_distance_fn(x, cosine=self.options.metric == "cosine")
+        initial_min = None
+        if self.options.initial:
+            init = np.intersect1d(load_initial(self.options.initial, ctx.n), pool)
+            if init.size:
+                if k > pool.size - init.size:
+                    raise DeepcoreError(
+                        f"kcenter: a budget of {k} exceeds the {pool.size - init.size} samples "
+                        "outside the initial set"
+                    )
+                pos = np.searchsorted(pool, init)
+                initial_min = min_distance_to_set(
+                    x, x[torch.as_tensor(pos)], self.options.metric == "cosine"
+                )
+                initial_min[torch.as_tensor(pos)] = -1.0
+        first = None if initial_min is not None else int(rng.integers(pool.size))
+        return Pick(pool[farthest_first(pool.size, k, dist, first, initial_min)])
+
+
+class Herding(Selector):
+    """Kernel herding: each pick brings the mean of the picks closest to the pool's mean.
+
+    Welling, ICML 2009; Chen, Welling & Smola, UAI 2010. Deterministic; picks the argmin
+    (the original DeepCore code picked the argmax, selecting outliers). Running sums, one
+    mat-vec per pick: O(k N D) time, O(N + D) extra memory. Needs features.
+    """
+
+    name = "herding"
+    family = "geometry"
+    needs = frozenset({Need.FEATURES})
+
+    def pick(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Pick:
+        """Herd ``k`` points of ``pool``."""
+        return Pick(pool[herding(_tensor(ctx.features[pool], ctx), k)])
+
+
+class ContextualDiversity(Selector):
+    """Contextual diversity: k-center greedy under the symmetric KL of predicted probabilities.
+
+    Agarwal et al., ECCV 2020 (arXiv 2008.05723), in DeepCore's per-image form: the distance
+    between two samples is 0.5 * sum_c (p_c - q_c)(log p_c - log q_c), with probabilities
+    clamped at 1e-12 inside the log so it is always finite. First centre random. Cost
+    O(k N C) time, O(N) extra memory. Needs class probabilities.
+    """
+
+    name = "contextual-diversity"
+    family = "geometry"
+    needs = frozenset({Need.PROBABILITIES})
+
+    def pick(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Pick:
+        """Farthest-first traversal of ``pool`` under symmetric KL."""
+        dist = symmetric_kl_distance_fn(_tensor(ctx.probs[pool], ctx))
+        return Pick(pool[farthest_first(pool.size, k, dist, int(rng.integers(pool.size)))])
+
+
+METHODS = (KCenter, Herding, ContextualDiversity)
+
+
+@hookimpl
+def register_selectors(register: Callable[[type], None]) -> None:
+    """Register kcenter, herding and contextual-diversity."""
+    for cls in METHODS:
+        register(cls)
