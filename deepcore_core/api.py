@@ -117,7 +117,7 @@ def run_selection(
     """Run the stages (train, embed, score, select) for one selector on one context."""
     ctx.selector = selector
     ctx.total = total_budget(ctx.n, fraction, budget)
-    needs = set(selector.needs)
+    needs = set(selector.required())
     if ctx.balance:
         needs.add(Need.LABELS)
     if ctx.scores is not None and Need.SCORES not in needs and not _uses_scores(selector):
@@ -186,7 +186,7 @@ def _check_needs(
             continue
         what = (
             "balanced selection"
-            if need is Need.LABELS and need not in selector.needs
+            if need is Need.LABELS and need not in selector.required()
             else f"method '{selector.name}'"
         )
         extra = " or use --no-balance" if what == "balanced selection" else ""

@@ -62,6 +62,10 @@ class Selector:
         doc = (cls.__doc__ or "").strip()
         return doc.splitlines()[0].strip() if doc else ""
 
+    def required(self) -> frozenset[Need]:
+        """What this instance needs: ``needs`` unless its options narrow it."""
+        return self.needs
+
     def options_dict(self) -> dict[str, Any]:
         """Return the options as a plain dict (recorded in the selection's metadata)."""
         return options_dict(self.options)

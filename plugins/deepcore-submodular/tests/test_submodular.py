@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from deepcore_core import PluginHost, SelectionContext, select
+from deepcore_core.api import build_context
+from deepcore_core.cli import create_app
+from deepcore_core.testing import check_selector, synthetic_inputs
+from deepcore_submodular import METHODS
+from deepcore_submodular.functions import FacilityLocation, GraphCut, LogDeterminant
+from deepcore_submodular.kernels import CosineBlocks
+from deepcore_submodular.optimizers import maximize
+
+
+def data(seed=0, n=60):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    y = rng.integers(0, 3, n)
+    logits = rng.normal(size=(n, 3)) * 2
+    return {"features": x, "labels": y, "logits": logits}
+
+
+def sel(method, d, **options):
+    return select(method, **d, budget=12, balance=False, seed=1, options=options).indices
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("method", ["graph-cut", "facility-location"])
+@pytest.mark.parametrize("similarity", ["gradients", "features"])
+def test_naive_and_lazy_equal_submodlib_naive(method, similarity, seed):
+    d = data(seed)
+    ref = sel(method, d, similarity=similarity, backend="submodlib", optimizer="naive")
+    for opt in ("naive", "lazy"):
+        assert sel(method, d, similarity=similarity, optimizer=opt).tolist() == ref.tolist()
+
+
+def random_psd(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(n, 8))
+    k = a @ a.T / 8 + np.diag(rng.uniform(0.1, 0.5, n))
+    return k.astype(np.float32)
+
+
+@pytest.mark.parametrize("opt", ["naive", "lazy"])
+def test_log_determinant_equals_submodlib_naive(opt):
+    from submodlib import LogDeterminantFunction
+
+    k = random_psd()
+    fn = LogDeterminantFunction(n=40, mode="dense", lambdaVal=0.5, sijs=k)
+    ref = [
+        i
+        for i, _ in fn.maximize(
+            budget=10,
+            optimizer="NaiveGreedy",
+            stopIfZeroGain=False,
+            stopIfNegativeGain=False,
+            show_progress=False,
+        )
+    ]
+    ours = maximize(LogDeterminant(k, 0.5, 10), 10, opt, np.random.default_rng(0))
+    assert ours.tolist() == ref
+
+
+def brute_greedy(f, n, k):
+    chosen: list[int] = []
+    for _ in range(k):
+        base = f(chosen)
+        gains = [f([*chosen, e]) - base if e not in chosen else -np.inf for e in range(n)]
+        chosen.append(int(np.argmax(gains)))
+    return chosen
+
+
+def test_objectives_against_brute_force_definitions():
+    k = CosineBlocks(build_context(**data(3), seed=0), np.arange(60), "gradients").dense()
+    k64 = k.astype(np.float64)
+    n = 60
+
+    def gc(a):
+        return k64[:, a].sum() - 0.7 * k64[np.ix_(a, a)].sum() if a else 0.0
+
+    def fl(a):
+        return k64[:, a].max(1).sum() if a else 0.0
+
+    def ld(a):
+        return np.linalg.slogdet(k64[np.ix_(a, a)] + 0.3 * np.eye(len(a)))[1] if a else 0.0
+
+    rng = np.random.default_rng(0)
+    assert maximize(GraphCut(k, 0.7), 8, "naive", rng).tolist() == brute_greedy(gc, n, 8)
+    assert maximize(FacilityLocation(k), 8, "lazy", rng).tolist() == brute_greedy(fl, n, 8)
+    assert maximize(LogDeterminant(k, 0.3, 8), 8, "naive", rng).tolist() == brute_greedy(ld, n, 8)
+    # the graph-cut gain formula itself
+    obj = GraphCut(k, 0.7)
+    for e in (3, 17):
+        obj.add(e)
+    cand = np.array([0, 5, 40])
+    np.testing.assert_allclose(
+        obj.gains(cand), [gc([3, 17, c]) - gc([3, 17]) for c in cand], rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("method", ["graph-cut", "facility-location", "log-determinant"])
+def test_stochastic_within_guarantee_and_seeded(method):
+    d = data(4, n=200)
+    naive = select(method, **d, budget=20, balance=False, options={"optimizer": "naive"})
+    ctx = build_context(**d, seed=0)
+    k = CosineBlocks(ctx, np.arange(200), "gradients").dense().astype(np.float64)
+
+    def value(idx):
+        if method == "graph-cut":
+            return k[:, idx].sum() - k[np.ix_(idx, idx)].sum()
+        if method == "facility-location":
+            return k[:, idx].max(1).sum()
+        return np.linalg.slogdet(k[np.ix_(idx, idx)] + np.eye(len(idx)))[1]
+
+    eps = 0.1
+    for opt in ("stochastic", "lazier-than-lazy"):
+        for seed in range(3):
+            s = select(
+                method,
+                **d,
+                budget=20,
+                balance=False,
+                seed=seed,
+                options={"optimizer": opt, "epsilon": eps},
+            )
+            assert value(s.indices) >= (1 - 1 / math.e - eps) * value(naive.indices)
+    a, b, c = (
+        select(
+            method,
+            **d,
+            budget=20,
+            balance=False,
+            seed=s,
+            options={"optimizer": "stochastic", "epsilon": eps},
+        ).indices
+        for s in (5, 5, 6)
+    )
+    assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
+    ltl = select(
+        method,
+        **d,
+        budget=20,
+        balance=False,
+        seed=5,
+        options={"optimizer": "lazier-than-lazy", "epsilon": eps},
+    ).indices
+    assert ltl.tolist() == a.tolist()  # lazy evaluation within the same samples
+
+
+def test_log_determinant_never_picks_a_duplicate_while_distinct_points_remain():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(10, 20)).astype(np.float32)
+    x = np.concatenate([base, base[:4], base[:4]])  # points 0-3 appear three times
+    s = select(
+        "log-determinant",
+        features=x,
+        budget=10,
+        balance=False,
+        options={"similarity": "features", "reg": 0.01},
+    )
+    rows = {tuple(np.round(x[i], 5)) for i in s.indices}
+    assert len(rows) == 10  # ten distinct points, no copy of one already chosen
+
+
+def test_sparse_path_equals_dense_when_k_is_n():
+    d = data(5, n=80)
+    for method in ("graph-cut", "facility-location"):
+        dense = sel(method, d, optimizer="lazy")
+        sparse = sel(method, d, optimizer="lazy", dense_limit=10, knn=80)
+        assert dense.tolist() == sparse.tolist()
+
+
+def test_sparse_path_is_good_with_few_neighbours():
+    d = data(6, n=300)
+    ctx = build_context(**d, seed=0)
+    k = CosineBlocks(ctx, np.arange(300), "gradients").dense().astype(np.float64)
+    dense = select("facility-location", **d, budget=30, balance=False).indices
+    sparse = select(
+        "facility-location", **d, budget=30, balance=False, options={"dense_limit": 10, "knn": 30}
+    ).indices
+    fl = k[:, sparse].max(1).sum() / k[:, dense].max(1).sum()
+    assert fl > 0.97
+
+
+def test_log_determinant_refuses_huge_unbalanced_pools():
+    from deepcore_core import DeepcoreError
+
+    with pytest.raises(DeepcoreError, match="needs a dense kernel"):
+        sel("log-determinant", data(0), dense_limit=10)
+
+
+def test_zero_gradients_are_safe():
+    d = data(7)
+    p = np.full((60, 3), 1e-9)
+    p[np.arange(60), d["labels"]] = 1.0
+    ctx = SelectionContext(
+        n=60,
+        labels=d["labels"],
+        features=d["features"],
+        probs=(p / p.sum(1, keepdims=True)).astype(np.float32),
+    )
+    ctx.probs[0] = np.eye(3)[d["labels"][0]]  # an exact one-hot: zero gradient
+    k = CosineBlocks(ctx, np.arange(60), "gradients").dense()
+    assert np.isfinite(k).all() and k[0, 1] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("cls", METHODS)
+def test_conformance(cls):
+    check_selector(cls)
+    check_selector(
+        cls,
+        inputs={k: v for k, v in synthetic_inputs().items() if k in ("features", "labels")},
+        options={"similarity": "features"},
+    )
+
+
+def test_registered():
+    host = PluginHost(load_entrypoints=True, strict=True)
+    for name in ("graph-cut", "facility-location", "log-determinant"):
+        info = host.registry.get(name)
+        assert (info.family, info.distribution, info.needs) == (
+            "submodular",
+            "deepcore-submodular",
+            ["gradients"],
+        )
+
+
+@pytest.mark.parametrize("method", ["graph-cut", "facility-location", "log-determinant"])
+def test_end_to_end_run_on_digits(method, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
+    r = CliRunner().invoke(
+        create_app(),
+        [
+            "run",
+            "--method",
+            method,
+            "--epochs",
+            "3",
+            "--selection-epochs",
+            "3",
+            "--seed",
+            "0",
+            "--fraction",
+            "0.1",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert f"| {method} |" in r.output
