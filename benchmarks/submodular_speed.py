@@ -6,7 +6,10 @@ selection model trained 3 epochs, 10% = 600 picks), for graph cut and facility l
   * submodlib from the data: the explicit 6,000 x 850 gradient matrix passed as ``data=``
     with ``metric='cosine'``, LazyGreedy (its kernel construction included);
   * submodlib given our precomputed kernel, LazyGreedy, versus our greedy on the same kernel.
-Prints times, ratios and whether the selected sets agree.
+Prints times, ratios and how many picks the selections share. Graph cut's ranking is the same
+under cos and (1 + cos)/2, so its sets must agree; facility location's is not (submodlib's
+cosine kernel from data is cos itself). On the same kernel, facility location can differ
+only at exact ties (duplicate images give identical gains; we take the lower index).
 
 Part 2: unbalanced facility location on N=200,000 x 128 random features through the sparse
 k-NN path (in a fresh process for its peak memory), and on a 20,000 subset the objective of

@@ -76,6 +76,7 @@ def register(app: typer.Typer, host_of: Any, handle_errors: Any) -> None:
         full: Annotated[
             bool | None, typer.Option("--full/--no-full", help="Train the full-data model.")
         ] = None,
+        jobs: Annotated[str, typer.Option(help="Training runs in parallel processes.")] = "1",
     ) -> None:
         """Select, train and evaluate: methods x fractions x seeds, next to random and full.
 
@@ -131,13 +132,50 @@ def register(app: typer.Typer, host_of: Any, handle_errors: Any) -> None:
             f"{', '.join(map(str, cfg.seeds))}: {n_runs} runs on {exp.device}",
             err=True,
         )
-        records = exp.run()
+        try:
+            n_jobs = int(jobs)
+        except ValueError:
+            raise DeepcoreError(f"jobs must be a whole number, got {jobs!r}") from None
+        records = exp.run(n_jobs)
+        if ctx.info_name == "benchmark":
+            from deepcore_core.report import write_report
+
+            md, files = write_report(records, exp.out)
+            typer.echo(md)
+            typer.echo("report: " + ", ".join(str(f) for f in files), err=True)
+            return
         typer.echo(format_summary(summarize(records)))
         typer.echo(
             f"\ntest accuracy (%) after the last epoch, mean ± std over seeds; "
             f"results in {exp.out}/",
             err=True,
         )
+
+    app.command(
+        "benchmark",
+        help="Run the comparison grid (as run) and write the report: tables, plot, timings.\n\n"
+        "Methods x fractions x seeds x networks, always with uniform and the full-data model. "
+        "Selections come first and share one selection model per seed; training runs are "
+        "spread over --jobs processes. Finished runs are appended to results.jsonl; running "
+        "the same command again resumes.",
+    )(run_cmd)
+
+    @app.command("report")
+    @handle_errors
+    def report_cmd(
+        results: Annotated[Path, typer.Argument(help="Output folder or results.jsonl.")],
+        output: Annotated[
+            Path | None, typer.Option(help="Where to write the report (default: beside).")
+        ] = None,
+    ) -> None:
+        """Print the paper-style table and write report.md/.csv and the accuracy plot."""
+        from deepcore_core.report import load_results, write_report
+
+        records = load_results(results)
+        out = output or (results if results.is_dir() else results.parent)
+        md, files = write_report(records, out)
+        typer.echo(md)
+        typer.echo("report: " + ", ".join(str(f) for f in files), err=True)
 
     @app.command("train")
     @handle_errors

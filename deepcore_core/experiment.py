@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from deepcore_core.engine.training import TrainConfig, train_model
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.plugins import PluginHost
 from deepcore_core.selection import Selection, dataset_fingerprint
+from deepcore_core.selector import ScoreSelector
 
 FULL = "full"
 BASELINE = "uniform"
@@ -267,30 +269,70 @@ class Experiment:
         )
 
     # -- running -------------------------------------------------------------------------
-    def run(self) -> list[RunRecord]:
-        """Run every planned run not already finished; return all records."""
+    def run(self, jobs: int = 1) -> list[RunRecord]:
+        """Run every planned run not already finished; return all records.
+
+        Selections are made first, in this process, so each seed's selection model,
+        embeddings and scores are computed once and shared by every method and fraction.
+        Training runs then go to ``jobs`` worker processes (1: in this process). Each
+        finished run is written to its own file and appended to ``results.jsonl``.
+        """
         from deepcore_core.progress import Progress
 
+        if jobs < 1:
+            raise DeepcoreError(f"jobs must be >= 1, got {jobs}")
         plan = self.plan()
-        records = []
         todo = [k for k in plan if not self.path_for(k).is_file()]
         if len(todo) < len(plan):
             self.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} runs already done")
-        with Progress(len(plan), "experiment") as bar:
+        selections = sorted(
+            {(k["method"], k["fraction"], k["seed"]) for k in todo if k["method"] != FULL},
+            key=lambda t: (t[2], t[0], t[1]),
+        )
+        with Progress(len(selections), "selections") as bar:
+            for method, fraction, seed in selections:
+                self.select(method, fraction, seed)
+                bar.update(1, f"{method} f={fraction:g} s{seed}")
+        with Progress(len(plan), "training runs") as bar:
             bar.update(len(plan) - len(todo))
-            for key in plan:
-                path = self.path_for(key)
-                if not path.is_file():
-                    record = self.run_one(key)
-                    with atomic_write(path, "w") as fh:
-                        json.dump(record.as_dict(), fh, indent=2)
-                    self.checkpoint_for(key).unlink(missing_ok=True)
-                    bar.update(
-                        1, f"{key['method']} f={key['fraction']:g} acc={record.accuracy:.4f}"
-                    )
-                records.append(load_record(path))
+            for key, record in self._train_all(todo, jobs):
+                self._finish(key, record)
+                bar.update(1, f"{key['method']} f={key['fraction']:g} acc={record.accuracy:.4f}")
+        records = [load_record(self.path_for(k)) for k in plan]
         write_summary(records, self.out)
         return records
+
+    def _train_all(
+        self, todo: list[dict[str, Any]], jobs: int
+    ) -> Iterator[tuple[dict[str, Any], RunRecord]]:
+        if jobs == 1 or len(todo) <= 1:
+            for key in todo:
+                yield key, self.run_one(key)
+            return
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        import os
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with cf.ProcessPoolExecutor(
+            jobs,
+            mp_context=mp.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self.config, threads),
+        ) as pool:
+            futures = {pool.submit(_worker_run, key): key for key in todo}
+            for fut in cf.as_completed(futures):
+                yield futures[fut], RunRecord(**fut.result())
+
+    def _finish(self, key: dict[str, Any], record: RunRecord) -> None:
+        with atomic_write(self.path_for(key), "w") as fh:
+            json.dump(record.as_dict(), fh, indent=2)
+        line = json.dumps(record.as_dict()) + "\n"
+        with open(self.out / "results.jsonl", "a") as fh:  # one write per finished run
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.checkpoint_for(key).unlink(missing_ok=True)
 
     def selection_inputs(self, seed: int) -> dict[str, Any]:
         """Model, features, probabilities and dynamics for ``seed``, computed once."""
@@ -318,6 +360,7 @@ class Experiment:
             sel = Selection.load(sel_path)
             return sel, float(sel.meta.get("seconds", 0.0))
         cache = self.selection_inputs(seed)
+        scores = cache.get("scores", {}).get(method)
         ctx = SelectionContext(
             n=len(self.data.train),
             labels=self.data.train.labels,
@@ -330,6 +373,7 @@ class Experiment:
             features=cache.get("features"),
             probs=cache.get("probs"),
             dynamics=cache.get("dynamics"),
+            scores=scores,
             extras={"networks": self.host.networks, **cache.get("extras", {})},
         )
         selector = self.host.create_selector(method, c.method_options.get(method, {}))
@@ -345,6 +389,8 @@ class Experiment:
             dynamics=ctx.dynamics,
             extras={k: v for k, v in ctx.extras.items() if k == "model_folder"},
         )
+        if isinstance(selector, ScoreSelector) and sel.scores is not None:
+            cache.setdefault("scores", {})[method] = sel.scores  # reused at other fractions
         sel = Selection(sel.indices, sel.weights, sel.scores, {**sel.meta, "seconds": seconds})
         sel.save(sel_path)
         return sel, seconds
@@ -384,6 +430,25 @@ class Experiment:
             len(indices),
             result.history,
         )
+
+
+_WORKER: dict[str, Experiment] = {}
+
+
+def _worker_init(config: ExperimentConfig, threads: int) -> None:
+    import os
+
+    import torch
+
+    from deepcore_core.plugins import PluginHost
+
+    os.environ["DEEPCORE_PROGRESS"] = "0"
+    torch.set_num_threads(threads)
+    _WORKER["exp"] = Experiment(config, PluginHost(), log=lambda m: None)
+
+
+def _worker_run(key: dict[str, Any]) -> dict[str, Any]:
+    return _WORKER["exp"].run_one(key).as_dict()
 
 
 def load_record(path: Path) -> RunRecord:

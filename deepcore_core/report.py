@@ -1,0 +1,205 @@
+"""Reports of experiment results: paper-style tables, the accuracy-vs-fraction plot, timings.
+
+Reads the per-run records an experiment writes (its output folder, or its ``results.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepcore_core._io import atomic_write
+from deepcore_core.errors import DeepcoreError
+from deepcore_core.experiment import BASELINE, FULL, RunRecord, summarize
+
+
+def load_results(path: str | Path) -> list[RunRecord]:
+    """Records from an output folder (its ``runs/`` files) or a ``results.jsonl`` file."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted((p / "runs").rglob("*.json"))
+        if not files:
+            raise DeepcoreError(f"'{p}' holds no results (expected {p}/runs/<method>/*.json)")
+        return [RunRecord(**json.loads(f.read_text())) for f in files]
+    if not p.is_file():
+        raise DeepcoreError(f"results '{p}' do not exist")
+    records = []
+    for i, line in enumerate(p.read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
+            records.append(RunRecord(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError):
+            raise DeepcoreError(f"'{p}' line {i + 1} is not a run record") from None
+    if not records:
+        raise DeepcoreError(f"'{p}' holds no results")
+    return records
+
+
+def _cell(r: dict[str, Any] | None, base: dict[str, Any] | None, best: bool, md: bool) -> str:
+    if r is None:
+        return "-"
+    text = f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}"
+    if base is not None and r["method"] not in (BASELINE, FULL):
+        text += f" ({100 * (r['mean'] - base['mean']):+.2f})"
+    if best:
+        text = f"**{text}**" if md else f"{text} *"
+    return text
+
+
+def accuracy_tables(rows: list[dict[str, Any]], md: bool = True) -> str:
+    """One table per target network: rows methods, columns fractions.
+
+    Cells are test accuracy mean ± std over seeds (in %), with the gap to ``uniform`` in
+    parentheses; the best method of each column (excluding the full-data model) is marked.
+    """
+    out = []
+    for net in sorted({r["network"] for r in rows}):
+        sub = [r for r in rows if r["network"] == net]
+        fractions = sorted({r["fraction"] for r in sub if r["method"] != FULL})
+        by = {(r["method"], r["fraction"]): r for r in sub}
+        methods = list(dict.fromkeys(r["method"] for r in sub))
+        best = {}
+        for f in fractions:
+            cands = [r for r in sub if r["fraction"] == f and r["method"] != FULL]
+            if cands:
+                best[f] = max(c["mean"] for c in cands)
+        head = ["method"] + [f"{100 * f:g}%" for f in fractions]
+        lines = [f"network: {net}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for m in methods:
+            cells = []
+            for f in fractions:
+                r = by.get((m, 1.0)) if m == FULL else by.get((m, f))
+                base = by.get((BASELINE, f))
+                is_best = r is not None and m != FULL and np.isclose(r["mean"], best.get(f, -1))
+                cells.append(_cell(r, base, bool(is_best), md))
+            lines.append("| " + " | ".join([m, *cells]) + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def cross_architecture_table(rows: list[dict[str, Any]]) -> str | None:
+    """Rows methods, columns (fraction, network): only when there are several networks."""
+    nets = sorted({r["network"] for r in rows})
+    if len(nets) < 2:
+        return None
+    fractions = sorted({r["fraction"] for r in rows if r["method"] != FULL})
+    by = {(r["method"], r["fraction"], r["network"]): r for r in rows}
+    cols = [(f, n) for f in fractions for n in nets]
+    head = ["method"] + [f"{100 * f:g}% {n}" for f, n in cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in dict.fromkeys(r["method"] for r in rows):
+        if m == FULL:
+            continue
+        cells = [_cell(by.get((m, f, n)), by.get((BASELINE, f, n)), False, True) for f, n in cols]
+        lines.append("| " + " | ".join([m, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def timing_table(rows: list[dict[str, Any]]) -> str:
+    """Mean selection seconds per method and fraction (the cost side of the comparison)."""
+    fractions = sorted({r["fraction"] for r in rows if r["method"] != FULL})
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != FULL]
+    by: dict[tuple[str, float], list[float]] = {}
+    for r in rows:
+        by.setdefault((r["method"], r["fraction"]), []).append(r["selection_seconds"])
+    head = ["method"] + [f"{100 * f:g}%" for f in fractions]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        cells = [f"{np.mean(by[(m, f)]):.2f}" if (m, f) in by else "-" for f in fractions]
+        lines.append("| " + " | ".join([m, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], out_dir: Path, network: str | None = None) -> list[Path]:
+    """Accuracy versus fraction, one line per method, uniform highlighted; PNG and SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nets = sorted({r["network"] for r in rows})
+    net = network or nets[0]
+    sub = [r for r in rows if r["network"] == net]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    methods = [m for m in dict.fromkeys(r["method"] for r in sub) if m != FULL]
+    for m in methods:
+        pts = sorted((r["fraction"], r["mean"], r["std"]) for r in sub if r["method"] == m)
+        f = np.array([p[0] for p in pts]) * 100
+        mean = np.array([p[1] for p in pts]) * 100
+        std = np.array([p[2] for p in pts]) * 100
+        style = (
+            {"color": "black", "linewidth": 2.5, "linestyle": "--", "zorder": 5}
+            if m == BASELINE
+            else {"linewidth": 1.3, "marker": "o", "markersize": 3}
+        )
+        ax.plot(f, mean, label=m, **style)
+        ax.fill_between(
+            f, mean - std, mean + std, alpha=0.12, color="black" if m == BASELINE else None
+        )
+    full = [r for r in sub if r["method"] == FULL]
+    if full:
+        ax.axhline(
+            100 * full[0]["mean"], color="grey", linewidth=1, linestyle=":", label=f"{FULL} data"
+        )
+    ax.set_xscale("log")
+    ticks = sorted({100 * r["fraction"] for r in sub if r["method"] != FULL})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("coreset fraction (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"accuracy vs coreset size ({net})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    paths = []
+    for ext in ("png", "svg"):
+        path = out_dir / f"accuracy-{net}.{ext}"
+        tmp = path.with_name(f".{path.name}.tmp.{ext}")
+        fig.savefig(tmp, dpi=150)
+        tmp.replace(path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def write_report(records: list[RunRecord], out_dir: Path) -> tuple[str, list[Path]]:
+    """Write report.md, report.csv and the plots; return the Markdown and the files."""
+    rows = summarize(records)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = [
+        "## Test accuracy (%)",
+        "",
+        "mean ± std over seeds, after the last epoch; in "
+        "parentheses the gap to `uniform`; the best method per column in bold.",
+        "",
+        accuracy_tables(rows),
+    ]
+    cross = cross_architecture_table(rows)
+    if cross:
+        parts += ["", "## Cross-architecture", "", cross]
+    parts += ["", "## Selection time (s, mean over seeds)", "", timing_table(rows)]
+    md = "\n".join(parts) + "\n"
+    files = [out_dir / "report.md", out_dir / "report.csv"]
+    with atomic_write(files[0], "w") as fh:
+        fh.write(md)
+    with atomic_write(files[1], "w") as fh:
+        fh.write("method,fraction,network,runs,mean,std,gap_to_uniform,size,selection_seconds\n")
+        base = {(r["fraction"], r["network"]): r["mean"] for r in rows if r["method"] == BASELINE}
+        for r in rows:
+            gap = (
+                r["mean"] - base[(r["fraction"], r["network"])]
+                if (r["fraction"], r["network"]) in base
+                else float("nan")
+            )
+            fh.write(
+                f"{r['method']},{r['fraction']:g},{r['network']},{r['runs']},"
+                f"{r['mean']:.6f},{r['std']:.6f},{gap:.6f},{r['size']},"
+                f"{r['selection_seconds']:.3f}\n"
+            )
+    for net in sorted({r["network"] for r in rows}):
+        files += plot(rows, out_dir, net)
+    return md, files
