@@ -58,11 +58,16 @@ def build_context(
     scores: Any = None,
     logits: Any = None,
     probs: Any = None,
+    dynamics: Any = None,
     seed: int = 0,
     balance: bool = True,
     device: str = "cpu",
 ) -> SelectionContext:
-    """Validate precomputed inputs and put them into a :class:`SelectionContext`."""
+    """Validate precomputed inputs and put them into a :class:`SelectionContext`.
+
+    ``dynamics`` is per-sample training dynamics: an object or mapping with ``correct``
+    (epochs x N booleans) and optionally ``loss`` and ``margin`` (epochs x N).
+    """
     if logits is not None and probs is not None:
         raise DeepcoreError("give logits or probabilities, not both")
     arrays = {
@@ -72,7 +77,10 @@ def build_context(
         "logits": as_array(logits, "logits", 2, np.float64),
         "probs": as_array(probs, "probabilities", 2, np.float32),
     }
+    dyn = _as_dynamics(dynamics)
     lengths = {k: len(v) for k, v in arrays.items() if v is not None}
+    if dyn is not None:
+        lengths["dynamics"] = dyn.correct.shape[1]
     if not lengths:
         raise DeepcoreError(
             "nothing to select from: give features, labels, scores, logits or probabilities"
@@ -99,10 +107,33 @@ def build_context(
         features=arrays["features"],
         probs=p,
         scores=arrays["scores"],
+        dynamics=dyn,
         seed=int(seed),
         balance=bool(balance),
         device=device,
     )
+
+
+def _as_dynamics(value: Any) -> Any:
+    if value is None:
+        return None
+    from deepcore_core.engine.training import Dynamics
+
+    get = value.get if isinstance(value, dict) else lambda k: getattr(value, k, None)
+    correct = get("correct")
+    if correct is None:
+        raise DeepcoreError("dynamics need a 'correct' array (epochs x N)")
+    correct = np.asarray(correct)
+    if correct.ndim != 2:
+        raise DeepcoreError(f"dynamics 'correct' must be 2-D (epochs x N), got {correct.shape}")
+    parts = {}
+    for key in ("loss", "margin"):
+        arr = get(key)
+        arr = np.zeros(correct.shape, np.float32) if arr is None else np.asarray(arr, np.float32)
+        if arr.shape != correct.shape or not np.isfinite(arr).all():
+            raise DeepcoreError(f"dynamics '{key}' must be finite with shape {correct.shape}")
+        parts[key] = arr
+    return Dynamics(parts["loss"], correct.astype(bool), parts["margin"])
 
 
 def run_selection(
@@ -208,6 +239,7 @@ def select(
     scores: Any = None,
     logits: Any = None,
     probs: Any = None,
+    dynamics: Any = None,
     fraction: float | None = None,
     budget: int | None = None,
     balance: bool = True,
@@ -219,7 +251,8 @@ def select(
 
     :param method: a registered method name (see ``deepcore list-methods``).
     :param features: N x D features; ``labels``: N class ids; ``scores``: N scores;
-        ``logits``/``probs``: N x C model outputs. Give what the method needs.
+        ``logits``/``probs``: N x C model outputs; ``dynamics``: per-epoch correctness
+        (and loss, margin). Give what the method needs.
     :param fraction: coreset size as a fraction in (0, 1]; or ``budget``: an absolute size.
     :param balance: select per class (the default, as in the DeepCore paper).
     :param seed: drives every random choice; the same seed gives the same selection.
@@ -234,6 +267,7 @@ def select(
         scores=scores,
         logits=logits,
         probs=probs,
+        dynamics=dynamics,
         seed=seed,
         balance=balance,
     )

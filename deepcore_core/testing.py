@@ -33,7 +33,8 @@ CLASS_SIZES = (24, 16, 9, 2, 1)
 def synthetic_inputs(
     class_sizes: tuple[int, ...] = CLASS_SIZES, dim: int = 6, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Gaussian blobs: ``features``, ``labels``, ``logits`` (matching the blobs), ``scores``."""
+    """Gaussian blobs: ``features``, ``labels``, ``logits`` (matching the blobs), ``scores``,
+    and ``dynamics`` (six epochs of per-sample correctness and loss)."""
     rng = np.random.default_rng(seed)
     c = len(class_sizes)
     centres = rng.normal(scale=4.0, size=(c, dim))
@@ -43,7 +44,15 @@ def synthetic_inputs(
     logits = -((features[:, None, :] - centres[None]) ** 2).sum(-1) / dim
     logits += rng.normal(scale=0.5, size=logits.shape)
     scores = rng.normal(size=labels.size)
-    return {"features": features, "labels": labels, "logits": logits, "scores": scores}
+    correct = rng.random((6, labels.size)) < np.linspace(0.3, 0.9, 6)[:, None]
+    dynamics = {"correct": correct, "loss": rng.random(correct.shape).astype(np.float32)}
+    return {
+        "features": features,
+        "labels": labels,
+        "logits": logits,
+        "scores": scores,
+        "dynamics": dynamics,
+    }
 
 
 class _Registrar:
@@ -90,6 +99,8 @@ def inputs_for(cls: type[Selector], inputs: Mapping[str, Any]) -> dict[str, Any]
         keep |= {"logits", "probs"}
     if Need.SCORES in cls.needs:
         keep.add("scores")
+    if Need.DYNAMICS in cls.needs:
+        keep.add("dynamics")
     return {k: v for k, v in inputs.items() if k in keep}
 
 

@@ -44,16 +44,24 @@ def compute_embedding(
     return Embedding(torch.cat(feats).numpy(), torch.cat(logits).numpy())
 
 
-def embed_dataset(ctx: Any) -> Embedding:
-    """The core's ``embed`` hook: compute (or load from the model's cache folder)."""
-    folder: Path | None = ctx.extras.get("model_folder")
+def cached_embedding(
+    model: Network, source: Source, device: torch.device, folder: Path | None
+) -> Embedding:
+    """The embedding of ``source``, cached as ``embedding.npz`` in the model's cache folder."""
     cache = folder / "embedding.npz" if folder is not None else None
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
             return Embedding(z["features"], z["logits"])
-    emb = compute_embedding(ctx.model, ctx.dataset.train, resolve_device(ctx.device))
+    emb = compute_embedding(model, source, device)
     if cache is not None:
         tmp = cache.with_name(".embedding.tmp.npz")
         np.savez(tmp, features=emb.features, logits=emb.logits)
         tmp.replace(cache)
     return emb
+
+
+def embed_dataset(ctx: Any) -> Embedding:
+    """The core's ``embed`` hook: the selection model's embedding of the training set."""
+    return cached_embedding(
+        ctx.model, ctx.dataset.train, resolve_device(ctx.device), ctx.extras.get("model_folder")
+    )

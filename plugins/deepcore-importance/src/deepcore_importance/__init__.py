@@ -1,0 +1,175 @@
+"""Importance scores from training: forgetting events, GraNd and EL2N."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+
+from deepcore_core import GradEmbedding, Need, Pick, ScoreSelector, SelectionContext, hookimpl
+from deepcore_core.selector import top_k
+
+#: distance between the seeds of repeated models (run seed s uses s, s + STRIDE, ...)
+SEED_STRIDE = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class HardnessOptions:
+    """Which end of the score to keep."""
+
+    keep: Literal["hardest", "easiest"] = "hardest"
+    drop_hardest: float = 0.0  #: share of each pool's hardest samples removed first
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.drop_hardest < 1.0:
+            raise ValueError(f"drop_hardest must be in [0, 1), got {self.drop_hardest}")
+
+
+class _Hardness(ScoreSelector):
+    """Higher score = harder. Keeps the hardest by default; see :class:`HardnessOptions`."""
+
+    family = "importance"
+    Options = HardnessOptions
+
+    def pick(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Pick:
+        """Drop the hardest share of the pool (never below k left), then keep one end."""
+        assert ctx.scores is not None
+        ranked = top_k(ctx.scores, pool, pool.size, descending=True)  # hardest first
+        drop = min(math.floor(self.options.drop_hardest * pool.size), pool.size - k)
+        rest = ranked[drop:]
+        if self.options.keep == "hardest":
+            return Pick(rest[:k])
+        return Pick(top_k(ctx.scores, np.sort(rest), k, descending=False))
+
+
+class Forgetting(_Hardness):
+    """Forgetting events: how often a sample went from correct to wrong during training.
+
+    Toneva et al., ICLR 2019 (arXiv 1812.05159). Counted from the per-sample correctness the
+    engine records at each presentation during selection-model training (one per epoch).
+    Samples never classified correctly score the number of epochs, above any possible count,
+    so they rank as the most forgettable (as in the paper; the original DeepCore gave them 0).
+    Cost O(N E). Needs training dynamics.
+    """
+
+    name = "forgetting"
+    needs = frozenset({Need.DYNAMICS})
+
+    def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
+        """Forgetting counts from ``ctx.dynamics.correct`` (epochs x N)."""
+        return forgetting_counts(np.asarray(ctx.dynamics.correct, dtype=bool))
+
+
+def forgetting_counts(correct: np.ndarray) -> np.ndarray:
+    """Correct-to-wrong transitions per column; never-correct columns get ``len(correct)``."""
+    correct = np.asarray(correct, dtype=bool)
+    events = (correct[:-1] & ~correct[1:]).sum(0).astype(np.float64)
+    events[~correct.any(0)] = correct.shape[0]
+    return events
+
+
+@dataclasses.dataclass(frozen=True)
+class RepeatOptions(HardnessOptions):
+    """Options of the scores averaged over independently initialised models."""
+
+    repeats: int = 10  #: models averaged over (Paul et al. use 10)
+    epochs: int | None = None  #: training epochs of each model (None: the selection model's)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+
+
+class _Repeated(_Hardness):
+    """Average a per-model score over ``repeats`` selection models with distinct seeds.
+
+    With a dataset, model r is trained with seed ``seed + 1000 r`` (r = 0 is the shared
+    selection model, so it comes from the cache when the epochs match; every repeated model
+    is cached too). With precomputed outputs, the given model is the only one.
+    """
+
+    Options = RepeatOptions
+
+    def per_model(self, probs: np.ndarray, labels: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """The score under one model."""
+        raise NotImplementedError
+
+    def seeds(self, seed: int) -> list[int]:
+        """The seeds of the repeated models for a run seed."""
+        return [seed + SEED_STRIDE * r for r in range(self.options.repeats)]
+
+    def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
+        """The mean score over the repeated models."""
+        assert ctx.labels is not None
+        if ctx.dataset is None:
+            return self.per_model(ctx.probs, ctx.labels, ctx.features)
+        import dataclasses as dc
+
+        from deepcore_core.engine.devices import resolve_device
+        from deepcore_core.engine.embedding import cached_embedding
+        from deepcore_core.engine.pretrain import PretrainSpec, pretrain
+
+        spec = ctx.pretrain or PretrainSpec()
+        if self.options.epochs is not None:
+            spec = dc.replace(spec, epochs=self.options.epochs)
+        dev = resolve_device(ctx.device)
+        total = np.zeros(ctx.n)
+        for s in self.seeds(ctx.seed):
+            done = pretrain(ctx.dataset, spec, s, ctx.device, ctx.extras.get("networks"))
+            emb = cached_embedding(done.model, ctx.dataset.train, dev, done.folder)
+            total += self.per_model(emb.probs, ctx.labels, emb.features)
+        return total / self.options.repeats
+
+
+class GraNd(_Repeated):
+    """GraNd: the expected norm of the per-sample loss gradient early in training.
+
+    Paul, Ganguli & Dziugaite, NeurIPS 2021 (arXiv 2107.07075): ||g|| averaged over
+    ``repeats`` independently initialised models trained ``epochs`` epochs. The gradient is
+    the last layer's, in closed form ||p - onehot(y)|| * sqrt(1 + ||h||^2), without the
+    original's 1/batch-size scaling. Cost: ``repeats`` trainings (cached) and O(N (C + D)).
+    Needs the gradient embedding (features + probabilities + labels).
+    """
+
+    name = "grand"
+    needs = frozenset({Need.GRADIENTS})
+
+    def per_model(self, probs: np.ndarray, labels: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Closed-form last-layer gradient norms."""
+        return GradEmbedding.from_outputs(probs, labels, features).norms()
+
+
+class EL2N(_Repeated):
+    """EL2N: the expected L2 norm of the error vector p - onehot(y) early in training.
+
+    Paul, Ganguli & Dziugaite, NeurIPS 2021 (arXiv 2107.07075), averaged over ``repeats``
+    models like GraNd. Cost: ``repeats`` trainings (cached) and O(N C). Needs probabilities
+    and labels.
+    """
+
+    name = "el2n"
+    needs = frozenset({Need.PROBABILITIES, Need.LABELS})
+
+    def per_model(self, probs: np.ndarray, labels: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """||p - onehot(y)||_2."""
+        e = np.asarray(probs, dtype=np.float64).copy()
+        e[np.arange(len(labels)), labels] -= 1.0
+        return np.linalg.norm(e, axis=1)
+
+
+METHODS = (Forgetting, GraNd, EL2N)
+
+
+@hookimpl
+def register_selectors(register: Callable[[type], None]) -> None:
+    """Register forgetting, grand and el2n."""
+    for cls in METHODS:
+        register(cls)
