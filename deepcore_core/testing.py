@@ -86,8 +86,72 @@ def run_method(
     """Run ``cls`` on precomputed ``inputs`` through the full stage pipeline."""
     host = host or host_with(cls)
     selector = cls(dict(options or {}))
-    ctx = build_context(**inputs, seed=seed, balance=balance)
+    if "dataset" in inputs:
+        ctx = dataset_context(inputs["dataset"], host, seed, balance, inputs.get("pretrain"))
+    else:
+        ctx = build_context(**inputs, seed=seed, balance=balance)
     return run_selection(host, selector, ctx, fraction=fraction, budget=budget)
+
+
+_CACHE: list[str] = []
+
+
+def synthetic_dataset(
+    class_sizes: tuple[int, ...] = CLASS_SIZES, size: int = 8, seed: int = 0
+) -> Any:
+    """A tiny in-memory image dataset (uint8, 1 channel) whose classes differ in brightness."""
+    import torch
+
+    from deepcore_core.data import DatasetSplits, TensorSource
+
+    rng = np.random.default_rng(seed)
+    labels = np.concatenate([np.full(s, k) for k, s in enumerate(class_sizes)]).astype(np.int64)
+    rng.shuffle(labels)
+    base = (labels[:, None, None, None] * 40 + 20).astype(np.float64)
+    images = np.clip(base + rng.normal(scale=30, size=(labels.size, 1, size, size)), 0, 255)
+
+    def src(x: np.ndarray, y: np.ndarray) -> TensorSource:
+        return TensorSource(
+            torch.from_numpy(x.astype(np.uint8)), torch.from_numpy(y), (0.5,), (0.25,)
+        )
+
+    return DatasetSplits(
+        "synthetic",
+        src(images, labels),
+        src(images, labels),
+        len(class_sizes),
+        1,
+        size,
+        [str(c) for c in range(len(class_sizes))],
+    )
+
+
+def dataset_context(
+    data: Any, host: PluginHost, seed: int = 0, balance: bool = True, pretrain: Any = None
+) -> Any:
+    """A selection context over ``data`` with a quick selection model (MLP, 1 epoch, cached
+    in a temporary folder) unless ``pretrain`` says otherwise."""
+    import tempfile
+    from pathlib import Path
+
+    from deepcore_core.context import SelectionContext
+    from deepcore_core.engine.pretrain import PretrainSpec
+    from deepcore_core.engine.training import TrainConfig
+
+    if not _CACHE:
+        _CACHE.append(tempfile.mkdtemp(prefix="deepcore-test-cache-"))
+    spec = pretrain or PretrainSpec(
+        "mlp", 1, TrainConfig(epochs=1, augment=False), cache_dir=Path(_CACHE[0])
+    )
+    return SelectionContext(
+        n=len(data.train),
+        labels=data.train.labels,
+        seed=seed,
+        balance=balance,
+        dataset=data,
+        pretrain=spec,
+        extras={"networks": host.networks},
+    )
 
 
 def inputs_for(cls: type[Selector], inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,12 +179,13 @@ def check_selector(
     Checks: metadata, options (defaults, unknown keys rejected), exact budget balanced and
     unbalanced, unique in-range indices, per-class counts, determinism for a seed, a budget
     of N, and tiny classes. ``inputs`` defaults to :func:`synthetic_inputs`; methods that
-    need a trained model or training dynamics must pass inputs (or a host) that provide them.
+    need a trained model pass ``{"dataset": synthetic_dataset()}`` (a selection model is then
+    trained on it).
     """
     _check_metadata(cls)
     inputs = dict(inputs) if inputs is not None else inputs_for(cls, synthetic_inputs())
     host = host or host_with(cls)
-    labels = np.asarray(inputs["labels"])
+    labels = np.asarray(inputs["dataset"].train.labels if "dataset" in inputs else inputs["labels"])
     n = labels.size
     sizes = {int(c): int(k) for c, k in zip(*np.unique(labels, return_counts=True), strict=True)}
 

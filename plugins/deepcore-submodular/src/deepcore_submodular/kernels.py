@@ -13,6 +13,7 @@ import scipy.sparse as sp
 import torch
 
 from deepcore_core import SelectionContext
+from deepcore_core.neighbors import blockwise_topk
 
 
 class CosineBlocks:
@@ -52,15 +53,9 @@ class CosineBlocks:
 
     def knn(self, k: int, block: int = 1024) -> sp.csr_matrix:
         """Each row keeps its ``k`` most similar samples (itself included), exactly, blockwise."""
-        k = min(k, self.n)
-        rows, cols, vals = [], [], []
-        for lo in range(0, self.n, block):
-            hi = min(self.n, lo + block)
-            v, i = torch.topk(self.block(lo, hi), k, dim=1)
-            rows.append(np.repeat(np.arange(lo, hi), k))
-            cols.append(i.cpu().numpy().ravel())
-            vals.append(((v + 1.0) * 0.5).cpu().numpy().ravel())
+        vals, idx = blockwise_topk(self.block, self.n, k, largest=True, block_rows=block)
+        k = idx.shape[1]
+        rows = np.repeat(np.arange(self.n), k)
         return sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(self.n, self.n),
+            ((vals.ravel() + 1.0) * 0.5, (rows, idx.ravel())), shape=(self.n, self.n)
         )

@@ -1,0 +1,83 @@
+"""Exact k-nearest neighbours, blockwise: memory O(N k + block N), never a full N x N sort."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+
+def blockwise_topk(
+    block: Callable[[int, int], torch.Tensor],
+    n: int,
+    k: int,
+    largest: bool = True,
+    exclude_self: bool = False,
+    block_rows: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` entries of every row of an implicit N x N matrix.
+
+    :param block: ``block(lo, hi)`` returns rows lo:hi of the matrix (as a tensor).
+    :param exclude_self: never return a row's own column (by index, so exact duplicates are
+        still found as neighbours).
+    :returns: ``(values, indices)``, each N x k, best first; ties go to the lower index.
+    """
+    k = min(k, n - 1 if exclude_self else n)
+    vals = np.empty((n, k), dtype=np.float64)
+    idx = np.empty((n, k), dtype=np.int64)
+    for lo in range(0, n, block_rows):
+        hi = min(n, lo + block_rows)
+        m = block(lo, hi)
+        if not largest:
+            m = -m
+        if exclude_self:
+            rows = torch.arange(hi - lo, device=m.device)
+            m[rows, rows + lo] = float("-inf")
+        order = _stable_topk(m, k)
+        v = torch.gather(m, 1, order)
+        vals[lo:hi] = (v if largest else -v).cpu().numpy()
+        idx[lo:hi] = order.cpu().numpy()
+    return vals, idx
+
+
+def _stable_topk(m: torch.Tensor, k: int) -> torch.Tensor:
+    """Column indices of the k largest entries per row, ties broken by the lower column."""
+    if k == 0:
+        return torch.empty(m.shape[0], 0, dtype=torch.long, device=m.device)
+    kth = torch.topk(m, k, dim=1).values[:, -1:]
+    better = m > kth
+    equal = m == kth
+    need = k - better.sum(1, keepdim=True)
+    chosen = better | (equal & (torch.cumsum(equal, dim=1) <= need))
+    cols = torch.nonzero(chosen)[:, 1].view(m.shape[0], k)  # exactly k per row, column order
+    order = torch.sort(torch.gather(m, 1, cols), dim=1, descending=True, stable=True).indices
+    return torch.gather(cols, 1, order)
+
+
+def knn(
+    x: np.ndarray | torch.Tensor,
+    k: int,
+    metric: str = "euclidean",
+    exclude_self: bool = True,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of every row of ``x``: (distances, indices), nearest first.
+
+    ``metric`` is ``euclidean`` or ``cosine`` (distance 1 - cosine similarity).
+    """
+    # float64: neighbour identity should not depend on rounding of ||a||^2 + ||b||^2 - 2ab
+    t = torch.as_tensor(np.asarray(x, dtype=np.float64), device=device)
+    if metric == "cosine":
+        t = t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        vals, idx = blockwise_topk(lambda lo, hi: t[lo:hi] @ t.T, len(t), k, True, exclude_self)
+        return 1.0 - vals, idx
+    if metric != "euclidean":
+        raise ValueError(f"metric must be euclidean or cosine, got {metric!r}")
+    sq = (t * t).sum(1)
+
+    def neg_d2(lo: int, hi: int) -> torch.Tensor:
+        return (2.0 * (t[lo:hi] @ t.T) - sq[lo:hi, None] - sq[None]).clamp_(max=0.0)
+
+    vals, idx = blockwise_topk(neg_d2, len(t), k, True, exclude_self)
+    return np.sqrt(-vals), idx

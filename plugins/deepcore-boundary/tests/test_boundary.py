@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from deepcore_boundary import METHODS, Cal, DeepFool, symmetric_kl
+from deepcore_boundary.deepfool import deepfool_batch
+from deepcore_core import PluginHost, select
+from deepcore_core.cli import create_app
+from deepcore_core.testing import check_selector, synthetic_dataset, synthetic_inputs
+
+
+def linear_model(d=6, c=5, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Linear(d, c).double()
+
+
+def test_deepfool_flips_and_matches_analytic_distance_for_linear_model():
+    model = linear_model()
+    x = torch.randn(40, 6, dtype=torch.float64)
+    dist, flipped = deepfool_batch(model, x, max_iter=50, overshoot=0.0, top_k=5)
+    assert flipped.all()
+    w, b = model.weight.detach(), model.bias.detach()
+    f = x @ w.T + b
+    k = f.argmax(1)
+    analytic = []
+    for i in range(len(x)):
+        d = [abs(f[i, c] - f[i, k[i]]) / (w[c] - w[k[i]]).norm() for c in range(5) if c != k[i]]
+        analytic.append(min(d).item())
+    # one linear step reaches the boundary (plus the 1e-4 push past it)
+    np.testing.assert_allclose(dist.numpy(), analytic, rtol=1e-3, atol=1e-3)
+    # with overshoot the perturbed point is on the other side
+    dist2, flipped2 = deepfool_batch(model, x, overshoot=0.02, top_k=5)
+    assert flipped2.all() and (dist2 >= dist).all()
+
+
+def test_deepfool_is_batch_invariant_and_handles_top_k():
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 8))
+    model = model.double()
+    x = torch.randn(30, 6, dtype=torch.float64)
+    full, _ = deepfool_batch(model, x, top_k=3)
+    parts = torch.cat([deepfool_batch(model, x[i : i + 7], top_k=3)[0] for i in range(0, 30, 7)])
+    np.testing.assert_allclose(full.numpy(), parts.numpy(), rtol=1e-6)
+
+
+def brute_cal(features, probs, labels, k, balanced=True):
+    n = len(features)
+    scores = np.zeros(n)
+    groups = (
+        [np.flatnonzero(labels == c) for c in np.unique(labels)] if balanced else [np.arange(n)]
+    )
+    for g in groups:
+        if len(g) < 2:
+            continue  # a lone sample has no neighbours: score 0
+        x = features[g].astype(np.float64)
+        d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+        np.fill_diagonal(d, np.inf)
+        nb = np.argsort(d, axis=1, kind="stable")[:, : min(k, len(g) - 1)]
+        p = probs[g].astype(np.float64)
+        for a, i in enumerate(g):
+            scores[i] = np.mean([symmetric_kl(p[a], p[j]) for j in nb[a]])
+    return scores
+
+
+@pytest.mark.parametrize("balance", [True, False])
+def test_cal_equals_brute_force_and_keeps_most_contrastive(balance):
+    d = synthetic_inputs(seed=3)
+    p = np.exp(d["logits"]) / np.exp(d["logits"]).sum(1, keepdims=True)
+    sel = select(
+        "cal",
+        features=d["features"],
+        probs=p,
+        labels=d["labels"],
+        fraction=0.2,
+        balance=balance,
+        options={"neighbors": 4},
+    )
+    ref = brute_cal(d["features"], p, d["labels"], 4, balance)
+    np.testing.assert_allclose(sel.scores, ref, rtol=1e-5, atol=1e-9)
+    if not balance:
+        assert sel.indices.tolist() == np.argsort(-ref, kind="stable")[: len(sel)].tolist()
+
+
+def test_symmetric_kl_safe_with_zeros():
+    p = np.array([1.0, 0.0, 0.0])
+    q = np.array([0.5, 0.5, 0.0])
+    v = symmetric_kl(p, q)
+    assert np.isfinite(v) and v > 0 and symmetric_kl(p, p) == 0
+
+
+def test_deepfool_conformance_and_direction():
+    data = {"dataset": synthetic_dataset()}
+    check_selector(DeepFool, inputs=data, options={"max_iter": 5, "top_k": 3})
+    from deepcore_core.testing import run_method
+
+    sel = run_method(DeepFool, data, budget=5, balance=False, options={"max_iter": 5})
+    assert sel.scores[sel.indices].max() <= np.sort(sel.scores)[4] + 1e-12  # smallest first
+
+
+def test_cal_conformance():
+    check_selector(Cal)
+
+
+def test_registered():
+    host = PluginHost(load_entrypoints=True, strict=True)
+    assert host.registry.get("deepfool").needs == ["model"]
+    assert host.registry.get("cal").family == "boundary"
+    assert len(METHODS) == 2
+
+
+@pytest.mark.parametrize("method", ["deepfool", "cal"])
+def test_end_to_end_run_on_digits(method, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
+    r = CliRunner().invoke(
+        create_app(),
+        [
+            "run",
+            "--method",
+            method,
+            "--epochs",
+            "3",
+            "--selection-epochs",
+            "3",
+            "--seed",
+            "0",
+            "--fraction",
+            "0.1",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert f"| {method} |" in r.output
