@@ -40,9 +40,9 @@ def part1(data_root: str) -> None:
     from deepcore_core.engine.embedding import compute_embedding
     from deepcore_core.engine.training import TrainConfig, train_model
     from deepcore_core.plugins import PluginHost
-    from deepcore_submodular.functions import FacilityLocation, GraphCut
-    from deepcore_submodular.kernels import CosineBlocks
-    from deepcore_submodular.optimizers import maximize
+    from deepcore_core.submodular.functions import FacilityLocation, GraphCut
+    from deepcore_core.submodular.kernels import CosineBlocks
+    from deepcore_core.submodular.optimizers import maximize
 
     host = PluginHost(load_entrypoints=False)
     data = host.datasets.load("fashion-mnist", data_root)

@@ -9,11 +9,11 @@ from typer.testing import CliRunner
 from deepcore_core import PluginHost, SelectionContext, select
 from deepcore_core.api import build_context
 from deepcore_core.cli import create_app
+from deepcore_core.submodular.functions import FacilityLocation, GraphCut, LogDeterminant
+from deepcore_core.submodular.kernels import CosineBlocks
+from deepcore_core.submodular.optimizers import maximize
 from deepcore_core.testing import check_selector, synthetic_inputs
 from deepcore_submodular import METHODS
-from deepcore_submodular.functions import FacilityLocation, GraphCut, LogDeterminant
-from deepcore_submodular.kernels import CosineBlocks
-from deepcore_submodular.optimizers import maximize
 
 
 def data(seed=0, n=60):

@@ -10,9 +10,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from deepcore_core import DeepcoreError, Need, Pick, SelectionContext, Selector, hookimpl
-from deepcore_submodular.functions import FacilityLocation, GraphCut, LogDeterminant
-from deepcore_submodular.kernels import CosineBlocks
-from deepcore_submodular.optimizers import maximize
+from deepcore_core.submodular.functions import FacilityLocation, GraphCut, LogDeterminant
+from deepcore_core.submodular.kernels import CosineBlocks
+from deepcore_core.submodular.optimizers import maximize
 
 _SUBMODLIB_NAMES = {
     "naive": "NaiveGreedy",
