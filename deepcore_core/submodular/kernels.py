@@ -17,7 +17,7 @@ from deepcore_core.neighbors import blockwise_topk
 
 
 class CosineBlocks:
-    """Blocks of the cosine-similarity matrix of a pool of samples."""
+    """Blocks of the cosine-similarity (and Euclidean-distance) matrices of a pool."""
 
     def __init__(self, ctx: SelectionContext, pool: np.ndarray, source: str) -> None:
         dev = torch.device(ctx.device)
@@ -33,15 +33,27 @@ class CosineBlocks:
             self.e, self.h = None, t(ctx.features[pool])
             norms = self.h.norm(dim=1)
         self.inv = torch.where(norms > 0, 1.0 / norms.clamp_min(1e-30), torch.zeros_like(norms))
+        self.sq = norms * norms
         self.n = len(pool)
+
+    def inner(self, lo: int, hi: int, cols: torch.Tensor | None = None) -> torch.Tensor:
+        """Inner products of rows lo:hi with the pool (or with the positions ``cols``)."""
+        e = self.e if cols is None or self.e is None else self.e[cols]
+        h = self.h if cols is None else self.h[cols]
+        if self.e is None:
+            return self.h[lo:hi] @ h.T
+        return (self.h[lo:hi] @ h.T).add_(1.0).mul_(self.e[lo:hi] @ e.T)
 
     def block(self, lo: int, hi: int) -> torch.Tensor:
         """Cosine similarities of rows lo:hi against the whole pool."""
-        if self.e is None:
-            c = self.h[lo:hi] @ self.h.T
-        else:
-            c = (self.h[lo:hi] @ self.h.T).add_(1.0).mul_(self.e[lo:hi] @ self.e.T)
+        c = self.inner(lo, hi)
         return c.mul_(self.inv[lo:hi, None]).mul_(self.inv[None]).clamp_(-1.0, 1.0)
+
+    def distance(self, lo: int, hi: int, cols: torch.Tensor | None = None) -> torch.Tensor:
+        """Euclidean distances of rows lo:hi to the pool (or to the positions ``cols``)."""
+        sq = self.sq if cols is None else self.sq[cols]
+        d2 = self.sq[lo:hi, None] + sq[None] - 2.0 * self.inner(lo, hi, cols)
+        return d2.clamp_(min=0.0).sqrt_()
 
     def dense(self, block: int = 2048) -> np.ndarray:
         """The full kernel (1 + cos) / 2 as float32."""

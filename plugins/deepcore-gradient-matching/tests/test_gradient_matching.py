@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from deepcore_core import GradEmbedding, PluginHost, select
+from deepcore_core.cli import create_app
+from deepcore_core.testing import check_selector, synthetic_inputs
+from deepcore_gradient_matching import METHODS
+from deepcore_gradient_matching.omp import omp_reference, omp_select
+
+
+def outputs(n=60, c=4, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, c)) * 2
+    p = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
+    return p, rng.integers(0, c, n), rng.normal(size=(n, d)).astype(np.float32)
+
+
+def brute_fl(s, k):
+    chosen = []
+    cur = np.zeros(len(s))
+    for _ in range(k):
+        gains = np.maximum(s - cur[:, None], 0).sum(0)
+        gains[chosen] = -np.inf
+        j = int(np.argmax(gains))
+        chosen.append(j)
+        cur = np.maximum(cur, s[:, j])
+    return chosen
+
+
+def test_craig_is_facility_location_and_weights_count_assignments():
+    p, y, h = outputs()
+    sel = select("craig", probs=p, labels=y, features=h, budget=8, balance=False)
+    g = GradEmbedding.from_outputs(p, y, h).materialize().astype(np.float64)
+    d = np.sqrt(((g[:, None] - g[None]) ** 2).sum(-1))
+    s = d.max() - d
+    assert sel.indices.tolist() == brute_fl(s, 8)
+    nearest = np.argmin(d[:, sel.indices], axis=1)
+    assert sel.weights.tolist() == np.bincount(nearest, minlength=8).astype(float).tolist()
+    assert sel.weights.sum() == 60
+
+
+def test_craig_balanced_weights_sum_to_class_sizes():
+    d = synthetic_inputs()
+    sel = select(
+        "craig", features=d["features"], labels=d["labels"], logits=d["logits"], fraction=0.3
+    )
+    for c in np.unique(d["labels"]):
+        mask = d["labels"][sel.indices] == c
+        assert sel.weights[mask].sum() == (d["labels"] == c).sum()
+
+
+def test_omp_recovers_a_planted_sparse_combination():
+    rng = np.random.default_rng(1)
+    n, c, dim = 120, 10, 30
+    e = rng.normal(size=(n, c))
+    h = rng.normal(size=(n, dim))
+    support = np.array([7, 19, 55, 80, 101])
+    w_true = np.array([2.0, 0.5, 1.5, 3.0, 1.0])
+    hb = np.concatenate([np.ones((n, 1)), h], axis=1)
+    target = (e[support] * w_true[:, None]).T @ hb[support]
+    sel, w, picked = omp_select(e, h, 5, lam=1e-10, target=target)
+    assert sorted(sel.tolist()) == support.tolist() and picked == 5
+    np.testing.assert_allclose(w[np.argsort(sel)], w_true, rtol=1e-6)
+
+
+def test_incremental_omp_equals_straightforward_resolve():
+    p, y, h = outputs(n=80, seed=2)
+    g = GradEmbedding.from_outputs(p, y, h)
+    sel, w, _ = omp_select(g.residual, g.features, 15, lam=0.3)
+    ref_sel, ref_w = omp_reference(g.materialize().astype(np.float64), 15, 0.3)
+    assert sel.tolist() == ref_sel.tolist()
+    np.testing.assert_allclose(w, ref_w, rtol=1e-6, atol=1e-9)
+
+
+def test_lambda_changes_the_result():
+    p, y, h = outputs(n=80, seed=3)
+    kw = {"probs": p, "labels": y, "features": h, "budget": 10, "balance": False}
+    a = select("gradmatch", **kw, options={"lam": 0.01})
+    b = select("gradmatch", **kw, options={"lam": 100.0})
+    assert not np.allclose(a.weights, b.weights)
+    assert a.weights.sum() > b.weights.sum()  # stronger shrinkage
+
+
+def test_exact_budget_with_fill_when_omp_stops_early():
+    p, y, h = outputs(n=20, seed=4)
+    p = np.repeat(p[:2], 10, axis=0)  # only two distinct gradients: OMP stops after 2
+    h = np.repeat(h[:2], 10, axis=0)
+    y = np.repeat(y[:2], 10)
+    sel = select("gradmatch", probs=p, labels=y, features=h, budget=6, balance=False)
+    assert len(sel) == 6 and np.isfinite(sel.weights).all() and (sel.weights >= 0).all()
+
+
+@pytest.mark.parametrize("cls", METHODS)
+def test_conformance(cls):
+    check_selector(cls)
+
+
+def test_registered():
+    host = PluginHost(load_entrypoints=True, strict=True)
+    for name in ("craig", "gradmatch"):
+        info = host.registry.get(name)
+        assert (info.family, info.distribution) == (
+            "gradient-matching",
+            "deepcore-gradient-matching",
+        )
+
+
+@pytest.mark.parametrize("method", ["craig", "gradmatch"])
+def test_end_to_end_weighted_run_on_digits(method, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
+    r = CliRunner().invoke(
+        create_app(),
+        [
+            "run",
+            "--method",
+            method,
+            "--epochs",
+            "3",
+            "--selection-epochs",
+            "3",
+            "--seed",
+            "0",
+            "--fraction",
+            "0.1",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    sel_file = next((tmp_path / "out" / "selections").glob(f"{method}-*.npz"))
+    from deepcore_core import Selection
+
+    assert Selection.load(sel_file).weights is not None
