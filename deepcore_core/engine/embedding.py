@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deepcore_core._io import atomic_write
 from deepcore_core.data.sources import Source
 from deepcore_core.engine.devices import resolve_device
 from deepcore_core.nets.base import Network
@@ -54,9 +55,8 @@ def cached_embedding(
             return Embedding(z["features"], z["logits"])
     emb = compute_embedding(model, source, device)
     if cache is not None:
-        tmp = cache.with_name(".embedding.tmp.npz")
-        np.savez(tmp, features=emb.features, logits=emb.logits)
-        tmp.replace(cache)
+        with atomic_write(cache) as fh:
+            np.savez(fh, features=emb.features, logits=emb.logits)
     return emb
 
 
