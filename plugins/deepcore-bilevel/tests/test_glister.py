@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from deepcore_bilevel import Glister, TaylorState, glister_greedy
+from deepcore_core import PluginHost, select
+from deepcore_core.cli import create_app
+from deepcore_core.testing import check_selector
+
+
+def setup(n=50, n_val=30, c=4, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    w, b = rng.normal(size=(c, d)), rng.normal(size=c)
+    h, hv = rng.normal(size=(n, d)), rng.normal(size=(n_val, d))
+    y, yv = rng.integers(0, c, n), rng.integers(0, c, n_val)
+    return w, b, h, hv, y, yv
+
+
+def softmax(z):
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(1, keepdims=True)
+
+
+def val_ll(w, b, hv, yv):
+    p = softmax(hv @ w.T + b)
+    return np.log(p[np.arange(len(yv)), yv]).mean()
+
+
+def grads(w, b, h, y):
+    e = softmax(h @ w.T + b)
+    e[np.arange(len(y)), y] -= 1
+    return e, e[:, :, None] * h[:, None, :]  # bias and weight gradients
+
+
+def test_taylor_gain_is_the_first_order_change_in_validation_likelihood():
+    w, b, h, hv, y, yv = setup()
+    e, gw = grads(w, b, h, y)
+    state = TaylorState(e, h, hv @ w.T + b, hv, yv, eta=0.1)
+    gains = state.gains()
+    eps = 1e-6
+    base = val_ll(w, b, hv, yv)
+    for i in range(0, 50, 7):
+        fd = (val_ll(w - eps * gw[i], b - eps * e[i], hv, yv) - base) / eps
+        assert fd == pytest.approx(gains[i], rel=1e-3, abs=1e-7)
+
+
+def test_state_update_equals_an_explicit_last_layer_step():
+    w, b, h, hv, y, yv = setup(seed=1)
+    e, gw = grads(w, b, h, y)
+    state = TaylorState(e, h, hv @ w.T + b, hv, yv, eta=0.3)
+    picks = np.array([3, 17, 40])
+    state.add(picks)
+    w2 = w - 0.3 * gw[picks].mean(0)
+    b2 = b - 0.3 * e[picks].mean(0)
+    np.testing.assert_allclose(state.val_logits(), hv @ w2.T + b2, rtol=1e-10)
+
+
+def brute_glister(w, b, h, hv, y, yv, k, eta):
+    """Explicit weights: recompute the validation gradient after each pick."""
+    e0, gw0 = grads(w, b, h, y)
+    chosen = []
+    for _ in range(k):
+        if chosen:
+            w_s = w - eta * gw0[chosen].mean(0)
+            b_s = b - eta * e0[chosen].mean(0)
+        else:
+            w_s, b_s = w, b
+        ev, gwv = grads(w_s, b_s, hv, yv)
+        gain = (e0 * ev.mean(0)).sum(1) + (gw0 * gwv.mean(0)).sum((1, 2))
+        gain[chosen] = -np.inf
+        chosen.append(int(np.argmax(gain)))
+    return chosen
+
+
+def test_update_changes_later_picks_and_matches_brute_force():
+    w, b, h, hv, y, yv = setup(n=80, seed=2)
+    e, _ = grads(w, b, h, y)
+    state = TaylorState(e, h, hv @ w.T + b, hv, yv, eta=2.0)
+    static = np.argsort(-state.gains(), kind="stable")[:15].tolist()
+    picks = glister_greedy(state, np.arange(80), 15, per_step=1).tolist()
+    assert picks == brute_glister(w, b, h, hv, y, yv, 15, 2.0)
+    assert picks != static  # fails if the update step is skipped
+
+
+def test_per_step_batches_updates():
+    w, b, h, hv, y, yv = setup(n=80, seed=3)
+    e, _ = grads(w, b, h, y)
+    one = glister_greedy(TaylorState(e, h, hv @ w.T + b, hv, yv, 2.0), np.arange(80), 20, 1)
+    five = glister_greedy(TaylorState(e, h, hv @ w.T + b, hv, yv, 2.0), np.arange(80), 20, 5)
+    assert len(set(five)) == 20 and one.tolist() != five.tolist()
+
+
+def test_validation_is_held_out_and_given_indices(tmp_path):
+    rng = np.random.default_rng(4)
+    x, y, logits = rng.normal(size=(100, 5)), np.zeros(100, int), rng.normal(size=(100, 3))
+    sel = select("glister", features=x, labels=y, logits=logits, budget=10, seed=1)
+    val = np.arange(50)
+    np.save(tmp_path / "val.npy", val)
+    given = select(
+        "glister",
+        features=x,
+        labels=y,
+        logits=logits,
+        budget=10,
+        options={"val_indices": str(tmp_path / "val.npy")},
+    )
+    assert not set(given.indices) & set(val)
+    assert len(sel) == 10
+
+
+def test_conformance():
+    check_selector(Glister)
+    check_selector(Glister, options={"val_fraction": 0.0, "per_step": 3})
+
+
+def test_registered():
+    info = PluginHost(load_entrypoints=True, strict=True).registry.get("glister")
+    assert (info.family, info.distribution, info.needs) == (
+        "bilevel",
+        "deepcore-bilevel",
+        ["gradients"],
+    )
+
+
+def test_end_to_end_run_on_digits(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
+    r = CliRunner().invoke(
+        create_app(),
+        [
+            "run",
+            "--method",
+            "glister",
+            "--epochs",
+            "3",
+            "--selection-epochs",
+            "3",
+            "--seed",
+            "0",
+            "--fraction",
+            "0.1",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "| glister |" in r.output
