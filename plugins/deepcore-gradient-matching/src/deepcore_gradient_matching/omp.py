@@ -9,7 +9,7 @@ K_SS + lam I by one row (O(|S|^2)), so no least-squares problem is solved from s
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg import solve, solve_triangular
 from scipy.optimize import nnls
 
 
@@ -34,6 +34,7 @@ def omp_select(
     b_all = ((e @ t) * hb).sum(1)  # <g_i, target>
     sel: list[int] = []
     chol = np.zeros((k, k))
+    gram = np.zeros((k, k))  # K_SS + lam I, filled one row per pick
     w = np.zeros(0)
     taken = np.zeros(n, dtype=bool)
     for s in range(k):
@@ -54,20 +55,54 @@ def omp_select(
             break  # the new atom is (numerically) in the span of the picked ones
         chol[s, :s] = row
         chol[s, s] = np.sqrt(d2)
+        gram[s, :s] = gram[:s, s] = kj
+        gram[s, s] = kjj
         sel.append(j)
         taken[j] = True
-        w = _weights(chol[: s + 1, : s + 1], b_all[sel])
+        w = _weights(chol[: s + 1, : s + 1], gram[: s + 1, : s + 1], b_all[sel], np.append(w, 0.0))
     return np.array(sel, dtype=np.int64), w, len(sel)
 
 
-def _weights(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """argmin_{w >= 0} w^T (K + lam I) w - 2 b^T w, with K + lam I = L L^T."""
+def _weights(chol: np.ndarray, q: np.ndarray, b: np.ndarray, w_prev: np.ndarray) -> np.ndarray:
+    """argmin_{w >= 0} w^T Q w - 2 b^T w with Q = K + lam I = L L^T.
+
+    The unconstrained solution takes two triangular solves with the incremental factor; when
+    it has a negative entry, an active-set (Lawson-Hanson) solve starts from the previous
+    step's weights, which usually needs one or two small solves.
+    """
     z = solve_triangular(chol, b, lower=True)
     w = solve_triangular(chol.T, z, lower=False)
     if (w >= 0).all():
         return w
-    # ||L^T w - z||^2 has the same minimiser; solve it under w >= 0 (active set)
-    return nnls(chol.T, z)[0]
+    return active_set_qp(q, b, w_prev)
+
+
+def active_set_qp(
+    q: np.ndarray, b: np.ndarray, w0: np.ndarray, tol: float = 1e-10, max_iter: int = 10_000
+) -> np.ndarray:
+    """Minimise 0.5 w^T q w - b^T w over w >= 0 (q positive definite) from a feasible ``w0``."""
+    w = np.maximum(np.asarray(w0, dtype=np.float64), 0.0)
+    passive = w > 0
+    scale = max(1.0, float(np.abs(b).max()))
+    for _ in range(max_iter):
+        grad = b - q @ w  # the negative gradient
+        cand = ~passive & (grad > tol * scale)
+        if not cand.any():
+            break
+        passive[np.flatnonzero(cand)[np.argmax(grad[cand])]] = True
+        while True:
+            z = np.zeros_like(w)
+            p = np.flatnonzero(passive)
+            z[p] = solve(q[np.ix_(p, p)], b[p], assume_a="pos", check_finite=False)
+            if (z[p] > 0).all():
+                w = z
+                break
+            neg = passive & (z <= 0)
+            alpha = np.min(w[neg] / (w[neg] - z[neg]))
+            w = w + alpha * (z - w)
+            passive &= w > tol * scale
+            w[~passive] = 0.0
+    return w
 
 
 def omp_reference(g: np.ndarray, k: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
