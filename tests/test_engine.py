@@ -134,3 +134,10 @@ def test_closed_form_gradient_embedding_equals_autograd(digits):
         rows.append(torch.cat([model.head.bias.grad, model.head.weight.grad.flatten()]))
     ref = torch.stack(rows).numpy()
     np.testing.assert_allclose(g.materialize(), ref, rtol=1e-4, atol=1e-6)
+
+
+def test_divergence_is_a_clear_error(digits):
+    from deepcore_core import DeepcoreError
+
+    with pytest.raises(DeepcoreError, match="training diverged in epoch 1 .* lower the learning"):
+        train_model(lenet(digits), digits.train, TrainConfig(epochs=2, lr=1e6, min_lr=0), CPU)

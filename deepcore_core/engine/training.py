@@ -211,6 +211,11 @@ def train_model(
                 if dyn is not None:
                     _record(dyn, epoch, idx.to(device), out.detach().float(), y, per.detach())
             entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": float(run_loss) / iters}
+            if not math.isfinite(entry["train_loss"]):
+                raise DeepcoreError(
+                    f"{desc}: training diverged in epoch {epoch + 1} (the loss is not finite) "
+                    f"at lr {config.lr:g}; lower the learning rate (--lr) or use another seed"
+                )
             last = epoch + 1 == config.epochs
             if test is not None and (
                 last or (config.eval_every and (epoch + 1) % config.eval_every == 0)
