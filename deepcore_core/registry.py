@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import re
 
 from deepcore_core.errors import DeepcoreError, PluginError
@@ -65,6 +66,11 @@ class MethodRegistry:
             raise PluginError(
                 f"{where} registered {cls.__name__} with invalid name {cls.name!r}; "
                 "names are lower-case words joined by '-'"
+            )
+        if inspect.isabstract(cls):
+            missing = ", ".join(sorted(cls.__abstractmethods__))
+            raise PluginError(
+                f"{where} registered {cls.__name__}, which does not implement {missing}"
             )
         if not dataclasses.is_dataclass(cls.Options):
             raise PluginError(f"{where}: {cls.__name__}.Options must be a dataclass")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import enum
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,7 +35,7 @@ class Pick:
     weights: np.ndarray | None = None
 
 
-class Selector:
+class Selector(abc.ABC):
     """Base class of a selection method.
 
     Subclasses set the class variables and implement :meth:`pick`. The core splits the budget
@@ -70,6 +71,7 @@ class Selector:
         """Return the options as a plain dict (recorded in the selection's metadata)."""
         return options_dict(self.options)
 
+    @abc.abstractmethod
     def pick(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
@@ -80,7 +82,6 @@ class Selector:
         :param k: how many to choose, ``1 <= k <= len(pool)``.
         :param rng: a generator seeded for this run and this pool.
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement pick()")
 
 
 class ScoreSelector(Selector):
@@ -93,9 +94,9 @@ class ScoreSelector(Selector):
 
     descending: ClassVar[bool] = True
 
+    @abc.abstractmethod
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Return one finite score per sample of the dataset (length N)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement compute_scores()")
 
     def pick(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator

@@ -80,6 +80,9 @@ def test_missing_need_names_it():
         name = "needs-model"
         needs = frozenset({Need.MODEL})
 
+        def compute_scores(self, ctx):
+            return np.zeros(ctx.n)
+
     host = host_with(NeedsModel)
     with pytest.raises(MissingInputError, match="method 'needs-model' needs model; select from"):
         select("needs-model", labels=np.zeros(4), fraction=0.5, host=host)

@@ -145,6 +145,21 @@ def test_registering_a_non_selector_is_an_error(fake_plugins):
         PluginHost().registry  # noqa: B018
 
 
+def test_abstract_selector_rejected(fake_plugins):
+    src = """
+    from deepcore_core import ScoreSelector, hookimpl
+    class Half(ScoreSelector):
+        'Forgot compute_scores.'
+        name = "half"
+    @hookimpl
+    def register_selectors(register):
+        register(Half)
+    """
+    fake_plugins("half", src, "deepcore-half")
+    with pytest.raises(PluginError, match="Half, which does not implement compute_scores"):
+        PluginHost().registry  # noqa: B018
+
+
 def test_bad_method_name_rejected(fake_plugins):
     fake_plugins("badname", GOOD.format(name="Bad Name"), "deepcore-badname")
     with pytest.raises(PluginError, match="invalid name 'Bad Name'"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from collections.abc import Callable
@@ -98,9 +99,9 @@ class _Repeated(_Hardness):
 
     Options = RepeatOptions
 
+    @abc.abstractmethod
     def per_model(self, probs: np.ndarray, labels: np.ndarray, features: np.ndarray) -> np.ndarray:
         """The score under one model."""
-        raise NotImplementedError
 
     def seeds(self, seed: int) -> list[int]:
         """The seeds of the repeated models for a run seed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal
@@ -52,13 +53,13 @@ class _Submodular(Selector):
             return frozenset({Need.FEATURES})
         return self.needs
 
+    @abc.abstractmethod
     def objective(self, kernel: Any, k: int) -> Any:
         """The objective over ``kernel`` (dense array or sparse matrix)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def submodlib_function(self, kernel: np.ndarray) -> Any:
         """The matching submodlib function over a dense kernel."""
-        raise NotImplementedError
 
     def kernel(self, ctx: SelectionContext, pool: np.ndarray) -> np.ndarray | sp.csr_matrix:
         """Dense kernel for pools up to ``dense_limit``, else the k-NN graph."""

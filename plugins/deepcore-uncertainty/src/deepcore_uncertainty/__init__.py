@@ -8,6 +8,7 @@ keep the most confident samples, and least confidence uses probabilities, not ra
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 
 import numpy as np
@@ -25,9 +26,9 @@ class _Uncertainty(ScoreSelector):
         return self.from_probs(np.asarray(ctx.probs, dtype=np.float64))
 
     @staticmethod
+    @abc.abstractmethod
     def from_probs(p: np.ndarray) -> np.ndarray:
         """The score of each row of probabilities."""
-        raise NotImplementedError
 
 
 class LeastConfidence(_Uncertainty):
