@@ -282,6 +282,7 @@ class Experiment:
         if jobs < 1:
             raise DeepcoreError(f"jobs must be >= 1, got {jobs}")
         plan = self.plan()
+        self._restore_from_results(plan)
         todo = [k for k in plan if not self.path_for(k).is_file()]
         if len(todo) < len(plan):
             self.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} runs already done")
@@ -301,6 +302,24 @@ class Experiment:
         records = [load_record(self.path_for(k)) for k in plan]
         write_summary(records, self.out)
         return records
+
+    def _restore_from_results(self, plan: list[dict[str, Any]]) -> None:
+        """Recreate missing run files from ``results.jsonl`` (e.g. a copied results file)."""
+        path = self.out / "results.jsonl"
+        if not path.is_file():
+            return
+        wanted = {run_id(k): k for k in plan if not self.path_for(k).is_file()}
+        if not wanted:
+            return
+        for line in path.read_text().splitlines():
+            try:
+                record = RunRecord(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                continue  # a line cut short by an interruption
+            key = wanted.pop(run_id(record.key), None)
+            if key is not None:
+                with atomic_write(self.path_for(key), "w") as fh:
+                    json.dump(record.as_dict(), fh, indent=2)
 
     def _train_all(
         self, todo: list[dict[str, Any]], jobs: int
@@ -328,7 +347,13 @@ class Experiment:
         with atomic_write(self.path_for(key), "w") as fh:
             json.dump(record.as_dict(), fh, indent=2)
         line = json.dumps(record.as_dict()) + "\n"
-        with open(self.out / "results.jsonl", "a") as fh:  # one write per finished run
+        results = self.out / "results.jsonl"
+        if results.is_file() and results.stat().st_size:
+            with open(results, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":  # a line cut short by an interruption: start anew
+                    line = "\n" + line
+        with open(results, "a") as fh:  # one write per finished run
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())

@@ -148,3 +148,23 @@ def test_cli_benchmark_and_report(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "do not exist" in r.output
     r = runner.invoke(create_app(), ["benchmark", "--jobs", "x", "--output", str(out)])
     assert r.exit_code == 2 and "jobs must be a whole number" in r.output
+
+
+def test_resume_from_a_copied_results_file(tmp_path):
+    cfg = config(tmp_path, seeds=[0])
+    first = Experiment(cfg, host(), log=lambda m: None).run()
+    out = tmp_path / "out"
+    lines = (out / "results.jsonl").read_text()
+    import shutil
+
+    shutil.rmtree(out / "runs")
+    (out / "results.jsonl").write_text(lines + '{"truncated": ')  # a torn last line
+    trained = []
+    real = Experiment.run_one
+    Experiment.run_one = lambda self, key: trained.append(key) or real(self, key)
+    try:
+        again = Experiment(cfg, host(), log=lambda m: None).run()
+    finally:
+        Experiment.run_one = real
+    assert trained == []
+    assert [r.accuracy for r in again] == [r.accuracy for r in first]
