@@ -258,3 +258,49 @@ try:  # fixtures for ``pytest_plugins = ["deepcore_core.testing"]``
 
 except ImportError:  # pragma: no cover - pytest is optional at run time
     pass
+
+
+def check_end_to_end(method: str, tmp_path: Any, *options: str) -> str:
+    """Run ``deepcore run`` on digits with ``method`` (quick settings) and return its output.
+
+    Asserts that the command succeeds and that the method's row is in the table. The
+    selection-model cache goes under ``tmp_path``. ``options`` are ``key=value`` strings.
+    """
+    import os
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from deepcore_core.cli import create_app
+
+    args = [
+        "run",
+        "--method",
+        method,
+        "--epochs",
+        "3",
+        "--selection-epochs",
+        "3",
+        "--seed",
+        "0",
+        "--fraction",
+        "0.1",
+        "--output",
+        str(Path(tmp_path) / "out"),
+        "--cache-dir",
+        str(Path(tmp_path) / "cache"),
+    ]
+    for opt in options:
+        args += ["--option", opt]
+    old = os.environ.get("DEEPCORE_PROGRESS")
+    os.environ["DEEPCORE_PROGRESS"] = "0"
+    try:
+        result = CliRunner().invoke(create_app(), args)
+    finally:
+        if old is None:
+            os.environ.pop("DEEPCORE_PROGRESS", None)
+        else:
+            os.environ["DEEPCORE_PROGRESS"] = old
+    assert result.exit_code == 0, result.output
+    assert f"| {method} |" in result.output, result.output
+    return result.output

@@ -2,12 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from deepcore_bilevel import Glister, TaylorState, glister_greedy
 from deepcore_core import PluginHost, select
-from deepcore_core.cli import create_app
-from deepcore_core.testing import check_selector
+from deepcore_core.testing import check_end_to_end, check_selector
 
 
 def setup(n=50, n_val=30, c=4, d=5, seed=0):
@@ -125,25 +123,5 @@ def test_registered():
     )
 
 
-def test_end_to_end_run_on_digits(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
-    r = CliRunner().invoke(
-        create_app(),
-        [
-            "run",
-            "--method",
-            "glister",
-            "--epochs",
-            "3",
-            "--selection-epochs",
-            "3",
-            "--seed",
-            "0",
-            "--fraction",
-            "0.1",
-            "--output",
-            str(tmp_path / "out"),
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    assert "| glister |" in r.output
+def test_end_to_end_run_on_digits(tmp_path):
+    check_end_to_end("glister", tmp_path)

@@ -3,13 +3,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from deepcore_boundary import METHODS, Cal, DeepFool, symmetric_kl
 from deepcore_boundary.deepfool import deepfool_batch
 from deepcore_core import PluginHost, select
-from deepcore_core.cli import create_app
-from deepcore_core.testing import check_selector, synthetic_dataset, synthetic_inputs
+from deepcore_core.testing import (
+    check_end_to_end,
+    check_selector,
+    synthetic_dataset,
+    synthetic_inputs,
+)
 
 
 def linear_model(d=6, c=5, seed=0):
@@ -111,25 +114,5 @@ def test_registered():
 
 
 @pytest.mark.parametrize("method", ["deepfool", "cal"])
-def test_end_to_end_run_on_digits(method, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
-    r = CliRunner().invoke(
-        create_app(),
-        [
-            "run",
-            "--method",
-            method,
-            "--epochs",
-            "3",
-            "--selection-epochs",
-            "3",
-            "--seed",
-            "0",
-            "--fraction",
-            "0.1",
-            "--output",
-            str(tmp_path / "out"),
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    assert f"| {method} |" in r.output
+def test_end_to_end_run_on_digits(method, tmp_path):
+    check_end_to_end(method, tmp_path)

@@ -2,11 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from deepcore_core import DeepcoreError, PluginHost, select
-from deepcore_core.cli import create_app
-from deepcore_core.testing import check_selector
+from deepcore_core.testing import check_end_to_end, check_selector
 from deepcore_geometry import METHODS
 
 
@@ -164,25 +162,5 @@ def test_registered():
 
 
 @pytest.mark.parametrize("method", ["kcenter", "herding", "contextual-diversity"])
-def test_end_to_end_run_on_digits(method, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
-    r = CliRunner().invoke(
-        create_app(),
-        [
-            "run",
-            "--method",
-            method,
-            "--epochs",
-            "3",
-            "--selection-epochs",
-            "3",
-            "--seed",
-            "0",
-            "--fraction",
-            "0.1",
-            "--output",
-            str(tmp_path / "out"),
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    assert f"| {method} |" in r.output
+def test_end_to_end_run_on_digits(method, tmp_path):
+    check_end_to_end(method, tmp_path)

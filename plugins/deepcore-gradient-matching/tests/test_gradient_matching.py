@@ -2,11 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from deepcore_core import GradEmbedding, PluginHost, select
-from deepcore_core.cli import create_app
-from deepcore_core.testing import check_selector, synthetic_inputs
+from deepcore_core.testing import check_end_to_end, check_selector, synthetic_inputs
 from deepcore_gradient_matching import METHODS
 from deepcore_gradient_matching.omp import omp_reference, omp_select
 
@@ -109,28 +107,9 @@ def test_registered():
 
 
 @pytest.mark.parametrize("method", ["craig", "gradmatch"])
-def test_end_to_end_weighted_run_on_digits(method, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
-    r = CliRunner().invoke(
-        create_app(),
-        [
-            "run",
-            "--method",
-            method,
-            "--epochs",
-            "3",
-            "--selection-epochs",
-            "3",
-            "--seed",
-            "0",
-            "--fraction",
-            "0.1",
-            "--output",
-            str(tmp_path / "out"),
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    sel_file = next((tmp_path / "out" / "selections").glob(f"{method}-*.npz"))
+def test_end_to_end_weighted_run_on_digits(method, tmp_path):
     from deepcore_core import Selection
 
+    check_end_to_end(method, tmp_path)
+    sel_file = next((tmp_path / "out" / "selections").glob(f"{method}-*.npz"))
     assert Selection.load(sel_file).weights is not None

@@ -3,15 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from deepcore_core import PluginHost, SelectionContext, select
 from deepcore_core.api import run_selection
-from deepcore_core.cli import create_app
 from deepcore_core.engine import pretrain as pretrain_mod
 from deepcore_core.engine.pretrain import PretrainSpec
 from deepcore_core.engine.training import TrainConfig
-from deepcore_core.testing import check_selector
+from deepcore_core.testing import check_end_to_end, check_selector
 from deepcore_importance import METHODS, SEED_STRIDE, GraNd, forgetting_counts
 
 
@@ -153,27 +151,5 @@ def test_registered():
 
 
 @pytest.mark.parametrize("method", ["forgetting", "grand", "el2n"])
-def test_end_to_end_run_on_digits(method, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
-    r = CliRunner().invoke(
-        create_app(),
-        [
-            "run",
-            "--method",
-            method,
-            "--epochs",
-            "3",
-            "--selection-epochs",
-            "3",
-            "--seed",
-            "0",
-            "--fraction",
-            "0.1",
-            "--option",
-            "repeats=2" if method != "forgetting" else "keep=hardest",
-            "--output",
-            str(tmp_path / "out"),
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    assert f"| {method} |" in r.output
+def test_end_to_end_run_on_digits(method, tmp_path):
+    check_end_to_end(method, tmp_path, *([] if method == "forgetting" else ["repeats=2"]))

@@ -4,15 +4,13 @@ import math
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from deepcore_core import PluginHost, SelectionContext, select
 from deepcore_core.api import build_context
-from deepcore_core.cli import create_app
 from deepcore_core.submodular.functions import FacilityLocation, GraphCut, LogDeterminant
 from deepcore_core.submodular.kernels import CosineBlocks
 from deepcore_core.submodular.optimizers import maximize
-from deepcore_core.testing import check_selector, synthetic_inputs
+from deepcore_core.testing import check_end_to_end, check_selector, synthetic_inputs
 from deepcore_submodular import METHODS
 
 
@@ -230,25 +228,5 @@ def test_registered():
 
 
 @pytest.mark.parametrize("method", ["graph-cut", "facility-location", "log-determinant"])
-def test_end_to_end_run_on_digits(method, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
-    r = CliRunner().invoke(
-        create_app(),
-        [
-            "run",
-            "--method",
-            method,
-            "--epochs",
-            "3",
-            "--selection-epochs",
-            "3",
-            "--seed",
-            "0",
-            "--fraction",
-            "0.1",
-            "--output",
-            str(tmp_path / "out"),
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    assert f"| {method} |" in r.output
+def test_end_to_end_run_on_digits(method, tmp_path):
+    check_end_to_end(method, tmp_path)

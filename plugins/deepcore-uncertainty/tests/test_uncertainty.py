@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from deepcore_core import PluginHost, select
 from deepcore_core.cli import create_app
-from deepcore_core.testing import check_selector
+from deepcore_core.testing import check_end_to_end, check_selector
 from deepcore_uncertainty import METHODS, Entropy, LeastConfidence, Margin
 
 P = np.array(
@@ -115,25 +115,5 @@ def test_cli_on_logits(tmp_path):
 
 
 @pytest.mark.parametrize("method", ["least-confidence", "entropy", "margin"])
-def test_end_to_end_run_on_digits(method, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
-    r = CliRunner().invoke(
-        create_app(),
-        [
-            "run",
-            "--method",
-            method,
-            "--epochs",
-            "3",
-            "--selection-epochs",
-            "3",
-            "--seed",
-            "0",
-            "--fraction",
-            "0.1",
-            "--output",
-            str(tmp_path / "out"),
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    assert f"| {method} |" in r.output
+def test_end_to_end_run_on_digits(method, tmp_path):
+    check_end_to_end(method, tmp_path)
