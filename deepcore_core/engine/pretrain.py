@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from deepcore_core._version import __version__
@@ -166,8 +165,3 @@ def pretrain_selection_model(ctx: Any) -> Network:
     ctx.dynamics = done.dynamics
     ctx.extras["model_folder"] = done.folder
     return done.model
-
-
-def labels_of(data: DatasetSplits) -> np.ndarray:
-    """Training labels of ``data``."""
-    return data.train.labels
