@@ -37,9 +37,9 @@ def default_cache_dir() -> Path:
 class PretrainSpec:
     """How the selection model is trained: network, epochs and the training settings.
 
-    As in the paper, selection-time training uses the full training set without
-    augmentation and a constant learning rate is not assumed: the cosine schedule of
-    ``train`` applies over ``epochs``.
+    As in the paper, the selection model trains on the full training set without
+    augmentation, with the optimiser settings of ``train`` and its cosine schedule over
+    ``epochs`` (the original code used a constant learning rate here).
     """
 
     network: str = "lenet"
