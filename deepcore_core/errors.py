@@ -15,5 +15,9 @@ class PluginError(DeepcoreError):
     """A plugin failed to load or registered something invalid."""
 
 
+class TrainingDiverged(DeepcoreError):
+    """The training loss stopped being finite."""
+
+
 class MissingInputError(DeepcoreError):
     """A method needs an input (labels, a trained model, ...) that was not given."""

@@ -25,7 +25,7 @@ from deepcore_core.data.sources import DatasetSplits
 from deepcore_core.engine.devices import resolve_device, seed_everything
 from deepcore_core.engine.pretrain import PretrainSpec
 from deepcore_core.engine.training import TrainConfig, train_model
-from deepcore_core.errors import DeepcoreError
+from deepcore_core.errors import DeepcoreError, TrainingDiverged
 from deepcore_core.plugins import PluginHost
 from deepcore_core.selection import Selection, dataset_fingerprint
 from deepcore_core.selector import ScoreSelector
@@ -436,16 +436,22 @@ class Experiment:
         test = self.data.test
         if self.device.type == "cuda" and hasattr(train, "to"):
             train, test = train.to(self.device), test.to(self.device)
-        result = train_model(
-            net,
-            train,
-            self.config.train_config(seed),
-            self.device,
-            weights=weights,
-            test=test,
-            checkpoint=self.checkpoint_for(key),
-            desc=f"{method} f={key['fraction']:g} {key['network']} s{seed}",
-        )
+        try:
+            result = train_model(
+                net,
+                train,
+                self.config.train_config(seed),
+                self.device,
+                weights=weights,
+                test=test,
+                checkpoint=self.checkpoint_for(key),
+                desc=f"{method} f={key['fraction']:g} {key['network']} s{seed}",
+            )
+        except TrainingDiverged as exc:
+            # A diverged run is a result too: recorded (accuracy NaN) and counted in reports.
+            self.log(f"warning: {exc}")
+            nan = float("nan")
+            return RunRecord(key, nan, nan, sel_seconds, 0.0, len(indices), [])
         return RunRecord(
             key,
             float(result.final_accuracy or 0.0),
@@ -488,15 +494,17 @@ def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
         groups.setdefault((r.key["method"], r.key["fraction"], r.key["network"]), []).append(r)
     rows = []
     for (method, fraction, network), rs in sorted(groups.items(), key=_order):
-        acc = np.array([r.accuracy for r in rs])
+        acc = np.array([r.accuracy for r in rs], dtype=float)
+        ok = acc[np.isfinite(acc)]
         rows.append(
             {
                 "method": method,
                 "fraction": fraction,
                 "network": network,
                 "runs": len(rs),
-                "mean": float(acc.mean()),
-                "std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
+                "diverged": int(len(acc) - len(ok)),
+                "mean": float(ok.mean()) if ok.size else float("nan"),
+                "std": float(ok.std(ddof=1)) if ok.size > 1 else 0.0,
                 "selection_seconds": float(np.mean([r.selection_seconds for r in rs])),
                 "size": int(np.mean([r.size for r in rs])),
             }

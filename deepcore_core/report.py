@@ -42,11 +42,15 @@ def load_results(path: str | Path) -> list[RunRecord]:
 def _cell(r: dict[str, Any] | None, base: dict[str, Any] | None, best: bool, md: bool) -> str:
     if r is None:
         return "-"
+    if r["diverged"] == r["runs"]:
+        return f"diverged ({r['runs']})"
     text = f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}"
     if base is not None and r["method"] not in (BASELINE, FULL):
         text += f" ({100 * (r['mean'] - base['mean']):+.2f})"
     if best:
         text = f"**{text}**" if md else f"{text} *"
+    if r["diverged"]:
+        text += f" [{r['diverged']} of {r['runs']} diverged]"
     return text
 
 
@@ -64,7 +68,11 @@ def accuracy_tables(rows: list[dict[str, Any]], md: bool = True) -> str:
         methods = list(dict.fromkeys(r["method"] for r in sub))
         best = {}
         for f in fractions:
-            cands = [r for r in sub if r["fraction"] == f and r["method"] != FULL]
+            cands = [
+                r
+                for r in sub
+                if r["fraction"] == f and r["method"] != FULL and np.isfinite(r["mean"])
+            ]
             if cands:
                 best[f] = max(c["mean"] for c in cands)
         head = ["method"] + [f"{100 * f:g}%" for f in fractions]
@@ -174,7 +182,8 @@ def write_report(records: list[RunRecord], out_dir: Path) -> tuple[str, list[Pat
         "## Test accuracy (%)",
         "",
         "mean ± std over seeds, after the last epoch; in "
-        "parentheses the gap to `uniform`; the best method per column in bold.",
+        "parentheses the gap to `uniform`; the best method per column in bold; runs whose "
+        "training diverged are counted and left out of the mean.",
         "",
         accuracy_tables(rows),
     ]
@@ -187,7 +196,9 @@ def write_report(records: list[RunRecord], out_dir: Path) -> tuple[str, list[Pat
     with atomic_write(files[0], "w") as fh:
         fh.write(md)
     with atomic_write(files[1], "w") as fh:
-        fh.write("method,fraction,network,runs,mean,std,gap_to_uniform,size,selection_seconds\n")
+        fh.write(
+            "method,fraction,network,runs,diverged,mean,std,gap_to_uniform,size,selection_seconds\n"
+        )
         base = {(r["fraction"], r["network"]): r["mean"] for r in rows if r["method"] == BASELINE}
         for r in rows:
             gap = (
@@ -196,7 +207,7 @@ def write_report(records: list[RunRecord], out_dir: Path) -> tuple[str, list[Pat
                 else float("nan")
             )
             fh.write(
-                f"{r['method']},{r['fraction']:g},{r['network']},{r['runs']},"
+                f"{r['method']},{r['fraction']:g},{r['network']},{r['runs']},{r['diverged']},"
                 f"{r['mean']:.6f},{r['std']:.6f},{gap:.6f},{r['size']},"
                 f"{r['selection_seconds']:.3f}\n"
             )

@@ -168,3 +168,21 @@ def test_resume_from_a_copied_results_file(tmp_path):
         Experiment.run_one = real
     assert trained == []
     assert [r.accuracy for r in again] == [r.accuracy for r in first]
+
+
+def test_diverged_runs_are_recorded_and_reported(tmp_path):
+    cfg = config(
+        tmp_path,
+        seeds=[0],
+        lr=1e6,
+        min_lr=0.0,
+        methods=["uniform"],
+        fractions=[0.2],
+        selection_epochs=1,
+    )
+    records = Experiment(cfg, PluginHost(load_entrypoints=False), log=lambda m: None).run()
+    assert all(np.isnan(r.accuracy) for r in records)
+    md, _ = write_report(records, tmp_path / "rep")
+    assert "diverged (1)" in md
+    csv = (tmp_path / "rep" / "report.csv").read_text().splitlines()
+    assert csv[0].split(",")[4] == "diverged" and csv[1].split(",")[4] == "1"

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from deepcore_core.data.sources import Source
-from deepcore_core.errors import DeepcoreError
+from deepcore_core.errors import DeepcoreError, TrainingDiverged
 from deepcore_core.progress import Progress
 
 
@@ -212,7 +212,7 @@ def train_model(
                     _record(dyn, epoch, idx.to(device), out.detach().float(), y, per.detach())
             entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": float(run_loss) / iters}
             if not math.isfinite(entry["train_loss"]):
-                raise DeepcoreError(
+                raise TrainingDiverged(
                     f"{desc}: training diverged in epoch {epoch + 1} (the loss is not finite) "
                     f"at lr {config.lr:g}; lower the learning rate (--lr) or use another seed"
                 )
