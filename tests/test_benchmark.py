@@ -110,7 +110,7 @@ def test_report_numbers_match_raw_results_and_plot(tmp_path):
     unif = np.mean(
         [r.accuracy for r in records if r.key["method"] == "uniform" and r.key["fraction"] == 0.05]
     )
-    assert float(row.split(",")[6]) == pytest.approx(conf - unif, abs=1e-6)
+    assert float(row.split(",")[7]) == pytest.approx(conf - unif, abs=1e-6)
     png = tmp_path / "rep" / "accuracy-lenet.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = (tmp_path / "rep" / "accuracy-lenet.svg").read_text()
