@@ -179,6 +179,12 @@ class RunRecord:
         """JSON-friendly form."""
         return dataclasses.asdict(self)
 
+    @property
+    def diverged(self) -> bool:
+        """Whether training diverged (no accuracy, or a non-finite final training loss)."""
+        last = self.history[-1].get("train_loss", 0.0) if self.history else 0.0
+        return not np.isfinite(self.accuracy) or not np.isfinite(last)
+
 
 def run_id(key: dict[str, Any]) -> str:
     """A stable short hash of a run key."""
@@ -494,7 +500,7 @@ def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
         groups.setdefault((r.key["method"], r.key["fraction"], r.key["network"]), []).append(r)
     rows = []
     for (method, fraction, network), rs in sorted(groups.items(), key=_order):
-        acc = np.array([r.accuracy for r in rs], dtype=float)
+        acc = np.array([r.accuracy if not r.diverged else np.nan for r in rs], dtype=float)
         ok = acc[np.isfinite(acc)]
         rows.append(
             {
