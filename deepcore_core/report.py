@@ -144,10 +144,8 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, network: str | None = None) 
             if m == BASELINE
             else {"linewidth": 1.3, "marker": "o", "markersize": 3}
         )
-        ax.plot(f, mean, label=m, **style)
-        ax.fill_between(
-            f, mean - std, mean + std, alpha=0.12, color="black" if m == BASELINE else None
-        )
+        (line,) = ax.plot(f, mean, label=m, **style)
+        ax.fill_between(f, mean - std, mean + std, alpha=0.08, color=line.get_color())
     full = [r for r in sub if r["method"] == FULL]
     if full:
         ax.axhline(
