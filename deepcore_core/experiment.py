@@ -78,15 +78,9 @@ class ExperimentConfig:
 
     def pretrain_spec(self) -> PretrainSpec:
         """How the selection model is trained (no augmentation, as in the paper)."""
-        base = TrainConfig(
-            epochs=self.selection_epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            min_lr=min(self.min_lr, self.lr),
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            nesterov=self.nesterov,
-            augment=False,
+        # the coreset optimiser settings; PretrainSpec.config_for sets epochs, seed, no augmentation
+        base = dataclasses.replace(
+            self.train_config(0), epochs=self.selection_epochs, augment=False
         )
         return PretrainSpec(
             self.selection_network,
