@@ -241,6 +241,9 @@ def create_app() -> typer.Typer:
         selection_epochs: Annotated[
             str, typer.Option(help="Epochs of selection-model training.")
         ] = "10",
+        selection_lr: Annotated[
+            str, typer.Option(help="Learning rate of selection-model training.")
+        ] = "0.1",
         pretrained: Annotated[
             str | None, typer.Option(help="Local torchvision weights for that network.")
         ] = None,
@@ -270,6 +273,7 @@ def create_app() -> typer.Typer:
             "data_root": data_root,
             "selection_network": selection_network,
             "selection_epochs": selection_epochs,
+            "selection_lr": selection_lr,
             "pretrained": pretrained,
             "device": device,
             "cache_dir": cache_dir,
@@ -364,6 +368,7 @@ def _dataset_context(host: PluginHost, values: dict[str, Any]) -> Any:
             "data_root": values["data_root"],
             "selection_network": values["selection_network"],
             "selection_epochs": values["selection_epochs"],
+            "selection_lr": values["selection_lr"],
             "pretrained": values["pretrained"],
             "device": values["device"],
             "cache_dir": values["cache_dir"],

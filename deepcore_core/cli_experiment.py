@@ -55,6 +55,9 @@ def register(app: typer.Typer, host_of: Any, handle_errors: Any) -> None:
         selection_epochs: Annotated[
             str | None, typer.Option(help="Epochs of selection-model training.")
         ] = None,
+        selection_lr: Annotated[
+            str | None, typer.Option(help="Selection-model learning rate (default: --lr).")
+        ] = None,
         pretrained: Annotated[
             str | None, typer.Option(help="Local torchvision weights for the selection network.")
         ] = None,
@@ -93,6 +96,7 @@ def register(app: typer.Typer, host_of: Any, handle_errors: Any) -> None:
             "balance": balance,
             "selection_network": selection_network,
             "selection_epochs": selection_epochs,
+            "selection_lr": selection_lr,
             "pretrained": pretrained,
             "networks": network,
             "epochs": epochs,

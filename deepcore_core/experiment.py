@@ -46,6 +46,7 @@ class ExperimentConfig:
     balance: bool = True
     selection_network: str = "lenet"
     selection_epochs: int = 10
+    selection_lr: float | None = None  # None: the coreset learning rate ``lr``
     pretrained: str | None = None
     networks: tuple[str, ...] = ()  # target networks; empty: the selection network
     epochs: int = 50
@@ -82,6 +83,9 @@ class ExperimentConfig:
         base = dataclasses.replace(
             self.train_config(0), epochs=self.selection_epochs, augment=False
         )
+        if self.selection_lr is not None:
+            lr = self.selection_lr
+            base = dataclasses.replace(base, lr=lr, min_lr=min(self.min_lr, lr))
         return PretrainSpec(
             self.selection_network,
             self.selection_epochs,
@@ -89,6 +93,12 @@ class ExperimentConfig:
             self.pretrained,
             Path(self.cache_dir) if self.cache_dir else None,
         )
+
+    def selection_lr_key(self) -> dict[str, float]:
+        """The selection learning rate for run keys, only where it differs from ``lr``."""
+        if self.selection_lr is None or self.selection_lr == self.lr:
+            return {}
+        return {"selection_lr": self.selection_lr}
 
     def targets(self) -> tuple[str, ...]:
         """The networks trained on each coreset."""
@@ -136,12 +146,22 @@ def make_config(values: dict[str, Any]) -> ExperimentConfig:
                 v[key] = float(v[key])
             except (TypeError, ValueError):
                 raise DeepcoreError(f"{key} must be a number, got {v[key]!r}") from None
+    if v.get("selection_lr") is not None:
+        try:
+            v["selection_lr"] = float(v["selection_lr"])
+        except (TypeError, ValueError):
+            raise DeepcoreError(
+                f"selection_lr must be a number, got {v['selection_lr']!r}"
+            ) from None
+        if not v["selection_lr"] > 0:
+            raise DeepcoreError(f"selection_lr must be > 0, got {v['selection_lr']}")
     if "method_options" in v and not isinstance(v["method_options"], dict):
         raise DeepcoreError("method_options must map method names to option mappings")
     cfg = ExperimentConfig(**v)
     if not cfg.seeds:
         raise DeepcoreError("give at least one seed")
     cfg.train_config(0)  # validates the training settings
+    cfg.pretrain_spec().config_for(0)  # and the selection model's
     return cfg
 
 
@@ -251,6 +271,7 @@ class Experiment:
                                 "selection_network": c.selection_network,
                                 "selection_epochs": c.selection_epochs,
                                 "pretrained": c.pretrained,
+                                **c.selection_lr_key(),
                             }
                         )
         return runs

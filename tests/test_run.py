@@ -68,6 +68,8 @@ def test_run_config_file_and_flags(cli, tmp_path):
         (["--option", "k=1", "--method", "uniform"], "unknown option 'k' for method 'uniform'"),
         (["--dataset", "mnist", "--data-root", "/nonexistent"], "does not exist"),
         (["--dataset", "mnist"], "needs --data-root"),
+        (["--selection-lr", "0"], "selection_lr must be > 0, got 0.0"),
+        (["--selection-lr", "fast"], "selection_lr must be a number, got 'fast'"),
     ],
 )
 def test_run_bad_input(cli, tmp_path, args, message):
@@ -188,3 +190,23 @@ def test_methods_share_one_pretraining(tmp_path):
     before = TRAINED_COUNT["n"]
     Experiment(cfg, host, log=lambda m: None).run()
     assert TRAINED_COUNT["n"] - before == 1
+
+
+def test_selection_lr_sets_only_the_selection_model(tmp_path):
+    """``selection_lr`` changes the selection model's rate, and run keys only where it differs."""
+    from deepcore_core import PluginHost
+    from deepcore_core.experiment import Experiment, make_config
+
+    base = {"methods": ["uniform"], "seeds": [0], "lr": 0.01, "output": str(tmp_path)}
+    same = make_config(base)
+    assert same.pretrain_spec().config_for(0).lr == same.train_config(0).lr == 0.01
+    own = make_config({**base, "selection_lr": 0.1})
+    spec = own.pretrain_spec().config_for(0)
+    assert (spec.lr, spec.min_lr, own.train_config(0).lr) == (0.1, 1e-4, 0.01)
+
+    def keys(cfg):
+        return Experiment(cfg, PluginHost(), log=lambda m: None).plan()
+
+    assert keys(make_config({**base, "selection_lr": 0.01})) == keys(same)
+    selected = [k for k in keys(own) if k["method"] != "full"]
+    assert selected and all(k["selection_lr"] == 0.1 for k in selected)
