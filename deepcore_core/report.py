@@ -132,20 +132,29 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, network: str | None = None) 
     nets = sorted({r["network"] for r in rows})
     net = network or nets[0]
     sub = [r for r in rows if r["network"] == net]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
     methods = [m for m in dict.fromkeys(r["method"] for r in sub) if m != FULL]
+    # 20 colours and 7 markers: every method of a large grid keeps its own look
+    colors, markers = plt.get_cmap("tab20").colors, "osv^DPX"
+    others = [m for m in methods if m != BASELINE]
     for m in methods:
         pts = sorted((r["fraction"], r["mean"], r["std"]) for r in sub if r["method"] == m)
         f = np.array([p[0] for p in pts]) * 100
         mean = np.array([p[1] for p in pts]) * 100
         std = np.array([p[2] for p in pts]) * 100
-        style = (
-            {"color": "black", "linewidth": 2.5, "linestyle": "--", "zorder": 5}
-            if m == BASELINE
-            else {"linewidth": 1.3, "marker": "o", "markersize": 3}
-        )
+        if m == BASELINE:
+            style = {"color": "black", "linewidth": 2.5, "linestyle": "--", "zorder": 5}
+        else:
+            i = others.index(m)
+            style = {
+                "color": colors[i % len(colors)],
+                "marker": markers[i % len(markers)],
+                "linewidth": 1.3,
+                "markersize": 4,
+            }
         (line,) = ax.plot(f, mean, label=m, **style)
-        ax.fill_between(f, mean - std, mean + std, alpha=0.08, color=line.get_color())
+        low, high = np.clip(mean - std, 0, 100), np.clip(mean + std, 0, 100)
+        ax.fill_between(f, low, high, alpha=0.06, color=line.get_color())
     full = [r for r in sub if r["method"] == FULL]
     if full:
         ax.axhline(
@@ -159,13 +168,13 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, network: str | None = None) 
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"accuracy vs coreset size ({net})")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     paths = []
     for ext in ("png", "svg"):
         path = out_dir / f"accuracy-{net}.{ext}"
         tmp = path.with_name(f".{path.name}.tmp.{ext}")
-        fig.savefig(tmp, dpi=150)
+        fig.savefig(tmp, dpi=150, bbox_inches="tight")
         tmp.replace(path)
         paths.append(path)
     plt.close(fig)
