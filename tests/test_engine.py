@@ -141,3 +141,13 @@ def test_divergence_is_a_clear_error(digits):
 
     with pytest.raises(DeepcoreError, match="training diverged in epoch 1 .* lower the learning"):
         train_model(lenet(digits), digits.train, TrainConfig(epochs=2, lr=1e6, min_lr=0), CPU)
+
+
+def test_selection_model_divergence_names_its_own_setting(digits, tmp_path):
+    from deepcore_core import DeepcoreError
+
+    config = TrainConfig(epochs=2, lr=1e6, min_lr=0, augment=False)
+    spec = PretrainSpec("lenet", 2, config, cache_dir=tmp_path)
+    with pytest.raises(DeepcoreError, match=r"selection model lenet seed 0: .*\(--selection-lr\)"):
+        pretrain(digits, spec, 0, "cpu")
+    assert not list((tmp_path / "selection-models").glob("*/meta.json"))

@@ -119,6 +119,7 @@ def pretrain(
         record_dynamics=True,
         checkpoint=folder.parent / f".{folder.name}.partial.pt",
         desc=f"selection model {spec.network} seed {seed}",
+        lr_option="--selection-lr",
     )
     TRAINED_COUNT["n"] += 1
     assert result.dynamics is not None

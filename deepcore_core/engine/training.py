@@ -131,6 +131,7 @@ def train_model(
     record_dynamics: bool = False,
     checkpoint: Path | None = None,
     desc: str = "training",
+    lr_option: str = "--lr",
 ) -> TrainResult:
     """Train ``model`` on all of ``source`` (use ``source.subset`` for a coreset).
 
@@ -138,6 +139,7 @@ def train_model(
     :param test: evaluated every ``config.eval_every`` epochs and after the last one.
     :param record_dynamics: keep per-sample loss/correctness/margin for every epoch.
     :param checkpoint: save state here after every epoch and resume from it if present.
+    :param lr_option: the setting that the divergence error tells the user to lower.
     """
     import time
 
@@ -213,8 +215,8 @@ def train_model(
             entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": float(run_loss) / iters}
             if not math.isfinite(entry["train_loss"]):
                 raise TrainingDiverged(
-                    f"{desc}: training diverged in epoch {epoch + 1} (the loss is not finite) "
-                    f"at lr {config.lr:g}; lower the learning rate (--lr) or use another seed"
+                    f"{desc}: training diverged in epoch {epoch + 1} (the loss is not finite) at "
+                    f"lr {config.lr:g}; lower the learning rate ({lr_option}) or use another seed"
                 )
             last = epoch + 1 == config.epochs
             if test is not None and (
