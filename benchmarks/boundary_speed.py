@@ -12,13 +12,10 @@ Usage: python benchmarks/boundary_speed.py [--data-root DIR] [--subset 300] [--s
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
-import sys
 import time
 
 import torch
+from _child import report, run_child
 from _fmnist import fmnist_lenet
 
 from deepcore_boundary.deepfool import deepfool_batch
@@ -60,16 +57,7 @@ def cal_child(data_root: str) -> None:
     s = fmnist_lenet(data_root, epochs=1)
     t0 = time.perf_counter()
     knn(s["features"], 10)
-    print(
-        json.dumps(
-            {
-                "seconds": time.perf_counter() - t0,
-                "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                "n": len(s["features"]),
-                "d": s["features"].shape[1],
-            }
-        )
-    )
+    report(seconds=time.perf_counter() - t0, n=len(s["features"]), d=s["features"].shape[1])
 
 
 def main() -> None:
@@ -106,13 +94,7 @@ def main() -> None:
             n += len(xb)
         secs = time.perf_counter() - t0
         print(f"DeepFool on all {n} training images: {secs:.1f} s, {n / secs:.0f} images/s")
-    out = subprocess.run(
-        [sys.executable, __file__, "--cal-child", "--data-root", args.data_root],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    r = json.loads(out.strip().splitlines()[-1])
+    r = run_child(__file__, "--cal-child", "--data-root", args.data_root)
     print(
         f"Cal neighbour search, N={r['n']} x {r['d']}, k=10, unbalanced: {r['seconds']:.1f} s, "
         f"peak {r['peak_rss_gb']:.2f} GB (process total)"

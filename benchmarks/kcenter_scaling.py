@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
 import time
 
 import numpy as np
 import torch
+from _child import report, run_child
 
 
 def straightforward(x: torch.Tensor, k: int, first: int) -> np.ndarray:
@@ -63,31 +61,19 @@ def child(which: str, n: int, d: int, fraction: float) -> None:
     t0 = time.perf_counter()
     picks = (straightforward if which == "straightforward" else ours)(x, k, 0)
     seconds = time.perf_counter() - t0
-    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(
-        json.dumps(
-            {
-                "impl": which,
-                "n": n,
-                "d": d,
-                "k": k,
-                "seconds": seconds,
-                "peak_rss_gb": rss_gb,
-                "checksum": int(picks[:50].sum()),
-                "picks_head": picks[:10].tolist(),
-            }
-        )
+    report(
+        impl=which,
+        n=n,
+        d=d,
+        k=k,
+        seconds=seconds,
+        checksum=int(picks[:50].sum()),
+        picks_head=picks[:10].tolist(),
     )
 
 
 def run(which: str, n: int, d: int, fraction: float) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", which, str(n), str(d), str(fraction)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_child(__file__, "--child", which, str(n), str(d), str(fraction))
 
 
 def main() -> None:

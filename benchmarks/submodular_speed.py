@@ -21,14 +21,11 @@ Usage: python benchmarks/submodular_speed.py [--parts 1,2] [--data-root DIR]
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
-import sys
 import time
 
 import numpy as np
 import torch
+from _child import report, run_child
 
 from deepcore_core import GradEmbedding, select
 from deepcore_core.api import build_context
@@ -127,26 +124,11 @@ def child_sparse(n: int, d: int) -> None:
         options={"similarity": "features", "knn": 50, "dense_limit": 20000},
     )
     seconds = time.perf_counter() - t0
-    print(
-        json.dumps(
-            {
-                "n": n,
-                "seconds": seconds,
-                "selected": len(s),
-                "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-            }
-        )
-    )
+    report(n=n, seconds=seconds, selected=len(s))
 
 
 def part2() -> None:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child-sparse", "200000", "128"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    r = json.loads(out.strip().splitlines()[-1])
+    r = run_child(__file__, "--child-sparse", "200000", "128")
     print(
         f"facility location, N=200,000 x 128, 10% ({r['selected']} picks), sparse 50-NN path: "
         f"{r['seconds']:.1f} s, peak {r['peak_rss_gb']:.2f} GB"
