@@ -14,7 +14,7 @@ from deepcore_core.errors import DeepcoreError, MissingInputError, PluginError
 from deepcore_core.gradients import softmax
 from deepcore_core.plugins import PluginHost, get_host
 from deepcore_core.selection import Selection, dataset_fingerprint
-from deepcore_core.selector import Need, Selector
+from deepcore_core.selector import Need, ScoreSelector, Selector
 
 _HINTS = {
     Need.LABELS: "give labels (--labels)",
@@ -147,6 +147,9 @@ def run_selection(
 ) -> Selection:
     """Run the stages (train, embed, score, select) for one selector on one context."""
     ctx.selector = selector
+    ctx.hook = host.hook
+    if ctx.dataset is not None and ctx.networks is None:
+        ctx.networks = host.networks
     ctx.total = total_budget(ctx.n, fraction, budget)
     needs = set(selector.required())
     if ctx.balance:
@@ -197,12 +200,12 @@ def run_selection(
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **result.meta,
     }
-    return Selection(result.indices, result.weights, result.scores, meta)
+    selection = Selection(result.indices, result.weights, result.scores, meta)
+    host.hook.on_selection_end(selection=selection)
+    return selection
 
 
 def _uses_scores(selector: Selector) -> bool:
-    from deepcore_core.selector import ScoreSelector
-
     return isinstance(selector, ScoreSelector)
 
 

@@ -385,7 +385,7 @@ def _dataset_context(host: PluginHost, values: dict[str, Any]) -> Any:
         device=str(device),
         dataset=data,
         pretrain=cfg.pretrain_spec(),
-        extras={"networks": host.networks},
+        networks=host.networks,
     )
 
 

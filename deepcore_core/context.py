@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from deepcore_core.errors import DeepcoreError
 from deepcore_core.gradients import GradEmbedding
-from deepcore_core.selector import Need
-
-if TYPE_CHECKING:
-    from deepcore_core.selector import Selector
+from deepcore_core.needs import Need
 
 
 @dataclasses.dataclass
@@ -30,12 +29,16 @@ class SelectionContext:
     :ivar balance: per-class (True) or global (False) selection.
     :ivar total: the coreset size.
     :ivar device: torch device string for work on tensors.
-    :ivar selector: the method being run.
+    :ivar selector: the :class:`~deepcore_core.Selector` being run.
     :ivar dataset: the training dataset, when selecting from data rather than arrays.
     :ivar model: the trained selection model, when there is one.
     :ivar dynamics: per-sample training dynamics recorded during pretraining, if any.
     :ivar pretrain: how to train the selection model (a ``PretrainSpec``), with a dataset.
-    :ivar extras: free space for plugins (caches, intermediate results).
+    :ivar networks: the network registry the selection model is built from.
+    :ivar cache_folder: where the ``train`` stage cached the model (``embed`` caches beside it).
+    :ivar hook: the plugin host's hook relay, for a method that runs stages itself
+        (see :meth:`outputs_for_seed`).
+    :ivar extras: free space for plugins (caches, intermediate results); the core never uses it.
     """
 
     n: int
@@ -47,12 +50,16 @@ class SelectionContext:
     balance: bool = True
     total: int = 0
     device: str = "cpu"
-    selector: Selector | None = None
+    selector: Any = None
     dataset: Any = None
     model: Any = None
     dynamics: Any = None
     pretrain: Any = None
+    networks: Any = None
+    cache_folder: Path | None = None
+    hook: Any = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+    _grad: GradEmbedding | None = dataclasses.field(default=None, init=False, repr=False)
 
     def rng(self, *stream: str | int) -> np.random.Generator:
         """Return a generator seeded by the run's seed and a stream name (e.g. a class label).
@@ -78,12 +85,39 @@ class SelectionContext:
 
     def grad_embedding(self) -> GradEmbedding:
         """Return the closed-form last-layer gradient embedding (needs labels, features, probs)."""
-        cached = self.extras.get("grad_embedding")
-        if cached is None:
-            if not self.has(Need.GRADIENTS):
-                raise RuntimeError("gradients need labels, features and probabilities")
-            assert self.probs is not None and self.labels is not None
-            assert self.features is not None
-            cached = GradEmbedding.from_outputs(self.probs, self.labels, self.features)
-            self.extras["grad_embedding"] = cached
-        return cached
+        if self._grad is None:
+            if self.probs is None or self.labels is None or self.features is None:
+                raise DeepcoreError("gradients need labels, features and probabilities")
+            self._grad = GradEmbedding.from_outputs(self.probs, self.labels, self.features)
+        return self._grad
+
+    def outputs_for_seed(
+        self, seed: int, epochs: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Features and probabilities of another selection model, trained with ``seed``.
+
+        Runs the ``train`` and ``embed`` stages (so plugins that take them over, and the
+        core's cache, apply) on a copy of this context; ``epochs`` overrides the selection
+        model's epochs. For methods that average over independently trained models.
+        """
+        if self.hook is None or self.dataset is None:
+            raise DeepcoreError("training more selection models needs a dataset")
+        pretrain = self.pretrain
+        if epochs is not None and pretrain is not None:
+            pretrain = dataclasses.replace(pretrain, epochs=epochs)
+        sub = dataclasses.replace(
+            self,
+            seed=seed,
+            pretrain=pretrain,
+            model=None,
+            features=None,
+            probs=None,
+            dynamics=None,
+            scores=None,
+            cache_folder=None,
+        )
+        sub.model = self.hook.train(ctx=sub)
+        out = self.hook.embed(ctx=sub)
+        if out is None:
+            raise DeepcoreError(f"no plugin computed the model outputs for seed {seed}")
+        return np.asarray(out.features), np.asarray(out.probs)

@@ -420,7 +420,8 @@ class Experiment:
             probs=cache.get("probs"),
             dynamics=cache.get("dynamics"),
             scores=scores,
-            extras={"networks": self.host.networks, **cache.get("extras", {})},
+            networks=self.host.networks,
+            cache_folder=cache.get("cache_folder"),
         )
         selector = self.host.create_selector(method, c.method_options.get(method, {}))
         t0 = time.perf_counter()
@@ -433,7 +434,7 @@ class Experiment:
             features=ctx.features,
             probs=ctx.probs,
             dynamics=ctx.dynamics,
-            extras={k: v for k, v in ctx.extras.items() if k == "model_folder"},
+            cache_folder=ctx.cache_folder,
         )
         if isinstance(selector, ScoreSelector) and sel.scores is not None:
             cache.setdefault("scores", {})[method] = sel.scores  # reused at other fractions

@@ -10,11 +10,14 @@ given), ``score`` and ``select``. Each is *firstresult*: the first implementatio
 returns something other than None wins, and the core's own implementations are registered
 ``trylast``, so a plugin can take over a stage for its own methods (check
 ``selector.name`` / ``ctx.selector``) or for all of them, and return None to pass.
+
+The observer hooks (``on_*``) are called for every implementation and their results are
+ignored: use them to log, plot or stop early from outside the engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -91,4 +94,43 @@ def select(selector: Selector, ctx: SelectionContext) -> Selection | None:
 
     Stops at the first non-None result. The core's fallback splits the budget into pools
     (per class when ``ctx.balance``) and calls ``selector.pick`` on each.
+    """
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``deepcore`` command line: ``cli`` is its ``typer.Typer`` app.
+
+    Called once when the CLI is built; use ``@cli.command()`` (typer's API, not click's).
+    """
+
+
+# -- observers: called for every implementation, results ignored --------------------------
+
+
+@hookspec
+def on_train_epoch_end(run: Mapping[str, Any], epoch: int, metrics: Mapping[str, float]) -> None:
+    """After every training epoch, of the selection model and of every coreset model.
+
+    :param run: what is being trained: ``kind`` (``"selection-model"`` or ``"coreset"``) and
+        the run's key fields (method, fraction, seed, network, ...).
+    :param epoch: the epoch just finished, from 1.
+    :param metrics: ``train_loss``, ``lr``, and ``test_accuracy``/``test_loss`` on the epochs
+        evaluated (every ``eval_every`` epochs and the last).
+    """
+
+
+@hookspec
+def on_selection_end(selection: Selection) -> None:
+    """After a selection is made (``deepcore select``, ``run``, or the Python API)."""
+
+
+@hookspec
+def on_run_end(record: Mapping[str, Any]) -> None:
+    """After an experiment run (a coreset trained and evaluated) is finished and stored.
+
+    :param record: the run's record as stored in ``results.jsonl``.
     """

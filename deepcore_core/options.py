@@ -10,7 +10,9 @@ Range checks belong in the dataclass's ``__post_init__``, raising ``ValueError``
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -129,3 +131,39 @@ def _convert(value: Any, tp: Any) -> tuple[bool, Any]:
     if tp is str:
         return isinstance(value, str), value
     return isinstance(value, tp), value
+
+
+def option_table(cls: type) -> list[dict[str, Any]]:
+    """Every field of an options dataclass: ``name``, ``type``, ``default`` and ``doc``.
+
+    The doc is the field's ``help`` metadata, else its ``#:`` comment in the class source.
+    """
+    hints = typing.get_type_hints(cls)
+    comments = _field_comments(cls)
+    return [
+        {
+            "name": f.name,
+            "type": _type_name(hints[f.name]),
+            "default": f.default if f.default is not dataclasses.MISSING else None,
+            "doc": f.metadata.get("help") or comments.get(f.name, ""),
+        }
+        for f in dataclasses.fields(cls)
+    ]
+
+
+_COMMENT = re.compile(r"^\s+(\w+)\s*:[^#]*#:\s*(.+)$")
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """``#:`` comments after fields, from the class and its bases (Sphinx's convention)."""
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for line in source.splitlines():
+            m = _COMMENT.match(line)
+            if m:
+                out[m.group(1)] = m.group(2).strip()
+    return out

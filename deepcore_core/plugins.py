@@ -1,4 +1,4 @@
-"""The plugin host: loads built-in and entry-point plugins and builds the method registry.
+"""The plugin host: loads built-in and entry-point plugins and builds the registries.
 
 Environment variables:
 
@@ -6,27 +6,36 @@ Environment variables:
   none; ``a,b`` loads only those (entry-point or distribution names).
 * ``DEEPCORE_DISABLE_PLUGINS``: ``a,b`` blocks those plugins.
 * ``DEEPCORE_STRICT_PLUGINS=1`` (or ``deepcore --strict-plugins``): a plugin that fails to
-  load raises instead of warning; use it in CI.
+  load, or implements a hook that does not exist, raises instead of warning; use it in CI.
+* ``DEEPCORE_TRACE_PLUGINS=1``: log every hook call (name, arguments, result) on stderr.
 
-A plugin that fails to import or register prints one warning line on stderr, is listed with
-status ``error`` by ``deepcore plugins``, and everything else keeps working.
+A plugin that fails to import or register logs one warning (logger ``deepcore``), is listed
+with status ``error`` by ``deepcore plugins``, and everything else keeps working. Every hook,
+the registration hooks included, is called through pluggy, so tracing sees all of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib
 import importlib.metadata as md
+import logging
 import os
-import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pluggy
 
 from deepcore_core import hookspecs
 from deepcore_core._version import __version__
 from deepcore_core.errors import DeepcoreError, PluginError
-from deepcore_core.registry import MethodRegistry
+from deepcore_core.log import show_on_stderr
+from deepcore_core.registry import MethodRegistry, Registry
 from deepcore_core.selector import Selector
+
+log = logging.getLogger("deepcore")
+trace_log = logging.getLogger("deepcore.trace")
 
 CORE_DIST = "deepcore-core"
 BUILTIN_PLUGINS = (
@@ -34,6 +43,7 @@ BUILTIN_PLUGINS = (
     "deepcore_core.builtin.stages",
     "deepcore_core.builtin.catalog",
 )
+R = TypeVar("R", bound=Registry[Any])
 
 
 @dataclasses.dataclass
@@ -62,65 +72,97 @@ def _env_list(name: str) -> list[str] | None:
     return [p.strip() for p in raw.split(",") if p.strip()]
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
 class PluginHost:
-    """Owns the pluggy manager, the plugin records and the method registry.
+    """Owns the pluggy manager, the plugin records and the registries.
 
     :param load_entrypoints: load installed plugins (default: per ``DEEPCORE_LOAD_PLUGINS``).
     :param strict: raise on a broken plugin (default: per ``DEEPCORE_STRICT_PLUGINS``).
+    :param trace: log every hook call (default: per ``DEEPCORE_TRACE_PLUGINS``).
     """
 
-    def __init__(self, load_entrypoints: bool | None = None, strict: bool | None = None) -> None:
-        self.strict = (
-            os.environ.get("DEEPCORE_STRICT_PLUGINS", "") not in ("", "0")
-            if strict is None
-            else strict
-        )
+    def __init__(
+        self,
+        load_entrypoints: bool | None = None,
+        strict: bool | None = None,
+        trace: bool | None = None,
+    ) -> None:
+        self.strict = _env_flag("DEEPCORE_STRICT_PLUGINS") if strict is None else strict
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        if _env_flag("DEEPCORE_TRACE_PLUGINS") if trace is None else trace:
+            show_on_stderr(logging.INFO, trace_log.name)
+            self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
         self.records: dict[str, PluginRecord] = {}
-        self._registry: MethodRegistry | None = None
-        self._datasets: Any = None
-        self._networks: Any = None
-        self._load_builtins()
+        self._registries: dict[str, Any] = {}
+        for modname in BUILTIN_PLUGINS:
+            module = importlib.import_module(modname)
+            self._add(module, PluginRecord(modname, CORE_DIST, __version__, module.__file__ or ""))
+            self.records[modname].builtin = True
         if load_entrypoints is not False:
             only = _env_list("DEEPCORE_LOAD_PLUGINS") if load_entrypoints is None else None
             self._load_entrypoints(only)
 
     # -- loading -------------------------------------------------------------------------
-    def _load_builtins(self) -> None:
-        import importlib
-
-        for modname in BUILTIN_PLUGINS:
-            module = importlib.import_module(modname)
-            self.pm.register(module, name=modname)
-            self.records[modname] = PluginRecord(
-                modname, CORE_DIST, __version__, module.__file__ or "", builtin=True
-            )
-
     def _load_entrypoints(self, only: list[str] | None) -> None:
         disabled = set(_env_list("DEEPCORE_DISABLE_PLUGINS") or [])
-        seen: set[str] = set()
         for ep in md.entry_points(group=hookspecs.PROJECT):
+            if ep.name in self.records:
+                continue  # the same distribution seen twice on sys.path
             dist = ep.dist
             dist_name = (dist.metadata["Name"] if dist is not None else None) or ep.name
             version = dist.version if dist is not None else "unknown"
-            if ep.name in seen or ep.name in self.records:
-                continue  # the same distribution seen twice on sys.path
-            seen.add(ep.name)
             record = PluginRecord(ep.name, dist_name, version, ep.value)
             self.records[ep.name] = record
-            if ep.name in disabled or dist_name in disabled:
-                record.status = "disabled"
-                continue
-            if only is not None and ep.name not in only and dist_name not in only:
+            wanted = only is None or ep.name in only or dist_name in only
+            if not wanted or ep.name in disabled or dist_name in disabled:
                 record.status = "disabled"
                 continue
             try:
                 plugin = ep.load()
-                self.pm.register(plugin, name=ep.name)
-                record.location = getattr(plugin, "__file__", None) or ep.value
             except Exception as exc:  # a broken plugin must not take the host down
                 self._fail(record, f"failed to load: {type(exc).__name__}: {exc}", exc)
+                continue
+            record.location = getattr(plugin, "__file__", None) or ep.value
+            self._add(plugin, record)
+
+    def _add(self, plugin: object, record: PluginRecord) -> None:
+        """Register ``plugin`` with pluggy, then check its hook names (``check_pending``)."""
+        self.records[record.name] = record
+        try:
+            self.pm.register(plugin, name=record.name)
+        except Exception as exc:
+            self._fail(record, f"failed to register: {type(exc).__name__}: {exc}", exc)
+            return
+        self._registries.clear()
+        record.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+        unknown = self._pending_hooks(plugin)
+        if unknown:
+            known = [
+                n for n, f in vars(hookspecs).items() if hasattr(f, f"{hookspecs.PROJECT}_spec")
+            ]
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, known, n=1)
+                hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+            self._fail(record, f"implements unknown hook(s) {', '.join(hints)}", None)
+
+    def _pending_hooks(self, plugin: object) -> list[str]:
+        """Hook implementations of ``plugin`` with no spec (pluggy's ``check_pending``)."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:
+            pass
+        else:
+            return []
+        return sorted(
+            h.name
+            for h in self.pm.get_hookcallers(plugin) or []
+            if not h.has_spec() and not all(i.optionalhook for i in h.get_hookimpls())
+        )
 
     def _fail(self, record: PluginRecord, message: str, exc: BaseException | None) -> None:
         record.status = "error"
@@ -128,83 +170,33 @@ class PluginHost:
         text = f"plugin '{record.name}' ({record.distribution} {record.version}) {message}"
         if self.strict:
             raise PluginError(text) from exc
-        print(
-            f"deepcore: warning: {text} (set DEEPCORE_STRICT_PLUGINS=1 to make this an error)",
-            file=sys.stderr,
-        )
+        log.warning("%s (set DEEPCORE_STRICT_PLUGINS=1 to make this an error)", text)
 
     def register(
         self, plugin: object, name: str, distribution: str = "local", version: str = "0"
     ) -> None:
         """Register a plugin object directly (a notebook, a test), without an entry point."""
-        self.pm.register(plugin, name=name)
-        self.records[name] = PluginRecord(name, distribution, version, "(registered directly)")
-        self._registry = self._datasets = self._networks = None
+        self._add(plugin, PluginRecord(name, distribution, version, "(registered directly)"))
 
-    # -- queries -------------------------------------------------------------------------
+    # -- registries ----------------------------------------------------------------------
     @property
     def hook(self) -> Any:
         """The pluggy hook relay (``host.hook.select(selector=..., ctx=...)``)."""
         return self.pm.hook
 
-    @property
-    def registry(self) -> MethodRegistry:
-        """The method registry, built on first use by calling each ``register_selectors``."""
-        if self._registry is None:
-            self._registry = self._build_registry()
-        return self._registry
-
-    def _build_registry(self) -> MethodRegistry:
-        registry = MethodRegistry()
-        for impl in self.pm.hook.register_selectors.get_hookimpls():
+    def _collect(
+        self, hook: str, registry: R, register_for: Callable[[PluginRecord], Callable[..., None]]
+    ) -> R:
+        """Call ``hook`` once per plugin (through pluggy) with that plugin's ``register``."""
+        caller: pluggy.HookCaller = getattr(self.pm.hook, hook)
+        plugins = [p for _, p in self.pm.list_name_plugin() if p is not None]
+        for impl in caller.get_hookimpls():
             record = self.records[impl.plugin_name]
-            added: list[str] = []
-
-            def register(
-                cls: type[Selector], _record: PluginRecord = record, _added: list[str] = added
-            ) -> None:
-                registry.add(cls, _record.name, _record.distribution, _record.version)
-                _added.append(cls.name)
-
+            others = [p for p in plugins if p is not impl.plugin]
             try:
-                impl.function(register=register)
+                self.pm.subset_hook_caller(hook, others)(register=register_for(record))
             except PluginError:
                 raise
-            except Exception as exc:
-                self._fail(
-                    record, f"failed to register its methods: {type(exc).__name__}: {exc}", exc
-                )
-            record.methods = added
-        for name, plugin in self.pm.list_name_plugin():
-            if name in self.records and plugin is not None:
-                self.records[name].hooks = sorted(
-                    h.name for h in self.pm.get_hookcallers(plugin) or []
-                )
-        return registry
-
-    @property
-    def datasets(self) -> Any:
-        """The dataset registry (built-in datasets plus those of plugins)."""
-        if self._datasets is None:
-            from deepcore_core.data import DatasetRegistry
-
-            self._datasets = self._collect("register_datasets", DatasetRegistry())
-        return self._datasets
-
-    @property
-    def networks(self) -> Any:
-        """The network registry (built-in networks plus those of plugins)."""
-        if self._networks is None:
-            from deepcore_core.nets import NetworkRegistry
-
-            self._networks = self._collect("register_networks", NetworkRegistry())
-        return self._networks
-
-    def _collect(self, hook: str, registry: Any) -> Any:
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            record = self.records[impl.plugin_name]
-            try:
-                impl.function(register=registry.add)
             except DeepcoreError as exc:
                 raise PluginError(
                     f"plugin '{record.name}' ({record.distribution}): {exc}"
@@ -213,6 +205,46 @@ class PluginHost:
                 self._fail(record, f"failed in {hook}: {type(exc).__name__}: {exc}", exc)
         return registry
 
+    def _registry(self, hook: str, make: Callable[[], R], register_for: Any = None) -> R:
+        if hook not in self._registries:
+            registry = make()
+            add = register_for or (lambda record: registry.add)
+            self._registries[hook] = self._collect(hook, registry, add)
+        return self._registries[hook]
+
+    @property
+    def registry(self) -> MethodRegistry:
+        """The method registry, built on first use by calling each ``register_selectors``."""
+        if "register_selectors" in self._registries:
+            return self._registries["register_selectors"]
+        registry = MethodRegistry()
+
+        def register_for(record: PluginRecord) -> Callable[[type[Selector]], None]:
+            record.methods = []
+
+            def register(cls: type[Selector]) -> None:
+                registry.register(cls, record.name, record.distribution, record.version)
+                record.methods.append(cls.name)
+
+            return register
+
+        return self._registry("register_selectors", lambda: registry, register_for)
+
+    @property
+    def datasets(self) -> Any:
+        """The dataset registry (built-in datasets plus those of plugins)."""
+        from deepcore_core.data import DatasetRegistry
+
+        return self._registry("register_datasets", DatasetRegistry)
+
+    @property
+    def networks(self) -> Any:
+        """The network registry (built-in networks plus those of plugins)."""
+        from deepcore_core.nets import NetworkRegistry
+
+        return self._registry("register_networks", NetworkRegistry)
+
+    # -- queries -------------------------------------------------------------------------
     def failed_plugins(self) -> list[str]:
         """Names of plugins whose status is ``error``."""
         return [r.name for r in self.records.values() if r.status == "error"]
@@ -234,6 +266,23 @@ class PluginHost:
             if r.status == "ok":
                 out[r.distribution] = r.version
         return out
+
+
+def _trace_before(hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+    names = ", ".join(i.plugin_name for i in impls)
+    args = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items())
+    trace_log.info("hook %s(%s) -> implementations: %s", hook_name, args, names)
+
+
+def _trace_after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+    exc = outcome.exception
+    result = f"raised {type(exc).__name__}: {exc}" if exc else _short(outcome.get_result())
+    trace_log.info("hook %s returned %s", hook_name, result)
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not hasattr(value, "shape") else f"<{type(value).__name__} {value.shape}>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 _default_host: PluginHost | None = None

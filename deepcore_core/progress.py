@@ -1,4 +1,13 @@
-"""A small progress bar on stderr (only when stderr is a terminal; DEEPCORE_PROGRESS=0 hides it)."""
+"""Progress of long work on stderr: live rich bars, or plain periodic lines, or nothing.
+
+* a terminal or a Jupyter notebook: live bars (rich, which typer already depends on);
+  bars opened inside another one share its display;
+* anything else (a log file, CI): one plain line at most every 30 seconds per stage
+  (``DEEPCORE_PROGRESS_INTERVAL``), so short stages print nothing;
+* ``DEEPCORE_PROGRESS=0`` or ``deepcore -q``: nothing. ``DEEPCORE_PROGRESS=1`` forces bars.
+
+A stage with nothing to do (total 0) shows nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +15,52 @@ import os
 import sys
 import time
 from types import TracebackType
+from typing import Any
+
+_live: Any = None  # the rich Progress shared by nested bars
 
 
-def _enabled() -> bool:
+def mode() -> str:
+    """``"rich"``, ``"plain"`` or ``"off"`` for this process, from the environment."""
     flag = os.environ.get("DEEPCORE_PROGRESS")
+    if flag is not None and flag in ("0", ""):
+        return "off"
     if flag is not None:
-        return flag not in ("0", "")
-    return sys.stderr.isatty()
+        return "rich"
+    if sys.stderr.isatty():
+        return "rich"
+    return "rich" if _in_jupyter() else "plain"
+
+
+def _in_jupyter() -> bool:
+    shell = sys.modules.get("IPython")
+    ip = getattr(shell, "get_ipython", lambda: None)() if shell else None
+    return type(ip).__name__ == "ZMQInteractiveShell"
 
 
 class Progress:
     """``with Progress(total, "training") as bar: bar.update(1, "loss 0.3")``."""
 
     def __init__(self, total: int, desc: str, enabled: bool | None = None) -> None:
-        self.total, self.desc = max(1, total), desc
-        self.done = 0
-        self.enabled = _enabled() if enabled is None else enabled
-        self.start = time.monotonic()
-        self._last = 0.0
+        self.total, self.desc, self.done = max(0, total), desc, 0
+        self.mode = mode() if enabled is None else ("rich" if enabled else "off")
+        if self.total == 0:
+            self.mode = "off"
+        self.start = self._last = time.monotonic()
+        self.interval = float(os.environ.get("DEEPCORE_PROGRESS_INTERVAL", "30"))
+        self._task: Any = None
+        self._owner = False
+        self._printed = False
+        self.note = ""
 
     def __enter__(self) -> Progress:
-        self._draw("")
+        global _live
+        if self.mode == "rich":
+            if _live is None:
+                _live = _make_live()
+                _live.start()
+                self._owner = True
+            self._task = _live.add_task(self.desc, total=self.total, note="")
         return self
 
     def __exit__(
@@ -35,34 +69,58 @@ class Progress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.enabled:
-            self._draw(self._note if hasattr(self, "_note") else "", force=True)
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        global _live
+        if self.mode == "rich" and _live is not None:
+            if self._owner:
+                _live.stop()
+                _live = None
+            else:
+                _live.remove_task(self._task)
+        elif self.mode == "plain" and self._printed:
+            self._line()
 
     def update(self, n: int = 1, note: str = "") -> None:
         """Advance by ``n`` steps, with an optional note (e.g. the current loss)."""
         self.done = min(self.total, self.done + n)
-        self._note = note
-        self._draw(note)
+        self.note = note
+        if self.mode == "rich" and _live is not None:
+            _live.update(self._task, advance=n, note=note)
+        elif self.mode == "plain" and time.monotonic() - self._last >= self.interval:
+            self._line()
 
-    def _draw(self, note: str, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < 0.2 and self.done < self.total:
-            return
-        self._last = now
+    def _line(self) -> None:
+        self._last = now = time.monotonic()
+        self._printed = True
         elapsed = now - self.start
         eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
-        width = 24
-        fill = int(width * self.done / self.total)
-        bar = "#" * fill + "-" * (width - fill)
         sys.stderr.write(
-            f"\r{self.desc} [{bar}] {self.done}/{self.total} "
-            f"{_fmt(elapsed)}<{_fmt(eta)} {note}\x1b[K"
+            f"{self.desc}: {self.done}/{self.total} after {_fmt(elapsed)}, "
+            f"{_fmt(eta)} left {self.note}".rstrip()
+            + "\n"
         )
         sys.stderr.flush()
+
+
+def _make_live() -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as RichProgress
+
+    return RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=Console(stderr=True),
+    )
 
 
 def _fmt(seconds: float) -> str:

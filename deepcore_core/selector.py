@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import enum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from deepcore_core.context import SelectionContext
+from deepcore_core.needs import Need
 from deepcore_core.options import NoOptions, options_dict, parse_options
-
-if TYPE_CHECKING:
-    from deepcore_core.context import SelectionContext
-
-
-class Need(enum.StrEnum):
-    """An input a method needs; shown by ``deepcore list-methods``."""
-
-    LABELS = "labels"  #: class labels of every sample
-    FEATURES = "features"  #: an N x D feature matrix (penultimate layer, or given)
-    PROBABILITIES = "probabilities"  #: predicted class probabilities (or logits)
-    GRADIENTS = "gradients"  #: last-layer gradient embedding: features + probabilities + labels
-    MODEL = "model"  #: the trained selection model itself (e.g. for input gradients)
-    DYNAMICS = "dynamics"  #: per-sample training dynamics recorded during pretraining
-    SCORES = "scores"  #: per-sample scores given by the user
 
 
 @dataclasses.dataclass(frozen=True)

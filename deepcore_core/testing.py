@@ -150,7 +150,7 @@ def dataset_context(
         balance=balance,
         dataset=data,
         pretrain=spec,
-        extras={"networks": host.networks},
+        networks=host.networks,
     )
 
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from deepcore_core import GradEmbedding, PluginHost
-from deepcore_core.engine import training as training_mod
 from deepcore_core.engine.embedding import compute_embedding
 from deepcore_core.engine.pretrain import TRAINED_COUNT, PretrainSpec, pretrain
 from deepcore_core.engine.training import TrainConfig, evaluate, train_model
@@ -75,18 +74,16 @@ def test_uniform_weights_equal_no_weights_and_zero_weights_ignore_samples(digits
 def test_checkpoint_resume_matches_uninterrupted(digits, tmp_path, monkeypatch):
     cfg = TrainConfig(epochs=4, seed=0)
     ref = train_model(lenet(digits), digits.train, cfg, CPU).model
-    real_save = training_mod._save_checkpoint
 
-    def save_then_die(path, model, opt, gen, dyn, history, config, epoch):
-        real_save(path, model, opt, gen, dyn, history, config, epoch)
+    def die_after_two(epoch, metrics):  # runs after the epoch's checkpoint is saved
         if epoch == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training_mod, "_save_checkpoint", save_then_die)
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(KeyboardInterrupt):
-        train_model(lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt)
-    monkeypatch.setattr(training_mod, "_save_checkpoint", real_save)
+        train_model(
+            lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt, callbacks=[die_after_two]
+        )
     res = train_model(lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt)
     assert [h["epoch"] for h in res.history] == [1, 2, 3, 4]
     for pa, pb in zip(ref.parameters(), res.model.parameters(), strict=True):
@@ -149,5 +146,22 @@ def test_selection_model_divergence_names_its_own_setting(digits, tmp_path):
     config = TrainConfig(epochs=2, lr=1e6, min_lr=0, augment=False)
     spec = PretrainSpec("lenet", 2, config, cache_dir=tmp_path)
     with pytest.raises(DeepcoreError, match=r"selection model lenet seed 0: .*\(--selection-lr\)"):
-        pretrain(digits, spec, 0, "cpu")
+        pretrain(digits, spec, 0, "cpu", HOST.networks)
     assert not list((tmp_path / "selection-models").glob("*/meta.json"))
+
+
+def test_epoch_callbacks_see_every_epoch_and_periodic_evaluation(digits):
+    seen: list[tuple[int, dict]] = []
+    cfg = TrainConfig(epochs=4, seed=0, eval_every=2)
+    train_model(
+        lenet(digits),
+        digits.train,
+        cfg,
+        CPU,
+        test=digits.test,
+        callbacks=[lambda e, m: seen.append((e, m))],
+    )
+    assert [e for e, _ in seen] == [1, 2, 3, 4]
+    assert all({"train_loss", "lr"} <= set(m) for _, m in seen)
+    assert [("test_accuracy" in m) for _, m in seen] == [False, True, False, True]
+    assert seen[0][1]["lr"] > seen[-1][1]["lr"]  # the cosine schedule

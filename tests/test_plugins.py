@@ -67,12 +67,12 @@ def test_entry_point_plugin_is_discovered(fake_plugins):
     assert rec.methods == ["first-k"] and "register_selectors" in rec.hooks
 
 
-def test_broken_plugin_warns_once_and_rest_works(fake_plugins, capsys):
+def test_broken_plugin_warns_once_and_rest_works(fake_plugins, caplog):
     fake_plugins("broken", "import no_such_module_xyz\n", "deepcore-broken")
     fake_plugins("good", GOOD.format(name="first-k"), "deepcore-good")
     host = PluginHost()
     assert "first-k" in host.registry and "uniform" in host.registry
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [r.getMessage() for r in caplog.records if r.name == "deepcore"]
     assert len(err) == 1
     assert "plugin 'broken' (deepcore-broken 1.0) failed to load: ModuleNotFoundError" in err[0]
     assert host.records["broken"].status == "error"
@@ -89,7 +89,7 @@ def test_strict_mode_raises(fake_plugins, monkeypatch):
         PluginHost()
 
 
-def test_plugin_failing_in_register_selectors(fake_plugins, capsys):
+def test_plugin_failing_in_register_selectors(fake_plugins, caplog):
     src = """
     from deepcore_core import hookimpl
     @hookimpl
@@ -100,7 +100,7 @@ def test_plugin_failing_in_register_selectors(fake_plugins, capsys):
     host = PluginHost()
     assert "uniform" in host.registry
     assert host.records["badreg"].status == "error"
-    assert "ValueError: bad registration" in capsys.readouterr().err
+    assert "ValueError: bad registration" in caplog.text
 
 
 def test_duplicate_method_names_is_error_naming_both(fake_plugins):
@@ -170,3 +170,73 @@ def test_unknown_method_suggests():
     host = PluginHost(load_entrypoints=False)
     with pytest.raises(DeepcoreError, match="unknown method 'unifrom'; did you mean 'uniform'"):
         host.create_selector("unifrom")
+
+
+MISSPELLED = """
+from deepcore_core import Selector, Pick, hookimpl
+
+class Good(Selector):
+    "First-k test selector."
+    name = "first-k"
+    family = "test"
+    def pick(self, ctx, pool, k, rng):
+        return Pick(pool[:k])
+
+@hookimpl
+def register_selector(register):
+    register(Good)
+"""
+
+
+def test_misspelled_hook_is_a_warning_with_a_suggestion(fake_plugins, caplog):
+    fake_plugins("typo", MISSPELLED, "deepcore-typo")
+    host = PluginHost()
+    rec = host.records["typo"]
+    assert rec.status == "error"
+    assert "unknown hook(s) 'register_selector' (did you mean 'register_selectors'?)" in rec.error
+    assert "did you mean 'register_selectors'" in caplog.text
+    assert "first-k" not in host.registry and "uniform" in host.registry
+
+
+def test_misspelled_hook_is_an_error_in_strict_mode(fake_plugins):
+    fake_plugins("typo", MISSPELLED, "deepcore-typo")
+    with pytest.raises(PluginError, match="unknown hook.*register_selector"):
+        PluginHost(strict=True)
+
+
+def test_check_pending_passes_for_every_installed_plugin():
+    host = PluginHost(load_entrypoints=True, strict=True)
+    host.pm.check_pending()  # pluggy's own check: no implementation without a spec
+    assert not host.failed_plugins()
+
+
+def test_tracing_logs_every_hook_call_including_registration(fake_plugins, capsys):
+    from deepcore_core import select
+
+    fake_plugins("good", GOOD.format(name="first-k"), "deepcore-good")
+    host = PluginHost(trace=True)
+    select("first-k", labels=[0, 1, 0, 1], budget=2, host=host)
+    text = capsys.readouterr().err
+    assert "hook register_selectors(register=" in text and "implementations: good" in text
+    for hook in ("score", "select", "on_selection_end"):
+        assert f"hook {hook}(" in text
+    assert "hook select returned Selection(" in text
+
+
+def test_tracing_is_switched_on_by_the_environment(monkeypatch, capsys):
+    monkeypatch.setenv("DEEPCORE_TRACE_PLUGINS", "1")
+    _ = PluginHost(load_entrypoints=False).registry
+    assert "deepcore: INFO: hook register_selectors" in capsys.readouterr().err
+    monkeypatch.setenv("DEEPCORE_TRACE_PLUGINS", "0")
+    _ = PluginHost(load_entrypoints=False).registry
+    assert "hook" not in capsys.readouterr().err
+
+
+def test_registration_hooks_go_through_pluggy_monitoring(fake_plugins):
+    fake_plugins("good", GOOD.format(name="first-k"), "deepcore-good")
+    host = PluginHost()
+    calls: list[str] = []
+    host.pm.add_hookcall_monitoring(lambda name, impls, kw: calls.append(name), lambda *a: None)
+    _ = host.registry, host.networks
+    assert calls.count("register_selectors") == 2  # the core's uniform and the plugin's
+    assert "register_networks" in calls

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import torch
 from deepcore_core.data import readers
 from deepcore_core.data.sources import DatasetSplits, FolderSource, TensorSource
 from deepcore_core.errors import DeepcoreError
+from deepcore_core.registry import Registry
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 DIGITS_TEST_FRACTION = 0.2
@@ -333,29 +333,11 @@ BUILTIN_DATASETS = [
 ]
 
 
-class DatasetRegistry:
+class DatasetRegistry(Registry[DatasetInfo]):
     """Dataset name -> :class:`DatasetInfo`."""
 
     def __init__(self) -> None:
-        self._items: dict[str, DatasetInfo] = {}
-
-    def add(self, info: DatasetInfo) -> None:
-        """Add a dataset; a name used twice is an error."""
-        if info.name in self._items:
-            raise DeepcoreError(f"dataset '{info.name}' is registered twice")
-        self._items[info.name] = info
-
-    def names(self) -> list[str]:
-        """All dataset names, sorted."""
-        return sorted(self._items)
-
-    def get(self, name: str) -> DatasetInfo:
-        """The dataset ``name``, or a one-line error listing the valid names."""
-        if name in self._items:
-            return self._items[name]
-        close = difflib.get_close_matches(name, self.names(), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise DeepcoreError(f"unknown dataset '{name}'{hint} (valid: {', '.join(self.names())})")
+        super().__init__("dataset")
 
     def load(self, name: str, root: str | Path | None, **kwargs: Any) -> DatasetSplits:
         """Load ``name`` from ``root``; data never comes from the network."""

@@ -63,5 +63,5 @@ def cached_embedding(
 def embed_dataset(ctx: Any) -> Embedding:
     """The core's ``embed`` hook: the selection model's embedding of the training set."""
     return cached_embedding(
-        ctx.model, ctx.dataset.train, resolve_device(ctx.device), ctx.extras.get("model_folder")
+        ctx.model, ctx.dataset.train, resolve_device(ctx.device), ctx.cache_folder
     )

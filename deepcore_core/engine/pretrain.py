@@ -17,7 +17,8 @@ from deepcore_core._version import __version__
 from deepcore_core.data.sources import DatasetSplits
 from deepcore_core.engine.devices import resolve_device, seed_everything
 from deepcore_core.engine.training import Dynamics, TrainConfig, train_model
-from deepcore_core.nets.base import Network
+from deepcore_core.errors import DeepcoreError
+from deepcore_core.nets.base import Network, NetworkRegistry
 from deepcore_core.selection import dataset_fingerprint
 
 CACHE_FORMAT = 1
@@ -86,12 +87,13 @@ def cache_key(data: DatasetSplits, spec: PretrainSpec, seed: int) -> str:
 
 
 def pretrain(
-    data: DatasetSplits, spec: PretrainSpec, seed: int, device: str = "auto", networks: Any = None
+    data: DatasetSplits, spec: PretrainSpec, seed: int, device: str, networks: NetworkRegistry
 ) -> Pretrained:
-    """Train (or load from the cache) the selection model for ``seed``."""
-    from deepcore_core.nets import NetworkRegistry
+    """Train (or load from the cache) the selection model for ``seed``.
 
-    registry: NetworkRegistry = networks or default_networks()
+    :param networks: the registry the selection network is built from.
+    """
+    registry = networks
     dev = resolve_device(device)
     folder = (
         (spec.cache_dir or default_cache_dir()) / "selection-models" / cache_key(data, spec, seed)
@@ -152,17 +154,12 @@ def pretrain(
     return Pretrained(result.model, result.dynamics, folder, False)
 
 
-def default_networks() -> Any:
-    """The network registry of the default plugin host."""
-    from deepcore_core.plugins import get_host
-
-    return get_host().networks
-
-
 def pretrain_selection_model(ctx: Any) -> Network:
     """The core's ``train`` hook: pretrain for ``ctx`` and record its dynamics."""
     spec: PretrainSpec = ctx.pretrain or PretrainSpec()
-    done = pretrain(ctx.dataset, spec, ctx.seed, ctx.device, ctx.extras.get("networks"))
+    if ctx.networks is None:
+        raise DeepcoreError("training a selection model needs the network registry (ctx.networks)")
+    done = pretrain(ctx.dataset, spec, ctx.seed, ctx.device, ctx.networks)
     ctx.dynamics = done.dynamics
-    ctx.extras["model_folder"] = done.folder
+    ctx.cache_folder = done.folder
     return done.model

@@ -12,6 +12,8 @@ import json
 import math
 import os
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,10 @@ def evaluate(
     return float(correct) / n, float(loss) / n
 
 
+#: called after every epoch with the epoch number (from 1) and that epoch's metrics
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
 def train_model(
     model: nn.Module,
     source: Source,
@@ -132,6 +138,7 @@ def train_model(
     checkpoint: Path | None = None,
     desc: str = "training",
     lr_option: str = "--lr",
+    callbacks: Sequence[EpochCallback] = (),
 ) -> TrainResult:
     """Train ``model`` on all of ``source`` (use ``source.subset`` for a coreset).
 
@@ -140,79 +147,20 @@ def train_model(
     :param record_dynamics: keep per-sample loss/correctness/margin for every epoch.
     :param checkpoint: save state here after every epoch and resume from it if present.
     :param lr_option: the setting that the divergence error tells the user to lower.
+    :param callbacks: called after every epoch with ``(epoch, metrics)``; metrics hold
+        ``train_loss``, ``lr`` and, on evaluated epochs, ``test_accuracy`` and ``test_loss``.
     """
-    import time
-
-    n = len(source)
-    if n == 0:
+    if len(source) == 0:
         raise DeepcoreError("cannot train on an empty set")
-    gen = torch.Generator().manual_seed(config.seed)
-    cuda = device.type == "cuda"
-    model = model.to(device)
-    if cuda and config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        nesterov=config.nesterov and config.momentum > 0,
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
-    w = None
-    if weights is not None:
-        w = torch.as_tensor(np.asarray(weights), dtype=torch.float32, device=device)
-        if w.shape != (n,) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-            raise DeepcoreError("weights must be one finite non-negative number per sample")
-    iters = math.ceil(n / config.batch_size)
-    total = iters * config.epochs
-    dyn = None
-    if record_dynamics:
-        dyn = {
-            k: torch.zeros(config.epochs, n, device=device, dtype=dt)
-            for k, dt in (
-                ("loss", torch.float32),
-                ("correct", torch.bool),
-                ("margin", torch.float32),
-            )
-        }
+    loop = _Loop.start(model, source, config, device, weights, record_dynamics)
     history: list[dict[str, float]] = []
     start_epoch = 0
     if checkpoint is not None and checkpoint.is_file():
-        start_epoch = _resume(checkpoint, model, opt, gen, dyn, history, config)
+        start_epoch = _resume(checkpoint, loop, history, config)
     t0 = time.perf_counter()
-    seen = 0
-    with Progress(config.epochs, desc) as bar:
-        bar.update(start_epoch)
+    with Progress(config.epochs - start_epoch, desc) as bar:
         for epoch in range(start_epoch, config.epochs):
-            model.train()
-            order = torch.randperm(n, generator=gen)
-            run_loss = torch.zeros((), device=device)
-            for i, (x, y, idx) in enumerate(
-                source.batches(order, config.batch_size, config.augment, gen, device)
-            ):
-                lr = config.lr_at(epoch * iters + i, total)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                if cuda and config.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, enabled=cuda and config.amp):
-                    out = model(x)
-                per = nn.functional.cross_entropy(out.float(), y, reduction="none")
-                if w is not None:
-                    wb = w[idx.to(device)]
-                    loss = (per * wb).sum() / wb.sum().clamp_min(1e-12)
-                else:
-                    loss = per.mean()
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                run_loss += loss.detach()
-                seen += len(y)
-                if dyn is not None:
-                    _record(dyn, epoch, idx.to(device), out.detach().float(), y, per.detach())
-            entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": float(run_loss) / iters}
+            entry = loop.epoch(epoch)
             if not math.isfinite(entry["train_loss"]):
                 raise TrainingDiverged(
                     f"{desc}: training diverged in epoch {epoch + 1} (the loss is not finite) at "
@@ -222,30 +170,120 @@ def train_model(
             if test is not None and (
                 last or (config.eval_every and (epoch + 1) % config.eval_every == 0)
             ):
-                entry["test_accuracy"], entry["test_loss"] = evaluate(model, test, device)
+                entry["test_accuracy"], entry["test_loss"] = evaluate(loop.model, test, device)
             history.append(entry)
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, model, opt, gen, dyn, history, config, epoch + 1)
+                _save_checkpoint(checkpoint, loop, history, config, epoch + 1)
+            for callback in callbacks:
+                callback(epoch + 1, dict(entry))
             note = f"loss {entry['train_loss']:.3f}"
             if "test_accuracy" in entry:
                 note += f" acc {entry['test_accuracy']:.4f}"
             bar.update(1, note)
     seconds = time.perf_counter() - t0
     accs = [h["test_accuracy"] for h in history if "test_accuracy" in h]
-    dynamics = None
-    if dyn is not None:
-        dynamics = Dynamics(
-            dyn["loss"].cpu().numpy(), dyn["correct"].cpu().numpy(), dyn["margin"].cpu().numpy()
-        )
     return TrainResult(
-        model,
+        loop.model,
         history,
         accs[-1] if accs else None,
         max(accs) if accs else None,
-        dynamics,
+        loop.dynamics(),
         seconds,
-        seen / seconds if seconds > 0 else 0.0,
+        loop.seen / seconds if seconds > 0 else 0.0,
     )
+
+
+@dataclasses.dataclass
+class _Loop:
+    """The state of one training run: model, optimiser, generator, weights, dynamics."""
+
+    model: nn.Module
+    source: Source
+    config: TrainConfig
+    device: torch.device
+    opt: torch.optim.Optimizer
+    scaler: Any
+    gen: torch.Generator
+    weights: torch.Tensor | None
+    dyn: dict[str, torch.Tensor] | None
+    iters: int
+    seen: int = 0
+
+    @classmethod
+    def start(
+        cls,
+        model: nn.Module,
+        source: Source,
+        config: TrainConfig,
+        device: torch.device,
+        weights: np.ndarray | None,
+        record_dynamics: bool,
+    ) -> _Loop:
+        n, cuda = len(source), device.type == "cuda"
+        model = model.to(device)
+        if cuda and config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=config.nesterov and config.momentum > 0,
+        )
+        w = None
+        if weights is not None:
+            w = torch.as_tensor(np.asarray(weights), dtype=torch.float32, device=device)
+            if w.shape != (n,) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise DeepcoreError("weights must be one finite non-negative number per sample")
+        dyn = None
+        if record_dynamics:
+            kinds = (("loss", torch.float32), ("correct", torch.bool), ("margin", torch.float32))
+            dyn = {k: torch.zeros(config.epochs, n, device=device, dtype=dt) for k, dt in kinds}
+        scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
+        gen = torch.Generator().manual_seed(config.seed)
+        iters = math.ceil(n / config.batch_size)
+        return cls(model, source, config, device, opt, scaler, gen, w, dyn, iters)
+
+    def epoch(self, epoch: int) -> dict[str, float]:
+        """Train one epoch; return its metrics (``epoch``, ``train_loss``, ``lr``)."""
+        config, device = self.config, self.device
+        amp = device.type == "cuda" and config.amp
+        last_channels = device.type == "cuda" and config.channels_last
+        self.model.train()
+        order = torch.randperm(len(self.source), generator=self.gen)
+        run_loss = torch.zeros((), device=device)
+        total = self.iters * config.epochs
+        batches = self.source.batches(order, config.batch_size, config.augment, self.gen, device)
+        for i, (x, y, idx) in enumerate(batches):
+            lr = config.lr_at(epoch * self.iters + i, total)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            if last_channels:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, enabled=amp):
+                out = self.model(x)
+            per = nn.functional.cross_entropy(out.float(), y, reduction="none")
+            if self.weights is not None:
+                wb = self.weights[idx.to(device)]
+                loss = (per * wb).sum() / wb.sum().clamp_min(1e-12)
+            else:
+                loss = per.mean()
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            run_loss += loss.detach()
+            self.seen += len(y)
+            if self.dyn is not None:
+                _record(self.dyn, epoch, idx.to(device), out.detach().float(), y, per.detach())
+        return {"epoch": epoch + 1, "train_loss": float(run_loss) / self.iters, "lr": lr}
+
+    def dynamics(self) -> Dynamics | None:
+        """The recorded dynamics as numpy arrays, if recorded."""
+        if self.dyn is None:
+            return None
+        d = {k: v.cpu().numpy() for k, v in self.dyn.items()}
+        return Dynamics(d["loss"], d["correct"], d["margin"])
 
 
 def _record(
@@ -268,21 +306,14 @@ def _config_key(config: TrainConfig) -> str:
 
 
 def _save_checkpoint(
-    path: Path,
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    gen: torch.Generator,
-    dyn: dict[str, torch.Tensor] | None,
-    history: list[dict[str, float]],
-    config: TrainConfig,
-    epoch: int,
+    path: Path, loop: _Loop, history: list[dict[str, float]], config: TrainConfig, epoch: int
 ) -> None:
     state = {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "generator": gen.get_state(),
+        "model": loop.model.state_dict(),
+        "optimizer": loop.opt.state_dict(),
+        "generator": loop.gen.get_state(),
         "torch_rng": torch.get_rng_state(),
-        "dynamics": dyn,
+        "dynamics": loop.dyn,
         "history": history,
         "config": _config_key(config),
         "epoch": epoch,
@@ -298,15 +329,7 @@ def _save_checkpoint(
         raise
 
 
-def _resume(
-    path: Path,
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    gen: torch.Generator,
-    dyn: dict[str, torch.Tensor] | None,
-    history: list[dict[str, float]],
-    config: TrainConfig,
-) -> int:
+def _resume(path: Path, loop: _Loop, history: list[dict[str, float]], config: TrainConfig) -> int:
     try:
         state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
@@ -318,12 +341,12 @@ def _resume(
             f"checkpoint '{path}' was written with other settings; delete it "
             "or use another output folder"
         )
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    gen.set_state(state["generator"])
+    loop.model.load_state_dict(state["model"])
+    loop.opt.load_state_dict(state["optimizer"])
+    loop.gen.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
-    if dyn is not None and state["dynamics"] is not None:
-        for k in dyn:
-            dyn[k].copy_(state["dynamics"][k])
+    if loop.dyn is not None and state["dynamics"] is not None:
+        for k in loop.dyn:
+            loop.dyn[k].copy_(state["dynamics"][k])
     history.extend(state["history"])
     return int(state["epoch"])

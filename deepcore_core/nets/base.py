@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from torch import nn
 
 from deepcore_core.errors import DeepcoreError
+from deepcore_core.registry import Registry
 
 
 class Network(nn.Module):
@@ -52,30 +52,11 @@ class NetworkInfo:
     torchvision_arch: str | None = None  #: name of the matching torchvision model, if any
 
 
-class NetworkRegistry:
-    """Network name -> :class:`NetworkInfo`."""
+class NetworkRegistry(Registry[NetworkInfo]):
+    """Network name -> :class:`NetworkInfo` (names are case-insensitive)."""
 
     def __init__(self) -> None:
-        self._items: dict[str, NetworkInfo] = {}
-
-    def add(self, info: NetworkInfo) -> None:
-        """Add a network; a name used twice is an error."""
-        if info.name in self._items:
-            raise DeepcoreError(f"network '{info.name}' is registered twice")
-        self._items[info.name] = info
-
-    def names(self) -> list[str]:
-        """All network names, sorted."""
-        return sorted(self._items)
-
-    def get(self, name: str) -> NetworkInfo:
-        """The network ``name`` (case-insensitive), or an error listing the valid names."""
-        key = name.lower()
-        if key in self._items:
-            return self._items[key]
-        close = difflib.get_close_matches(key, self.names(), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise DeepcoreError(f"unknown network '{name}'{hint} (valid: {', '.join(self.names())})")
+        super().__init__("network", case_insensitive=True)
 
     def build(
         self,

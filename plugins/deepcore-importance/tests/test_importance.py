@@ -120,7 +120,7 @@ def test_repeats_use_distinct_cached_models(tmp_path, monkeypatch):
             seed=seed,
             dataset=data,
             pretrain=spec,
-            extras={"networks": host.networks},
+            networks=host.networks,
         )
         sel = host.create_selector(method, {"repeats": 3})
         return run_selection(host, sel, ctx, fraction=0.1)

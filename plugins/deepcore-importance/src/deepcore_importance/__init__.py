@@ -10,8 +10,15 @@ from typing import Literal
 
 import numpy as np
 
-from deepcore_core import GradEmbedding, Need, Pick, ScoreSelector, SelectionContext, hookimpl
-from deepcore_core.selector import top_k
+from deepcore_core import (
+    GradEmbedding,
+    Need,
+    Pick,
+    ScoreSelector,
+    SelectionContext,
+    hookimpl,
+    top_k,
+)
 
 #: distance between the seeds of repeated models (run seed s uses s, s + STRIDE, ...)
 SEED_STRIDE = 1000
@@ -112,21 +119,10 @@ class _Repeated(_Hardness):
         assert ctx.labels is not None
         if ctx.dataset is None:
             return self.per_model(ctx.probs, ctx.labels, ctx.features)
-        import dataclasses as dc
-
-        from deepcore_core.engine.devices import resolve_device
-        from deepcore_core.engine.embedding import cached_embedding
-        from deepcore_core.engine.pretrain import PretrainSpec, pretrain
-
-        spec = ctx.pretrain or PretrainSpec()
-        if self.options.epochs is not None:
-            spec = dc.replace(spec, epochs=self.options.epochs)
-        dev = resolve_device(ctx.device)
         total = np.zeros(ctx.n)
         for s in self.seeds(ctx.seed):
-            done = pretrain(ctx.dataset, spec, s, ctx.device, ctx.extras.get("networks"))
-            emb = cached_embedding(done.model, ctx.dataset.train, dev, done.folder)
-            total += self.per_model(emb.probs, ctx.labels, emb.features)
+            features, probs = ctx.outputs_for_seed(s, self.options.epochs)
+            total += self.per_model(probs, ctx.labels, features)
         return total / self.options.repeats
 
 
