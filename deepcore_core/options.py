@@ -32,7 +32,7 @@ def describe_options(cls: type) -> str:
     """Return ``name=default (type)`` for every field of an options dataclass."""
     hints = typing.get_type_hints(cls)
     parts = [
-        f"{f.name}={f.default!r} ({_type_name(hints[f.name])})" for f in dataclasses.fields(cls)
+        f"{f.name}={f.default!r} ({type_name(hints[f.name])})" for f in dataclasses.fields(cls)
     ]
     return ", ".join(parts) if parts else "none"
 
@@ -62,11 +62,12 @@ def parse_options(cls: type, values: Mapping[str, Any] | None, method: str) -> A
         raise OptionError(f"invalid options for method '{method}': {exc}") from None
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
+    """A readable name of a type hint (``int``, ``'a' | 'b'``, ``float | None``)."""
     if get_origin(tp) is Literal:
         return " | ".join(repr(a) for a in get_args(tp))
     if get_origin(tp) in (Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in get_args(tp))
+        return " | ".join(type_name(a) for a in get_args(tp))
     if tp is type(None):
         return "None"
     return getattr(tp, "__name__", str(tp))
@@ -74,33 +75,40 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(raw: Any, tp: Any, key: str, method: str, cls: type) -> Any:
     value = raw
-    if isinstance(raw, str) and not _accepts(tp, str):
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            value = raw
-    ok, converted = _convert(value, tp)
+    if isinstance(raw, str) and not accepts(tp, str):
+        value = scalar(raw)
+    ok, converted = convert_value(value, tp)
     if not ok:
         raise OptionError(
-            f"option '{key}' of method '{method}' must be {_type_name(tp)}, got {raw!r}; "
+            f"option '{key}' of method '{method}' must be {type_name(tp)}, got {raw!r}; "
             f"valid options: {describe_options(cls)}"
         )
     return converted
 
 
-def _accepts(tp: Any, kind: type) -> bool:
+def scalar(text: str) -> Any:
+    """Parse ``text`` as a YAML scalar (``"3"`` -> 3, ``"true"`` -> True); else keep it."""
+    try:
+        return yaml.safe_load(text) if text.strip() else text
+    except yaml.YAMLError:
+        return text
+
+
+def accepts(tp: Any, kind: type) -> bool:
+    """Whether type hint ``tp`` admits ``kind`` (directly or in a union)."""
     if tp is kind:
         return True
     if get_origin(tp) in (Union, types.UnionType):
-        return any(_accepts(a, kind) for a in get_args(tp))
+        return any(accepts(a, kind) for a in get_args(tp))
     return False
 
 
-def _convert(value: Any, tp: Any) -> tuple[bool, Any]:
+def convert_value(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Convert ``value`` to type hint ``tp``: ``(True, converted)`` or ``(False, None)``."""
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
         for arg in get_args(tp):
-            ok, out = _convert(value, arg)
+            ok, out = convert_value(value, arg)
             if ok:
                 return True, out
         return False, None
@@ -143,7 +151,7 @@ def option_table(cls: type) -> list[dict[str, Any]]:
     return [
         {
             "name": f.name,
-            "type": _type_name(hints[f.name]),
+            "type": type_name(hints[f.name]),
             "default": f.default if f.default is not dataclasses.MISSING else None,
             "doc": f.metadata.get("help") or comments.get(f.name, ""),
         }

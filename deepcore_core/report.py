@@ -13,7 +13,7 @@ import numpy as np
 
 from deepcore_core._io import atomic_write
 from deepcore_core.errors import DeepcoreError
-from deepcore_core.experiment import BASELINE, FULL, RunRecord, summarize
+from deepcore_core.experiment.records import BASELINE, FULL, RunRecord, summarize
 
 
 def load_results(path: str | Path) -> list[RunRecord]:
@@ -123,19 +123,38 @@ def timing_table(rows: list[dict[str, Any]]) -> str:
 
 
 def plot(rows: list[dict[str, Any]], out_dir: Path, network: str | None = None) -> list[Path]:
-    """Accuracy versus fraction, one line per method, uniform highlighted; PNG and SVG."""
-    import matplotlib
+    """Accuracy versus fraction, one line per method, uniform highlighted; PNG and SVG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses matplotlib's object API (a bare ``Figure``), so the process's backend is untouched.
+    """
+    from matplotlib.figure import Figure
 
     nets = sorted({r["network"] for r in rows})
     net = network or nets[0]
     sub = [r for r in rows if r["network"] == net]
-    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    fig = Figure(figsize=(8.5, 4.5))
+    ax = fig.add_subplot()
+    _method_lines(ax, sub)
+    _decorate(ax, sub, net)
+    fig.tight_layout()
+    paths = []
+    for ext in ("png", "svg"):
+        path = out_dir / f"accuracy-{net}.{ext}"
+        tmp = path.with_name(f".{path.name}.tmp.{ext}")
+        fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        tmp.replace(path)
+        paths.append(path)
+    return paths
+
+
+def _method_lines(ax: Any, sub: list[dict[str, Any]]) -> None:
+    """One line (and a faint std band) per method; uniform black and dashed."""
+    import matplotlib
+
     methods = [m for m in dict.fromkeys(r["method"] for r in sub) if m != FULL]
     # 20 colours and 7 markers: every method of a large grid keeps its own look
-    colors, markers = plt.get_cmap("tab20").colors, "osv^DPX"
+    cmap = matplotlib.colormaps["tab20"]
+    colors, markers = [cmap(i) for i in range(cmap.N)], "osv^DPX"
     others = [m for m in methods if m != BASELINE]
     for m in methods:
         pts = sorted((r["fraction"], r["mean"], r["std"]) for r in sub if r["method"] == m)
@@ -155,6 +174,10 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, network: str | None = None) 
         (line,) = ax.plot(f, mean, label=m, **style)
         low, high = np.clip(mean - std, 0, 100), np.clip(mean + std, 0, 100)
         ax.fill_between(f, low, high, alpha=0.06, color=line.get_color())
+
+
+def _decorate(ax: Any, sub: list[dict[str, Any]], net: str) -> None:
+    """The full-data line, log fraction axis, labels and the legend beside the axes."""
     full = [r for r in sub if r["method"] == FULL]
     if full:
         ax.axhline(
@@ -169,16 +192,6 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, network: str | None = None) 
     ax.set_title(f"accuracy vs coreset size ({net})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    paths = []
-    for ext in ("png", "svg"):
-        path = out_dir / f"accuracy-{net}.{ext}"
-        tmp = path.with_name(f".{path.name}.tmp.{ext}")
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        tmp.replace(path)
-        paths.append(path)
-    plt.close(fig)
-    return paths
 
 
 def write_report(records: list[RunRecord], out_dir: Path) -> tuple[str, list[Path]]:

@@ -147,7 +147,7 @@ def test_cli_benchmark_and_report(tmp_path, monkeypatch):
     r = runner.invoke(create_app(), ["report", str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "do not exist" in r.output
     r = runner.invoke(create_app(), ["benchmark", "--jobs", "x", "--output", str(out)])
-    assert r.exit_code == 2 and "jobs must be a whole number" in r.output
+    assert r.exit_code == 2 and "jobs must be an integer, got 'x'" in r.output
 
 
 def test_resume_from_a_copied_results_file(tmp_path):

@@ -72,3 +72,24 @@ def test_range_check_from_post_init():
 
 def test_describe():
     assert describe_options(Opts).startswith("k=10 (int), eps=0.01 (float)")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Documented:
+    keep: Literal["hardest", "easiest"] = "hardest"  #: which end of the ranking to keep
+    k: int = dataclasses.field(default=3, metadata={"help": "neighbours"})
+    plain: float | None = None
+
+
+def test_option_table_has_type_default_and_doc():
+    from deepcore_core.options import option_table
+
+    rows = {r["name"]: r for r in option_table(_Documented)}
+    assert rows["keep"] == {
+        "name": "keep",
+        "type": "'hardest' | 'easiest'",
+        "default": "hardest",
+        "doc": "which end of the ranking to keep",
+    }
+    assert rows["k"]["doc"] == "neighbours" and rows["k"]["type"] == "int"
+    assert rows["plain"]["type"] == "float | None" and rows["plain"]["doc"] == ""

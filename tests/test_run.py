@@ -61,8 +61,8 @@ def test_run_config_file_and_flags(cli, tmp_path):
     [
         (["--dataset", "cifar"], "unknown dataset 'cifar'; did you mean 'cifar10'"),
         (["--network", "resnet19"], "unknown network 'resnet19'"),
-        (["--device", "tpu"], "device must be one of auto, cpu, cuda, got 'tpu'"),
-        (["--fraction", "2"], "fraction must be a number in (0, 1], got '2'"),
+        (["--device", "tpu"], "'--device': Value error, 'tpu' is not one of 'auto', 'cpu', 'cuda'"),
+        (["--fraction", "2"], "fractions must be in (0, 1], got 2.0"),
         (["--epochs", "x"], "epochs must be an integer, got 'x'"),
         (["--method", "nope"], "unknown method 'nope'"),
         (["--option", "k=1", "--method", "uniform"], "unknown option 'k' for method 'uniform'"),
@@ -93,7 +93,8 @@ def test_run_unknown_config_key(cli, tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("datset: digits\n")
     r = cli("run", "--config", str(cfg))
-    assert r.exit_code == 2 and "unknown experiment setting 'datset'" in r.output
+    assert r.exit_code == 2 and "unknown key 'datset'" in r.output
+    assert "did you mean 'dataset'?" in r.output
 
 
 def test_select_from_dataset_then_train(cli, tmp_path):

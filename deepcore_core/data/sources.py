@@ -231,6 +231,13 @@ def _seed_worker(seed: int, worker: int) -> None:
 Source = TensorSource | FolderSource
 
 
+def on_device(source: Source, device: torch.device) -> Source:
+    """``source`` moved to a CUDA ``device`` when it is held in memory; else unchanged."""
+    if device.type == "cuda" and isinstance(source, TensorSource):
+        return source.to(device)
+    return source
+
+
 @dataclasses.dataclass
 class DatasetSplits:
     """A loaded dataset: train and test sources plus what networks need to know."""

@@ -8,15 +8,17 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from deepcore_core._version import __version__
-from deepcore_core.data.sources import DatasetSplits
+from deepcore_core.data.sources import DatasetSplits, on_device
+from deepcore_core.engine.config import PretrainSpec, default_cache_dir
 from deepcore_core.engine.devices import resolve_device, seed_everything
-from deepcore_core.engine.training import Dynamics, TrainConfig, train_model
+from deepcore_core.engine.training import Dynamics, EpochCallback, train_model
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.nets.base import Network, NetworkRegistry
 from deepcore_core.selection import dataset_fingerprint
@@ -24,38 +26,6 @@ from deepcore_core.selection import dataset_fingerprint
 CACHE_FORMAT = 1
 #: how many selection models were actually trained (not loaded) in this process
 TRAINED_COUNT = {"n": 0}
-
-
-def default_cache_dir() -> Path:
-    """``$DEEPCORE_CACHE``, else ``$XDG_CACHE_HOME/deepcore``, else ``~/.cache/deepcore``."""
-    if os.environ.get("DEEPCORE_CACHE"):
-        return Path(os.environ["DEEPCORE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "deepcore"
-
-
-@dataclasses.dataclass(frozen=True)
-class PretrainSpec:
-    """How the selection model is trained: network, epochs and the training settings.
-
-    As in the paper, the selection model trains on the full training set without
-    augmentation, with the optimiser settings of ``train`` and its cosine schedule over
-    ``epochs`` (the original code used a constant learning rate here).
-    """
-
-    network: str = "lenet"
-    epochs: int = 10
-    train: TrainConfig = dataclasses.field(
-        default_factory=lambda: TrainConfig(epochs=10, augment=False)
-    )
-    pretrained: str | None = None
-    cache_dir: Path | None = None
-
-    def config_for(self, seed: int) -> TrainConfig:
-        """The training config of the selection model for ``seed``."""
-        return dataclasses.replace(
-            self.train, epochs=self.epochs, augment=False, seed=seed, eval_every=0
-        )
 
 
 @dataclasses.dataclass
@@ -87,11 +57,17 @@ def cache_key(data: DatasetSplits, spec: PretrainSpec, seed: int) -> str:
 
 
 def pretrain(
-    data: DatasetSplits, spec: PretrainSpec, seed: int, device: str, networks: NetworkRegistry
+    data: DatasetSplits,
+    spec: PretrainSpec,
+    seed: int,
+    device: str,
+    networks: NetworkRegistry,
+    callbacks: Sequence[EpochCallback] = (),
 ) -> Pretrained:
     """Train (or load from the cache) the selection model for ``seed``.
 
     :param networks: the registry the selection network is built from.
+    :param callbacks: called after every training epoch (not when loaded from the cache).
     """
     registry = networks
     dev = resolve_device(device)
@@ -112,7 +88,7 @@ def pretrain(
         )
         return Pretrained(model.to(dev), Dynamics.load(folder / "dynamics.npz"), folder, True)
     model = build()
-    source = data.train.to(dev) if hasattr(data.train, "to") and dev.type == "cuda" else data.train
+    source = on_device(data.train, dev)
     result = train_model(
         model,
         source,
@@ -122,6 +98,7 @@ def pretrain(
         checkpoint=folder.parent / f".{folder.name}.partial.pt",
         desc=f"selection model {spec.network} seed {seed}",
         lr_option="--selection-lr",
+        callbacks=callbacks,
     )
     TRAINED_COUNT["n"] += 1
     assert result.dynamics is not None
@@ -151,7 +128,7 @@ def pretrain(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Pretrained(result.model, result.dynamics, folder, False)
+    return Pretrained(model, result.dynamics, folder, False)
 
 
 def pretrain_selection_model(ctx: Any) -> Network:
@@ -159,7 +136,13 @@ def pretrain_selection_model(ctx: Any) -> Network:
     spec: PretrainSpec = ctx.pretrain or PretrainSpec()
     if ctx.networks is None:
         raise DeepcoreError("training a selection model needs the network registry (ctx.networks)")
-    done = pretrain(ctx.dataset, spec, ctx.seed, ctx.device, ctx.networks)
+    run = {"kind": "selection-model", "network": spec.network, "seed": ctx.seed}
+
+    def observe(epoch: int, metrics: dict[str, float]) -> None:
+        if ctx.hook is not None:
+            ctx.hook.on_train_epoch_end(run=run, epoch=epoch, metrics=metrics)
+
+    done = pretrain(ctx.dataset, spec, ctx.seed, ctx.device, ctx.networks, [observe])
     ctx.dynamics = done.dynamics
     ctx.cache_folder = done.folder
     return done.model

@@ -1,7 +1,8 @@
 """The training engine: SGD with Nesterov momentum and a per-iteration cosine schedule.
 
-Defaults follow the DeepCore paper's protocol (lr 0.1, momentum 0.9, weight decay 5e-4,
-batch 128, 200 epochs, cosine to ``min_lr``), without the original code's schedule offset.
+The settings are a :class:`~deepcore_core.engine.config.TrainConfig`. Schedules follow the
+DeepCore paper's protocol (cosine to ``min_lr`` per iteration), without the original code's
+schedule offset.
 Per-sample weights give the loss ``sum(w_i * l_i) / sum(w_i)`` per batch.
 """
 
@@ -22,51 +23,9 @@ import torch
 from torch import nn
 
 from deepcore_core.data.sources import Source
+from deepcore_core.engine.config import TrainConfig
 from deepcore_core.errors import DeepcoreError, TrainingDiverged
 from deepcore_core.progress import Progress
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one training run."""
-
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 0.1
-    min_lr: float = 1e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = True
-    schedule: str = "cosine"  # cosine | constant
-    augment: bool = True
-    eval_every: int = 0  # 0: evaluate only after the last epoch
-    seed: int = 0
-    amp: bool = True  # mixed precision, CUDA only
-    channels_last: bool = True  # CUDA only
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr], got {self.min_lr}"),
-            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
-            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
-            (
-                self.schedule in ("cosine", "constant"),
-                f"schedule must be cosine or constant, got {self.schedule!r}",
-            ),
-            (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise DeepcoreError(msg)
-
-    def lr_at(self, step: int, total: int) -> float:
-        """The learning rate for iteration ``step`` of ``total`` (0-based, exact cosine)."""
-        if self.schedule == "constant":
-            return self.lr
-        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * step / total))
 
 
 @dataclasses.dataclass

@@ -1,0 +1,129 @@
+"""What every command shares: one-line errors, the plugin host, JSON and table output."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import shutil
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from deepcore_core.errors import DeepcoreError, PluginError
+from deepcore_core.plugins import PluginHost
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclasses.dataclass
+class State:
+    """Per-invocation state kept on the root context: the host and the global flags."""
+
+    host: PluginHost | None = None
+    strict: bool = False
+    quiet: bool = False
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``Error: message`` on stderr and return the exit (code 2) to raise."""
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def handle_errors(func: F) -> F:
+    """Turn :class:`DeepcoreError` into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DeepcoreError as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def state(ctx: typer.Context) -> State:
+    """The root context's :class:`State` (created on first use)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj
+
+
+def host_of(ctx: typer.Context) -> PluginHost:
+    """The plugin host for this invocation; with ``--strict-plugins`` a failed plugin stops."""
+    st = state(ctx)
+    if st.host is None:
+        st.host = PluginHost()
+    if st.strict:
+        bad = [r for r in st.host.plugin_records() if r.status == "error"]
+        if bad:
+            r = bad[0]
+            raise PluginError(f"plugin '{r.name}' ({r.distribution} {r.version}) {r.error}")
+    return st.host
+
+
+def note(ctx: typer.Context, message: str) -> None:
+    """An informational line on stderr, unless ``-q``."""
+    if not state(ctx).quiet:
+        typer.echo(message, err=True)
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as indented JSON (numpy values become lists or numbers)."""
+    typer.echo(json.dumps(data, indent=2, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def format_table(
+    rows: list[list[str]], header: list[str], width: int | None = None, drop_last: bool = False
+) -> str:
+    """Align ``rows`` under ``header``; the last column is cut to fit the terminal.
+
+    :param width: the width to fit (default: the terminal's, at least 100).
+    :param drop_last: leave the last column out when fewer than 20 characters are left
+        for it (a summary that ``--json`` and ``info`` show in full).
+    """
+    width = width or max(100, shutil.get_terminal_size((100, 24)).columns)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    fixed = sum(widths[:-1]) + 2 * (len(widths) - 1)
+    if drop_last and width - fixed < min(20, widths[-1]):
+        return format_table([r[:-1] for r in rows], header[:-1], width)
+    widths[-1] = max(len(header[-1]), min(widths[-1], width - fixed))
+
+    def line(cells: list[str]) -> str:
+        out = [str(c).ljust(w) for c, w in zip(cells[:-1], widths, strict=False)]
+        last = str(cells[-1])
+        if len(last) > widths[-1]:
+            last = last[: widths[-1] - 1] + "…"
+        return "  ".join([*out, last]).rstrip()
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+def parse_option_pairs(pairs: list[str], methods: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """Parse ``--option key=value`` (one method) or ``--option method:key=value``."""
+    out: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        target, sep, rest = pair.partition(":")
+        if not sep or "=" in target:
+            if len(methods) != 1:
+                raise DeepcoreError(
+                    f"--option {pair!r}: with several methods, write method:key=value"
+                )
+            target, rest = methods[0], pair
+        key, eq, value = rest.partition("=")
+        if not eq or not key.strip():
+            raise DeepcoreError(
+                f"--option must look like key=value or method:key=value, got {pair!r}"
+            )
+        out.setdefault(target, {})[key.strip().replace("-", "_")] = value
+    return out

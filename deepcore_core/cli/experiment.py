@@ -1,0 +1,181 @@
+"""``deepcore run``, ``benchmark``, ``report`` and ``train``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from deepcore_core._io import atomic_write
+from deepcore_core.cli.common import echo_json, handle_errors, host_of, note, parse_option_pairs
+from deepcore_core.cli.params import settings_command
+from deepcore_core.errors import DeepcoreError
+from deepcore_core.settings import ExperimentConfig, TrainCommandSettings
+
+OptionPairs = Annotated[
+    list[str] | None,
+    typer.Option(metavar="[METHOD:]KEY=VALUE", help="A method option (repeatable)."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+
+
+def _experiment(ctx: typer.Context, settings: ExperimentConfig, option: list[str] | None) -> Any:
+    """Check the settings and build the :class:`Experiment` (nothing is written yet)."""
+    from deepcore_core.experiment import Experiment
+
+    if option:
+        opts = {m: dict(o) for m, o in settings.method_options.items()}
+        for m, kv in parse_option_pairs(option, settings.methods).items():
+            opts.setdefault(m, {}).update(kv)
+        settings = dataclasses.replace(settings, method_options=opts)
+    exp = Experiment(settings, host_of(ctx), log=lambda m: note(ctx, m))
+    c = settings
+    note(
+        ctx,
+        f"{c.dataset}: {len(exp.data.train)} train / {len(exp.data.test)} test, "
+        f"methods {', '.join(exp.methods)}, fractions {', '.join(f'{f:g}' for f in c.fractions)}, "
+        f"seeds {', '.join(map(str, c.seeds))}: {len(exp.plan())} runs on {exp.device}",
+    )
+    return exp
+
+
+@handle_errors
+@settings_command(ExperimentConfig)
+def run(ctx: typer.Context, settings: ExperimentConfig, option: OptionPairs = None) -> None:
+    """Select, train and evaluate: methods x fractions x seeds, next to random and full.
+
+    With no arguments, runs the quick default on the digits set shipped with deepcore.
+    """
+    from deepcore_core.experiment import format_summary, summarize
+
+    exp = _experiment(ctx, settings, option)
+    records = exp.run()
+    typer.echo(format_summary(summarize(records)))
+    note(
+        ctx,
+        f"\ntest accuracy (%) after the last epoch, mean ± std over seeds; results in {exp.out}/",
+    )
+
+
+@handle_errors
+@settings_command(ExperimentConfig)
+def benchmark(ctx: typer.Context, settings: ExperimentConfig, option: OptionPairs = None) -> None:
+    """Run the comparison grid (as run) and write the report: tables, plot, timings.
+
+    Methods x fractions x seeds x networks, always with uniform and the full-data model.
+    Selections come first and share one selection model per seed; training runs are spread
+    over --jobs processes. Finished runs are appended to results.jsonl; running the same
+    command again resumes.
+    """
+    from deepcore_core.report import write_report
+
+    exp = _experiment(ctx, settings, option)
+    md, files = write_report(exp.run(), exp.out)
+    typer.echo(md)
+    note(ctx, "report: " + ", ".join(str(f) for f in files))
+
+
+@handle_errors
+def report(
+    ctx: typer.Context,
+    results: Annotated[Path, typer.Argument(help="Output folder or results.jsonl.")],
+    output: Annotated[
+        Path | None, typer.Option(help="Where to write the report (default: beside).")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Print the paper-style table and write report.md/.csv and the accuracy plot."""
+    from deepcore_core.experiment import summarize
+    from deepcore_core.report import load_results, write_report
+
+    records = load_results(results)
+    out = output or (results if results.is_dir() else results.parent)
+    md, files = write_report(records, out)
+    if as_json:
+        echo_json({"rows": summarize(records), "files": [str(f) for f in files]})
+        return
+    typer.echo(md)
+    note(ctx, "report: " + ", ".join(str(f) for f in files))
+
+
+@handle_errors
+@settings_command(TrainCommandSettings)
+def train(ctx: typer.Context, settings: TrainCommandSettings, as_json: AsJson = False) -> None:
+    """Train a network on a saved selection and report its test accuracy.
+
+    Selection weights, when present, weight each sample's loss.
+    """
+    s = settings
+    if s.selection is None or s.dataset is None:
+        raise DeepcoreError("give the selection (--selection FILE) and its --dataset")
+    summary = train_on_selection(ctx, s)
+    if as_json:
+        echo_json(summary)
+    else:
+        typer.echo(
+            f"trained {s.network} on {summary['size']} samples: test accuracy "
+            f"{100 * (summary['test_accuracy'] or 0):.2f}% ({summary['seconds']:.1f} s)"
+        )
+    if s.output is not None:
+        with atomic_write(s.output, "w") as fh:
+            json.dump(summary, fh, indent=2)
+
+
+def train_on_selection(ctx: typer.Context, s: TrainCommandSettings) -> dict[str, Any]:
+    """Load the selection and the dataset, check they match, train and evaluate."""
+    from deepcore_core.data.sources import on_device
+    from deepcore_core.engine.devices import resolve_device, seed_everything
+    from deepcore_core.engine.training import train_model
+    from deepcore_core.selection import Selection, dataset_fingerprint
+
+    dev = resolve_device(s.device)
+    sel = Selection.load(Path(str(s.selection)))
+    host = host_of(ctx)
+    data = host.datasets.load(str(s.dataset), s.data_root)
+    fp = dataset_fingerprint(data.train.labels, len(data.train), data.name)
+    if sel.meta.get("dataset_fingerprint") != fp:
+        raise DeepcoreError(
+            f"selection '{s.selection}' was made on another dataset (fingerprint "
+            f"{sel.meta.get('dataset_fingerprint')}, {sel.meta.get('dataset')}) than "
+            f"'{data.name}' ({fp})"
+        )
+    if sel.indices.size and sel.indices.max() >= len(data.train):
+        raise DeepcoreError(f"selection '{s.selection}' has indices beyond the dataset")
+    seed_everything(s.seed)
+    net = host.networks.build(s.network, data.channels, data.num_classes, data.image_size)
+    train, test = data.train.subset(sel.indices), data.test
+    train, test = on_device(train, dev), on_device(test, dev)
+    run = {"kind": "coreset", "method": sel.meta.get("method"), "network": s.network}
+
+    def observe(epoch: int, metrics: dict[str, float]) -> None:
+        host.hook.on_train_epoch_end(run={**run, "seed": s.seed}, epoch=epoch, metrics=metrics)
+
+    config = s.train_config(s.seed)
+    result = train_model(
+        net, train, config, dev, weights=sel.weights, test=test,
+        desc=f"{s.network} on {len(sel)} samples", callbacks=[observe],
+    )  # fmt: skip
+    return {
+        "selection": str(s.selection),
+        "method": sel.meta.get("method"),
+        "size": len(sel),
+        "weighted": sel.weights is not None,
+        "network": s.network,
+        "seed": s.seed,
+        "train": dataclasses.asdict(config),
+        "test_accuracy": result.final_accuracy,
+        "best_accuracy": result.best_accuracy,
+        "seconds": result.seconds,
+        "history": result.history,
+    }
+
+
+def register(app: typer.Typer) -> None:
+    """Add the experiment commands to ``app``."""
+    app.command("run")(run)
+    app.command("benchmark")(benchmark)
+    app.command("report")(report)
+    app.command("train")(train)

@@ -1,0 +1,102 @@
+"""``deepcore select``: one coreset from a dataset or from precomputed arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deepcore_core._io import load_array
+from deepcore_core.api import build_context, run_selection
+from deepcore_core.cli.common import (
+    echo_json,
+    handle_errors,
+    host_of,
+    parse_option_pairs,
+)
+from deepcore_core.cli.params import settings_command
+from deepcore_core.context import SelectionContext
+from deepcore_core.errors import DeepcoreError
+from deepcore_core.plugins import PluginHost
+from deepcore_core.settings import SelectSettings
+
+
+@handle_errors
+@settings_command(SelectSettings)
+def select(
+    ctx: typer.Context,
+    settings: SelectSettings,
+    option: Annotated[
+        list[str] | None, typer.Option(metavar="KEY=VALUE", help="Method option (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Select a coreset and write it to a file.
+
+    Select from a dataset (--dataset; a selection model is trained and cached as needed)
+    or from precomputed arrays (features, labels, scores, logits or probabilities).
+    Give the size as --fraction or --budget.
+    """
+    s = settings
+    if not s.method:
+        raise DeepcoreError("no method given; use --method (see 'deepcore list-methods')")
+    if s.fraction is None and s.budget is None:
+        raise DeepcoreError("give the coreset size with --fraction or --budget")
+    host = host_of(ctx)
+    options = {**s.options, **parse_option_pairs(option or [], (s.method,)).get(s.method, {})}
+    selector = host.create_selector(s.method, options)
+    out = Path(s.output)
+    if out.suffix != ".npz":
+        raise DeepcoreError(f"--output must end in .npz, got '{out}'")
+    if s.dataset is not None:
+        if any(v is not None for v in s.arrays().values()):
+            raise DeepcoreError("give --dataset or precomputed arrays, not both")
+        sel_ctx = dataset_context(host, s)
+        dataset_name = sel_ctx.dataset.name
+    else:
+        arrays = {k: load_array(v, k) if v is not None else None for k, v in s.arrays().items()}
+        sel_ctx = build_context(seed=s.seed, balance=s.balance, **arrays)  # type: ignore[arg-type]
+        dataset_name = None
+    selection = run_selection(
+        host, selector, sel_ctx, fraction=s.fraction, budget=s.budget, dataset_name=dataset_name
+    )
+    selection.save(out)
+    summary = {
+        "method": selector.name,
+        "selected": len(selection),
+        "n": sel_ctx.n,
+        "weighted": selection.weights is not None,
+        "output": str(out),
+        "per_class": selection.meta.get("per_class"),
+    }
+    if as_json:
+        echo_json(summary)
+    else:
+        typer.echo(
+            f"selected {len(selection)} of {sel_ctx.n} samples with '{selector.name}' -> {out}"
+        )
+
+
+def dataset_context(host: PluginHost, s: SelectSettings) -> SelectionContext:
+    """A selection context over a dataset, with the selection model's settings."""
+    from deepcore_core.engine.devices import resolve_device
+
+    device = resolve_device(s.device)
+    host.networks.get(s.selection_network)
+    data = host.datasets.load(str(s.dataset), s.data_root)
+    return SelectionContext(
+        n=len(data.train),
+        labels=data.train.labels,
+        seed=s.seed,
+        balance=s.balance,
+        device=str(device),
+        dataset=data,
+        pretrain=s.pretrain_spec(),
+        networks=host.networks,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``select`` to ``app``."""
+    app.command("select")(select)

@@ -1,0 +1,87 @@
+"""Training settings of the engine: plain dataclasses, importable without torch.
+
+These hold the one default of every training setting; the CLI, YAML files and the Python API
+(:mod:`deepcore_core.settings`) take their defaults from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+from deepcore_core.errors import DeepcoreError
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run."""
+
+    epochs: int = 50  #: the paper trains 200 epochs; 50 keeps the default run short
+    batch_size: int = 128
+    lr: float = 0.1
+    min_lr: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    schedule: str = "cosine"  # cosine | constant
+    augment: bool = True
+    eval_every: int = 0  # 0: evaluate only after the last epoch
+    seed: int = 0
+    amp: bool = True  # mixed precision, CUDA only
+    channels_last: bool = True  # CUDA only
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr], got {self.min_lr}"),
+            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (
+                self.schedule in ("cosine", "constant"),
+                f"schedule must be cosine or constant, got {self.schedule!r}",
+            ),
+            (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise DeepcoreError(msg)
+
+    def lr_at(self, step: int, total: int) -> float:
+        """The learning rate for iteration ``step`` of ``total`` (0-based, exact cosine)."""
+        if self.schedule == "constant":
+            return self.lr
+        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * step / total))
+
+
+def default_cache_dir() -> Path:
+    """``$DEEPCORE_CACHE``, else ``$XDG_CACHE_HOME/deepcore``, else ``~/.cache/deepcore``."""
+    if os.environ.get("DEEPCORE_CACHE"):
+        return Path(os.environ["DEEPCORE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "deepcore"
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainSpec:
+    """How the selection model is trained: network, epochs and the training settings.
+
+    As in the paper, the selection model trains on the full training set without
+    augmentation, with the optimiser settings of ``train`` and its cosine schedule over
+    ``epochs`` (the original code used a constant learning rate here).
+    """
+
+    network: str = "lenet"
+    epochs: int = 10
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(augment=False))
+    pretrained: str | None = None
+    cache_dir: Path | None = None
+
+    def config_for(self, seed: int) -> TrainConfig:
+        """The training config of the selection model for ``seed``."""
+        return dataclasses.replace(
+            self.train, epochs=self.epochs, augment=False, seed=seed, eval_every=0
+        )

@@ -1,0 +1,108 @@
+"""Run records and their summaries (mean ± std over seeds), as stored and as reported."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepcore_core._io import atomic_write
+
+FULL = "full"
+BASELINE = "uniform"
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One finished run: a method at a fraction, a seed and a target network."""
+
+    key: dict[str, Any]
+    accuracy: float
+    best_accuracy: float
+    selection_seconds: float
+    train_seconds: float
+    size: int
+    history: list[dict[str, float]]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return dataclasses.asdict(self)
+
+    @property
+    def diverged(self) -> bool:
+        """Whether training diverged (no accuracy, or a non-finite final training loss)."""
+        last = self.history[-1].get("train_loss", 0.0) if self.history else 0.0
+        return not np.isfinite(self.accuracy) or not np.isfinite(last)
+
+
+def load_record(path: Path) -> RunRecord:
+    """Read one run file."""
+    return RunRecord(**json.loads(path.read_text()))
+
+
+def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
+    """Mean and std of final accuracy per (method, fraction, network)."""
+    groups: dict[tuple[str, float, str], list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault((r.key["method"], r.key["fraction"], r.key["network"]), []).append(r)
+    rows = []
+    for (method, fraction, network), rs in sorted(groups.items(), key=_order):
+        acc = np.array([r.accuracy if not r.diverged else np.nan for r in rs], dtype=float)
+        ok = acc[np.isfinite(acc)]
+        rows.append(
+            {
+                "method": method,
+                "fraction": fraction,
+                "network": network,
+                "runs": len(rs),
+                "diverged": int(len(acc) - len(ok)),
+                "mean": float(ok.mean()) if ok.size else float("nan"),
+                "std": float(ok.std(ddof=1)) if ok.size > 1 else 0.0,
+                "selection_seconds": float(np.mean([r.selection_seconds for r in rs])),
+                "size": int(np.mean([r.size for r in rs])),
+            }
+        )
+    return rows
+
+
+def _order(item: tuple[tuple[str, float, str], Any]) -> tuple[int, str, float, str]:
+    method, fraction, network = item[0]
+    rank = 0 if method == FULL else 1 if method == BASELINE else 2
+    return rank, method, fraction, network
+
+
+def format_summary(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table: rows methods, columns fractions (x networks), mean +- std in %."""
+    nets = sorted({r["network"] for r in rows})
+    fractions = sorted({r["fraction"] for r in rows if r["method"] != FULL})
+    cols = [(f, n) for n in nets for f in fractions]
+    by = {(r["method"], r["fraction"], r["network"]): r for r in rows}
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    head = ["method"] + [f"{f:g}" + (f" {n}" if len(nets) > 1 else "") for f, n in cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        cells = []
+        for f, n in cols:
+            r = by.get((m, 1.0, n)) if m == FULL else by.get((m, f, n))
+            cells.append("-" if r is None else f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}")
+        lines.append("| " + " | ".join([m, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def write_summary(records: list[RunRecord], out: Path) -> list[dict[str, Any]]:
+    """Write ``summary.csv`` and ``summary.md`` (atomically) and return the rows."""
+    rows = summarize(records)
+    with atomic_write(out / "summary.csv", "w") as fh:
+        fh.write("method,fraction,network,runs,mean,std,size,selection_seconds\n")
+        for r in rows:
+            fh.write(
+                f"{r['method']},{r['fraction']:g},{r['network']},{r['runs']},"
+                f"{r['mean']:.6f},{r['std']:.6f},{r['size']},"
+                f"{r['selection_seconds']:.3f}\n"
+            )
+    with atomic_write(out / "summary.md", "w") as fh:
+        fh.write(format_summary(rows) + "\n")
+    return rows

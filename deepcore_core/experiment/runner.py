@@ -1,0 +1,219 @@
+"""The runner: selections (one selection model per seed, shared), then training runs.
+
+Selections are made in this process, so each seed's selection model, embeddings and scores
+are computed once and shared by every method and fraction. Training runs then go to
+``jobs`` worker processes (1: this process). Observers hear of every epoch, selection and
+finished run through the ``on_*`` hooks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from deepcore_core.api import run_selection
+from deepcore_core.context import SelectionContext
+from deepcore_core.data.sources import DatasetSplits, on_device
+from deepcore_core.engine.devices import resolve_device, seed_everything
+from deepcore_core.engine.training import train_model
+from deepcore_core.errors import DeepcoreError, TrainingDiverged
+from deepcore_core.experiment.plan import RunKey, expand, methods_of, selections_of
+from deepcore_core.experiment.records import FULL, RunRecord, write_summary
+from deepcore_core.experiment.store import Store
+from deepcore_core.plugins import PluginHost
+from deepcore_core.progress import Progress
+from deepcore_core.selection import Selection, dataset_fingerprint
+from deepcore_core.selector import ScoreSelector
+from deepcore_core.settings import ExperimentConfig
+
+
+class Experiment:
+    """Runs an :class:`ExperimentConfig` with one plugin host.
+
+    Everything is checked before any work: methods and their options, networks, the dataset.
+    """
+
+    def __init__(
+        self, config: ExperimentConfig, host: PluginHost, log: Callable[[str], None] = print
+    ) -> None:
+        self.config, self.host, self.log = config, host, log
+        self.device = resolve_device(config.device)
+        self.methods = methods_of(config, host.registry.names())
+        for m in self.methods:
+            host.create_selector(m, config.method_options.get(m, {}))  # validates options
+        for m in config.method_options:
+            if m not in self.methods:
+                raise DeepcoreError(f"method_options given for '{m}', which is not run")
+        for net in (*config.targets(), config.selection_network):
+            host.networks.get(net)
+        self.data: DatasetSplits = host.datasets.load(str(config.dataset), config.data_root)
+        for net in (*config.targets(), config.selection_network):
+            info = host.networks.get(net)
+            if not info.min_size <= self.data.image_size <= info.max_size:
+                raise DeepcoreError(
+                    f"network '{net}' takes images of {info.min_size} to "
+                    f"{info.max_size} pixels, not {self.data.image_size}"
+                )
+        fingerprint = dataset_fingerprint(
+            self.data.train.labels, len(self.data.train), self.data.name
+        )
+        self.keys = RunKey(config, self.data.name, fingerprint)
+        self.store = Store(config.out_dir())
+        self.out = self.store.out
+        self._inputs: dict[int, dict[str, Any]] = {}
+
+    def plan(self) -> list[dict[str, Any]]:
+        """Every run of the experiment as a key (full-data runs first, per seed)."""
+        return expand(self.keys, self.methods)
+
+    def run(self, jobs: int | None = None) -> list[RunRecord]:
+        """Run every planned run not already finished; return all records."""
+        jobs = self.config.jobs if jobs is None else jobs
+        if jobs < 1:
+            raise DeepcoreError(f"jobs must be >= 1, got {jobs}")
+        plan = self.plan()
+        with self.store.lock():
+            self.store.restore(plan)
+            todo = [k for k in plan if not self.store.done(k)]
+            if len(todo) < len(plan):
+                self.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} runs already done")
+            selections = selections_of(todo)
+            with Progress(len(selections), "selections") as bar:
+                for method, fraction, seed in selections:
+                    self.select(method, fraction, seed)
+                    bar.update(1, f"{method} f={fraction:g} s{seed}")
+            with Progress(len(todo), "training runs") as bar:
+                for key, record in self._train_all(todo, jobs):
+                    self.store.finish(key, record)
+                    self.host.hook.on_run_end(record=record.as_dict())
+                    bar.update(
+                        1, f"{key['method']} f={key['fraction']:g} acc={record.accuracy:.4f}"
+                    )
+            records = [self.store.load(k) for k in plan]
+            write_summary(records, self.out)
+        return records
+
+    def _train_all(
+        self, todo: list[dict[str, Any]], jobs: int
+    ) -> Iterator[tuple[dict[str, Any], RunRecord]]:
+        if jobs == 1 or len(todo) <= 1:
+            for key in todo:
+                yield key, self.run_one(key)
+            return
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        import os
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with cf.ProcessPoolExecutor(
+            jobs,
+            mp_context=mp.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self.config, threads),
+        ) as pool:
+            futures = {pool.submit(_worker_run, key): key for key in todo}
+            for fut in cf.as_completed(futures):
+                yield futures[fut], RunRecord(**fut.result())
+
+    def select(self, method: str, fraction: float, seed: int) -> tuple[Selection, float]:
+        """Select (or load the saved selection) for ``method`` at ``fraction`` and ``seed``."""
+        path = self.store.selection_path(self.keys.selection(method, fraction, seed))
+        if path.is_file():
+            sel = Selection.load(path)
+            return sel, float(sel.meta.get("seconds", 0.0))
+        cache = self._inputs.setdefault(seed, {})
+        ctx = SelectionContext(
+            n=len(self.data.train),
+            labels=self.data.train.labels,
+            seed=seed,
+            balance=self.config.balance,
+            device=str(self.device),
+            dataset=self.data,
+            pretrain=self.config.pretrain_spec(),
+            networks=self.host.networks,
+            scores=cache.get("scores", {}).get(method),
+            model=cache.get("model"),
+            features=cache.get("features"),
+            probs=cache.get("probs"),
+            dynamics=cache.get("dynamics"),
+            cache_folder=cache.get("cache_folder"),
+        )
+        selector = self.host.create_selector(method, self.config.method_options.get(method, {}))
+        t0 = time.perf_counter()
+        sel = run_selection(
+            self.host, selector, ctx, fraction=fraction, dataset_name=self.data.name
+        )
+        seconds = time.perf_counter() - t0
+        for k in ("model", "features", "probs", "dynamics", "cache_folder"):
+            cache[k] = getattr(ctx, k)
+        if isinstance(selector, ScoreSelector) and sel.scores is not None:
+            cache.setdefault("scores", {})[method] = sel.scores  # reused at other fractions
+        sel = Selection(sel.indices, sel.weights, sel.scores, {**sel.meta, "seconds": seconds})
+        sel.save(path)
+        return sel, seconds
+
+    def run_one(self, key: dict[str, Any]) -> RunRecord:
+        """Select (unless full) and train one target network; evaluate on the test split."""
+        seed, method = key["seed"], key["method"]
+        if method == FULL:
+            indices, weights, sel_seconds = np.arange(len(self.data.train)), None, 0.0
+        else:
+            sel, sel_seconds = self.select(method, key["fraction"], seed)
+            indices, weights = sel.indices, sel.weights
+        seed_everything(seed)
+        net = self.host.networks.build(
+            key["network"], self.data.channels, self.data.num_classes, self.data.image_size
+        )
+        train, test = self.data.train.subset(indices), self.data.test
+        train, test = on_device(train, self.device), on_device(test, self.device)
+        run = {"kind": "coreset", **{k: key[k] for k in ("method", "fraction", "seed", "network")}}
+
+        def observe(epoch: int, metrics: dict[str, float]) -> None:
+            self.host.hook.on_train_epoch_end(run=run, epoch=epoch, metrics=metrics)
+
+        try:
+            result = train_model(
+                net,
+                train,
+                self.config.train_config(seed),
+                self.device,
+                weights=weights,
+                test=test,
+                checkpoint=self.store.checkpoint_path(key),
+                desc=f"{method} f={key['fraction']:g} {key['network']} s{seed}",
+                callbacks=[observe],
+            )
+        except TrainingDiverged as exc:
+            # A diverged run is a result too: recorded (accuracy NaN) and counted in reports.
+            self.log(f"warning: {exc}")
+            nan = float("nan")
+            return RunRecord(key, nan, nan, sel_seconds, 0.0, len(indices), [])
+        return RunRecord(
+            key,
+            float(result.final_accuracy or 0.0),
+            float(result.best_accuracy or 0.0),
+            sel_seconds,
+            result.seconds,
+            len(indices),
+            result.history,
+        )
+
+
+_WORKER: dict[str, Experiment] = {}
+
+
+def _worker_init(config: ExperimentConfig, threads: int) -> None:
+    import os
+
+    import torch
+
+    os.environ["DEEPCORE_PROGRESS"] = "0"
+    torch.set_num_threads(threads)
+    _WORKER["exp"] = Experiment(config, PluginHost(), log=lambda m: None)
+
+
+def _worker_run(key: dict[str, Any]) -> dict[str, Any]:
+    return _WORKER["exp"].run_one(key).as_dict()

@@ -1,0 +1,110 @@
+"""The store of an experiment's output folder: run files, ``results.jsonl``, resume, lock.
+
+Layout: ``runs/<method>/<network>-f<fraction>-s<seed>-<id>.json`` (one per finished run),
+``results.jsonl`` (one line per finished run, appended), ``selections/`` (the coresets),
+``checkpoints/`` (unfinished training), ``summary.csv``/``summary.md``. Every file is written
+atomically; a run counts as done when its run file exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from deepcore_core._io import atomic_write
+from deepcore_core.errors import DeepcoreError
+from deepcore_core.experiment.plan import run_id
+from deepcore_core.experiment.records import RunRecord, load_record
+
+
+class Store:
+    """Files of one output folder."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.results = out / "results.jsonl"
+
+    def run_path(self, key: dict[str, Any]) -> Path:
+        """The file of a finished run."""
+        name = f"{key['network']}-f{key['fraction']:g}-s{key['seed']}-{run_id(key)}.json"
+        return self.out / "runs" / key["method"] / name
+
+    def selection_path(self, key: dict[str, Any]) -> Path:
+        """The file of a selection, by its selection key."""
+        name = f"{key['method']}-f{key['fraction']:g}-s{key['seed']}-{run_id(key)}.npz"
+        return self.out / "selections" / name
+
+    def checkpoint_path(self, key: dict[str, Any]) -> Path:
+        """Where an unfinished run keeps its training state (removed when it finishes)."""
+        return self.out / "checkpoints" / f"{run_id(key)}.pt"
+
+    def done(self, key: dict[str, Any]) -> bool:
+        """Whether the run has finished."""
+        return self.run_path(key).is_file()
+
+    def load(self, key: dict[str, Any]) -> RunRecord:
+        """The record of a finished run."""
+        return load_record(self.run_path(key))
+
+    def restore(self, plan: list[dict[str, Any]]) -> None:
+        """Recreate missing run files from ``results.jsonl`` (e.g. a copied results file)."""
+        if not self.results.is_file():
+            return
+        wanted = {run_id(k): k for k in plan if not self.done(k)}
+        if not wanted:
+            return
+        for line in self.results.read_text().splitlines():
+            try:
+                record = RunRecord(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                continue  # a line cut short by an interruption
+            key = wanted.pop(run_id(record.key), None)
+            if key is not None:
+                with atomic_write(self.run_path(key), "w") as fh:
+                    json.dump(record.as_dict(), fh, indent=2)
+
+    def finish(self, key: dict[str, Any], record: RunRecord) -> None:
+        """Store a finished run: its file, one line in ``results.jsonl``, no checkpoint."""
+        with atomic_write(self.run_path(key), "w") as fh:
+            json.dump(record.as_dict(), fh, indent=2)
+        line = json.dumps(record.as_dict()) + "\n"
+        if self.results.is_file() and self.results.stat().st_size:
+            with open(self.results, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":  # a line cut short by an interruption: start anew
+                    line = "\n" + line
+        with open(self.results, "a") as fh:  # one write per finished run
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.checkpoint_path(key).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder for this process; a second run on it stops with a clear error."""
+        import fcntl
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / ".lock"
+        with open(path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                pid = fh.read().strip() or "unknown"
+                raise DeepcoreError(
+                    f"output folder '{self.out}' is in use by another deepcore run (pid {pid}); "
+                    "wait for it or use another --output"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)

@@ -1,0 +1,326 @@
+"""The settings model: every setting of ``select``, ``train`` and ``run`` in one place.
+
+Each setting is a typed dataclass field with one default and one help text. The CLI builds
+its options from these fields (typed, defaults shown in ``--help``), YAML files are checked
+against them (``--config``), and the Python API builds them with :func:`build`. Training
+defaults come from the engine's :class:`~deepcore_core.engine.config.TrainConfig` and
+:class:`~deepcore_core.engine.config.PretrainSpec`, so each default is written once.
+
+Names are shared: a key means the same in ``select`` and ``run``. A run's grid axes take
+lists under plural names (``methods``, ``fractions``, ``seeds``, ``networks``), and accept
+the singular names of ``select`` too (``method: kcenter``, ``fraction: 0.1``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from deepcore_core.engine.config import PretrainSpec, TrainConfig
+from deepcore_core.errors import DeepcoreError
+from deepcore_core.options import accepts, convert_value, scalar, type_name
+
+_TRAIN = TrainConfig()
+_PRETRAIN = PretrainSpec()
+Device = Literal["auto", "cpu", "cuda"]
+
+#: singular names accepted for a run's list settings
+ALIASES = {"method": "methods", "fraction": "fractions", "seed": "seeds", "network": "networks"}
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    path: bool = False,
+    cli: bool = True,
+    min: float | None = None,
+    max: float | None = None,
+    above: float | None = None,
+) -> Any:
+    """Declare a setting (a dataclass field with its help, flag name and constraints).
+
+    :param flag: the CLI flag without dashes when it differs from the name (``method`` for
+        ``methods``); for booleans, the ``--x/--no-x`` pair is made from it.
+    :param path: a file or folder; relative paths in a YAML file resolve against its folder.
+    :param cli: whether the setting is a CLI option (mappings are YAML/Python only).
+    :param min: the smallest allowed value (numbers), checked by the CLI and :func:`build`.
+    :param max: the largest allowed value.
+    :param above: values must be strictly greater than this.
+    """
+    meta = {
+        "help": help,
+        "flag": flag,
+        "path": path,
+        "cli": cli,
+        "min": min,
+        "max": max,
+        "above": above,
+    }
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=lambda: dict(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+class Settings:
+    """Base of the settings dataclasses: checks every field's range after construction."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            check_range(f.name, getattr(self, f.name), f.metadata)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks of a subclass (raise :class:`DeepcoreError`)."""
+
+
+def check_range(key: str, value: Any, meta: Mapping[str, Any]) -> None:
+    """Raise a one-line error if ``value`` (or any item of it) is outside the field's range."""
+    if isinstance(value, tuple):
+        for v in value:
+            check_range(key, v, meta)
+        return
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    lo, hi, above = meta.get("min"), meta.get("max"), meta.get("above")
+    bad = (above is not None and not value > above) or (lo is not None and value < lo)
+    if bad or (hi is not None and value > hi):
+        if hi is None:
+            allowed = f"> {above:g}" if above is not None else f">= {lo:g}"
+        else:
+            low = f"({above:g}" if above is not None else f"[{lo:g}" if lo is not None else "(-inf"
+            allowed = f"in {low}, {hi:g}]"
+        raise DeepcoreError(f"{key} must be {allowed}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings(Settings):
+    """The dataset and the selection model, shared by ``select`` and ``run``."""
+
+    dataset: str | None = setting("digits", "Dataset (see list-datasets).")
+    data_root: str | None = setting(None, "Folder with the dataset's files.", path=True)
+    balance: bool = setting(True, "Select per class in proportion to class sizes.")
+    selection_network: str = setting(_PRETRAIN.network, "Network trained to select.")
+    selection_epochs: int = setting(_PRETRAIN.epochs, "Epochs of selection-model training.", min=1)
+    selection_lr: float | None = setting(
+        None, "Selection-model learning rate (default: the coreset lr).", above=0
+    )
+    pretrained: str | None = setting(
+        None, "Local torchvision weights for the selection network.", path=True
+    )
+    device: Device = setting("auto", "Where networks run.")
+    cache_dir: str | None = setting(
+        None, "Selection-model cache (default $DEEPCORE_CACHE or ~/.cache/deepcore).", path=True
+    )
+
+    def pretrain_spec(self, train: TrainConfig | None = None) -> PretrainSpec:
+        """How the selection model is trained: ``train``'s optimiser, no augmentation."""
+        base = dataclasses.replace(
+            train or _TRAIN, epochs=self.selection_epochs, augment=False, eval_every=0
+        )
+        if self.selection_lr is not None:
+            lr = self.selection_lr
+            base = dataclasses.replace(base, lr=lr, min_lr=min(base.min_lr, lr))
+        return PretrainSpec(
+            self.selection_network,
+            self.selection_epochs,
+            base,
+            self.pretrained,
+            Path(self.cache_dir) if self.cache_dir else None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings(Settings):
+    """How coreset (and full-data) models are trained."""
+
+    epochs: int = setting(_TRAIN.epochs, "Training epochs (the paper: 200).", min=1)
+    batch_size: int = setting(_TRAIN.batch_size, "Batch size.", min=1)
+    lr: float = setting(_TRAIN.lr, "Learning rate.", above=0)
+    min_lr: float = setting(_TRAIN.min_lr, "Final learning rate of the cosine.", min=0)
+    momentum: float = setting(_TRAIN.momentum, "SGD momentum, in [0, 1).", min=0, max=0.999999)
+    weight_decay: float = setting(_TRAIN.weight_decay, "Weight decay.", min=0)
+    nesterov: bool = setting(_TRAIN.nesterov, "Nesterov momentum.")
+    augment: bool = setting(_TRAIN.augment, "Random crops and flips while training.")
+    eval_every: int = setting(
+        _TRAIN.eval_every, "Evaluate every k epochs (0: after the last only).", min=0
+    )
+
+    def train_config(self, seed: int) -> TrainConfig:
+        """The engine's training config for ``seed``."""
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            min_lr=min(self.min_lr, self.lr),
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            nesterov=self.nesterov,
+            augment=self.augment,
+            eval_every=self.eval_every,
+            seed=seed,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectSettings(DataSettings):
+    """``deepcore select``: one coreset from a dataset or from precomputed arrays."""
+
+    dataset: str | None = setting(None, "Select from this dataset (see list-datasets).")
+    method: str | None = setting(None, "Selection method (see list-methods).")
+    fraction: float | None = setting(
+        None, "Coreset size as a fraction of N, in (0, 1].", above=0, max=1
+    )
+    budget: int | None = setting(None, "Coreset size as a count.", min=1)
+    seed: int = setting(0, "Seed for every random choice.")
+    options: dict[str, Any] = setting({}, "Method options (a mapping).", cli=False)
+    output: str = setting("selection.npz", "Where to write the selection (.npz).", path=True)
+    features: str | None = setting(None, "N x D features (.npy).", path=True)
+    labels: str | None = setting(None, "N class labels (.npy).", path=True)
+    scores: str | None = setting(None, "N per-sample scores (.npy).", path=True)
+    logits: str | None = setting(None, "N x C logits (.npy).", path=True)
+    probs: str | None = setting(None, "N x C probabilities (.npy).", path=True)
+
+    def validate(self) -> None:
+        """Fraction and budget exclude each other."""
+        if self.fraction is not None and self.budget is not None:
+            raise DeepcoreError("give --fraction or --budget, not both")
+
+    def arrays(self) -> dict[str, str | None]:
+        """The precomputed input files, by input name."""
+        return {k: getattr(self, k) for k in ("features", "labels", "scores", "logits", "probs")}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainCommandSettings(TrainSettings):
+    """``deepcore train``: one network on a saved selection."""
+
+    selection: str | None = setting(None, "Selection file (.npz) to train on.", path=True)
+    dataset: str | None = setting(None, "Dataset the selection was made on.")
+    data_root: str | None = setting(None, "Folder with the dataset's files.", path=True)
+    network: str = setting(_PRETRAIN.network, "Network to train.")
+    seed: int = setting(0, "Seed.")
+    device: Device = setting("auto", "Where networks run.")
+    output: str | None = setting(None, "Write the result as JSON here.", path=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig(TrainSettings, DataSettings):
+    """``deepcore run`` / ``benchmark``: methods x fractions x seeds x networks."""
+
+    methods: tuple[str, ...] = setting((), "Method (repeatable; default: all).", flag="method")
+    method_options: dict[str, Any] = setting(
+        {}, "Options per method: {method: {key: value}}.", cli=False
+    )
+    fractions: tuple[float, ...] = setting(
+        (0.1,), "Coreset fraction in (0, 1] (repeatable).", flag="fraction", above=0, max=1
+    )
+    networks: tuple[str, ...] = setting(
+        (),
+        "Network trained on the coreset (repeatable; default: the selection network).",
+        flag="network",
+    )
+    seeds: tuple[int, ...] = setting((0, 1, 2), "Seed (repeatable).", flag="seed")
+    output: str | None = setting(None, "Output folder (default: runs/<dataset>).", path=True)
+    include_full: bool = setting(True, "Train the full-data model too.", flag="full")
+    jobs: int = setting(1, "Training runs in parallel processes.", min=1)
+
+    def validate(self) -> None:
+        """At least one seed, option mappings, and training settings the engine accepts."""
+        if not self.seeds:
+            raise DeepcoreError("give at least one seed")
+        for m, opts in self.method_options.items():
+            if not isinstance(opts, Mapping):
+                raise DeepcoreError(f"method_options for '{m}' must be a mapping of options")
+        self.pretrain_spec().config_for(0)  # the engine's own checks (min_lr <= lr, ...)
+
+    def targets(self) -> tuple[str, ...]:
+        """The networks trained on each coreset."""
+        return self.networks or (self.selection_network,)
+
+    def out_dir(self) -> Path:
+        """The output folder: ``output``, else ``runs/<dataset>``."""
+        return Path(self.output) if self.output else Path("runs") / str(self.dataset)
+
+    def pretrain_spec(self, train: TrainConfig | None = None) -> PretrainSpec:
+        """The selection model's training: the coreset optimiser unless ``selection_lr``."""
+        return DataSettings.pretrain_spec(self, train or self.train_config(0))
+
+    def selection_lr_key(self) -> dict[str, float]:
+        """The selection learning rate for run keys, only where it differs from ``lr``."""
+        if self.selection_lr is None or self.selection_lr == self.lr:
+            return {}
+        return {"selection_lr": self.selection_lr}
+
+
+# -- building settings from mappings (YAML, Python) ---------------------------------------
+
+
+def fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
+    """The settings of ``cls`` by name."""
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def canonical(cls: type, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Keys with ``-`` as ``_`` and aliases resolved; an unknown key is an error with a hint."""
+    known = fields(cls)
+    out: dict[str, Any] = {}
+    for raw, value in values.items():
+        key = str(raw).replace("-", "_")
+        if key not in known and ALIASES.get(key) in known:
+            key = ALIASES[key]
+        if key not in known:
+            close = difflib.get_close_matches(key, [*known, *ALIASES], n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise DeepcoreError(
+                f"unknown key '{raw}' in {source}{hint} (valid keys: {', '.join(sorted(known))})"
+            )
+        out[key] = value
+    return out
+
+
+def build(cls: type[Any], values: Mapping[str, Any] | None = None, source: str = "settings") -> Any:
+    """Build settings ``cls`` from a mapping: keys checked, values typed and range-checked.
+
+    A list setting takes a scalar as a one-element list. Raises :class:`DeepcoreError`
+    naming the bad key or value.
+    """
+    kw = canonical(cls, values or {}, source)
+    hints = typing.get_type_hints(cls)
+    known = fields(cls)
+    for key, value in kw.items():
+        kw[key] = _typed(key, value, hints[key], known[key].metadata)
+    try:
+        return cls(**kw)
+    except TypeError as exc:
+        raise DeepcoreError(f"invalid {source}: {exc}") from None
+
+
+def _typed(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
+    if get_origin(tp) is tuple:
+        items = value if isinstance(value, list | tuple) else [value]
+        return tuple(_typed(key, v, get_args(tp)[0], meta) for v in items)
+    if get_origin(tp) is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise DeepcoreError(f"{key} must be a mapping, got {value!r}")
+        return dict(value)
+    if isinstance(value, str) and not accepts(tp, str):
+        value = scalar(value)  # "3" -> 3, as from a command line
+    ok, out = convert_value(value, tp)
+    if not ok:
+        raise DeepcoreError(f"{key} must be {_describe(tp)}, got {value!r}")
+    return out
+
+
+def _describe(tp: Any) -> str:
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    if get_origin(tp) in (Union, types.UnionType):
+        parts = [a for a in get_args(tp) if a is not type(None)]
+        return " or ".join(names.get(a, type_name(a)) for a in parts)
+    return names.get(tp, type_name(tp))

@@ -1,0 +1,145 @@
+"""The settings model: one default per setting, precedence flag > YAML > default, YAML paths."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from deepcore_core import DeepcoreError, Selection
+from deepcore_core.cli import create_app
+from deepcore_core.engine.config import PretrainSpec, TrainConfig
+from deepcore_core.settings import (
+    ExperimentConfig,
+    SelectSettings,
+    TrainCommandSettings,
+    build,
+)
+from deepcore_core.testing import synthetic_inputs
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+    app = create_app()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def test_training_defaults_come_from_the_engine_once():
+    train, pretrain = TrainConfig(), PretrainSpec()
+    for cls in (ExperimentConfig, TrainCommandSettings):
+        s = cls()
+        for f in ("epochs", "batch_size", "lr", "min_lr", "momentum", "weight_decay"):
+            assert getattr(s, f) == getattr(train, f)
+    assert ExperimentConfig().selection_epochs == SelectSettings().selection_epochs
+    assert SelectSettings().selection_epochs == pretrain.epochs
+    assert ExperimentConfig().selection_network == pretrain.network
+
+
+def test_cli_help_shows_types_and_the_same_defaults(cli):
+    text = " ".join(cli("run", "--help").output.split())
+    assert "--epochs INTEGER" in text and f"[default: {TrainConfig().epochs}]" in text
+    assert "--fraction NUMBER" in text and "[default: 0.1]" in text
+    assert "<str>" not in text
+    sel = " ".join(cli("select", "--help").output.split())
+    assert "--selection-epochs INTEGER" in sel and f"[default: {PretrainSpec().epochs}]" in sel
+
+
+def test_select_and_run_share_names():
+    run, sel = (
+        {f.name for f in dataclasses.fields(ExperimentConfig)},
+        {f.name for f in dataclasses.fields(SelectSettings)},
+    )
+    shared = {"dataset", "data_root", "balance", "selection_network", "selection_epochs"}
+    assert shared <= run & sel
+    # a run accepts the singular keys of select for its lists
+    cfg = build(ExperimentConfig, {"method": "kcenter", "fraction": 0.2, "seed": 3})
+    assert (cfg.methods, cfg.fractions, cfg.seeds) == (("kcenter",), (0.2,), (3,))
+
+
+def test_python_api_checks_keys_types_and_ranges():
+    with pytest.raises(DeepcoreError, match="unknown key 'epoch'.*did you mean 'epochs'"):
+        build(ExperimentConfig, {"epoch": 3})
+    with pytest.raises(DeepcoreError, match="epochs must be an integer, got 'x'"):
+        build(ExperimentConfig, {"epochs": "x"})
+    with pytest.raises(DeepcoreError, match=r"epochs must be >= 1, got 0"):
+        build(ExperimentConfig, {"epochs": 0})
+    with pytest.raises(DeepcoreError, match=r"fractions must be in \(0, 1\], got 1.5"):
+        build(ExperimentConfig, {"fractions": [0.1, 1.5]})
+    with pytest.raises(DeepcoreError, match="device must be"):
+        build(ExperimentConfig, {"device": "tpu"})
+    assert build(ExperimentConfig, {"epochs": "7"}).epochs == 7
+
+
+@pytest.fixture
+def arrays(tmp_path):
+    d = synthetic_inputs()
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "labels.npy", d["labels"])
+    return tmp_path
+
+
+def test_precedence_flag_over_yaml_over_default(cli, arrays, monkeypatch):
+    monkeypatch.chdir(arrays)
+    cfg = arrays / "c.yaml"
+    cfg.write_text("method: uniform\nlabels: data/labels.npy\nbudget: 7\noutput: out.npz\n")
+    # YAML over default: budget 7 and seed 0 (the default)
+    r = cli("select", "--config", str(cfg))
+    assert r.exit_code == 0, r.output
+    sel = Selection.load(arrays / "out.npz")
+    assert len(sel) == 7 and sel.meta["seed"] == SelectSettings().seed
+    # flag over YAML
+    r = cli("select", "--config", str(cfg), "--budget", "3", "--seed", "5")
+    assert r.exit_code == 0, r.output
+    sel = Selection.load(arrays / "out.npz")
+    assert len(sel) == 3 and sel.meta["seed"] == 5
+
+
+def test_relative_yaml_paths_resolve_against_the_file(cli, arrays, tmp_path_factory, monkeypatch):
+    elsewhere = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(elsewhere)  # the current folder has no data/
+    cfg = arrays / "c.yaml"
+    cfg.write_text("method: uniform\nlabels: data/labels.npy\nfraction: 0.5\noutput: sub/o.npz\n")
+    r = cli("select", "--config", str(cfg))
+    assert r.exit_code == 0, r.output
+    assert (arrays / "sub" / "o.npz").is_file() and not (elsewhere / "sub").exists()
+    # a relative path given as a flag is relative to the current folder
+    r = cli("select", "--config", str(cfg), "--output", "here.npz")
+    assert r.exit_code == 0 and (elsewhere / "here.npz").is_file()
+
+
+def test_unknown_yaml_key_has_a_suggestion(cli, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("method: uniform\nfracton: 0.1\n")
+    r = cli("select", "--config", str(cfg))
+    assert r.exit_code == 2
+    assert (
+        r.output.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"Error: unknown key 'fracton' in config file '{cfg}'; did you mean 'fraction'?"
+        )
+    )
+
+
+def test_run_yaml_method_options_and_select_options(cli, arrays, monkeypatch):
+    monkeypatch.chdir(arrays)
+    cfg = arrays / "s.yaml"
+    cfg.write_text("method: uniform\nlabels: data/labels.npy\nfraction: 0.5\noptions: {k: 1}\n")
+    r = cli("select", "--config", str(cfg))
+    assert r.exit_code == 2 and "unknown option 'k' for method 'uniform'" in r.output
+
+
+def test_select_json_summary(cli, arrays, monkeypatch):
+    monkeypatch.chdir(arrays)
+    r = cli(
+        "select", "--method", "uniform", "--labels", "data/labels.npy", "--budget", "5",
+        "--output", "j.npz", "--json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["selected"] == 5 and out["method"] == "uniform" and out["output"] == "j.npz"
+    assert sum(out["per_class"].values()) == 5
