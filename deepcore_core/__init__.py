@@ -1,7 +1,15 @@
 """deepcore: coreset selection for deep learning.
 
 The public API for users and plugin authors; anything not listed in ``__all__`` is private.
+Names backed by torch or scipy (``knn``, ``blockwise_topk``, the submodular functions and
+kernels, ``PretrainSpec``, ``TrainConfig``) load on first use, so importing ``deepcore_core``
+(and a plugin that imports from it) stays fast.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from deepcore_core._version import __version__
 from deepcore_core.api import select
@@ -10,28 +18,71 @@ from deepcore_core.context import SelectionContext
 from deepcore_core.errors import DeepcoreError, MissingInputError, OptionError, PluginError
 from deepcore_core.gradients import GradEmbedding, softmax
 from deepcore_core.hookspecs import hookimpl
+from deepcore_core.options import NoOptions
 from deepcore_core.plugins import PluginHost, get_host
 from deepcore_core.selection import Selection, dataset_fingerprint
 from deepcore_core.selector import Need, Pick, ScoreSelector, Selector, top_k
 
+if TYPE_CHECKING:
+    from deepcore_core.engine.config import PretrainSpec, TrainConfig
+    from deepcore_core.neighbors import blockwise_topk, knn
+    from deepcore_core.submodular import (
+        CosineBlocks,
+        FacilityLocation,
+        GraphCut,
+        LogDeterminant,
+        maximize,
+    )
+
+_LAZY = {
+    "knn": "deepcore_core.neighbors",
+    "blockwise_topk": "deepcore_core.neighbors",
+    "CosineBlocks": "deepcore_core.submodular",
+    "FacilityLocation": "deepcore_core.submodular",
+    "GraphCut": "deepcore_core.submodular",
+    "LogDeterminant": "deepcore_core.submodular",
+    "maximize": "deepcore_core.submodular",
+    "PretrainSpec": "deepcore_core.engine.config",
+    "TrainConfig": "deepcore_core.engine.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'deepcore_core' has no attribute {name!r}")
+
+
 __all__ = [
+    "CosineBlocks",
     "DeepcoreError",
+    "FacilityLocation",
     "GradEmbedding",
+    "GraphCut",
+    "LogDeterminant",
     "MissingInputError",
     "Need",
+    "NoOptions",
     "OptionError",
     "Pick",
     "PluginError",
     "PluginHost",
+    "PretrainSpec",
     "ScoreSelector",
     "Selection",
     "SelectionContext",
     "Selector",
+    "TrainConfig",
     "__version__",
     "allocate",
+    "blockwise_topk",
     "dataset_fingerprint",
     "get_host",
     "hookimpl",
+    "knn",
+    "maximize",
     "plan_pools",
     "select",
     "softmax",

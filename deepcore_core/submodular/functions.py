@@ -10,6 +10,8 @@ and ``add(e)``. Definitions follow submodlib, so results can be checked against 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -19,9 +21,9 @@ class FacilityLocation:
 
     cheap = False  # gains of every candidate cost O(N^2): use lazy evaluation
 
-    def __init__(self, kernel: np.ndarray | sp.spmatrix) -> None:
+    def __init__(self, kernel: Any) -> None:
         self.sparse = sp.issparse(kernel)
-        self.k = kernel.tocsc() if self.sparse else kernel
+        self.k: Any = kernel.tocsc() if self.sparse else kernel
         self.n = kernel.shape[0]
         self.curmax = np.zeros(self.n, dtype=np.float32)
 
@@ -52,7 +54,7 @@ class GraphCut:
 
     cheap = True
 
-    def __init__(self, kernel: np.ndarray | sp.spmatrix, lam: float) -> None:
+    def __init__(self, kernel: Any, lam: float) -> None:
         self.sparse = sp.issparse(kernel)
         if self.sparse:
             kernel = kernel.maximum(kernel.T).tocsr()  # symmetric coverage of the kNN graph
@@ -61,7 +63,7 @@ class GraphCut:
         else:
             self.diag = np.diag(kernel).astype(np.float64)
             self.rowsum = kernel.sum(0, dtype=np.float64)
-        self.k = kernel
+        self.k: Any = kernel
         self.lam = lam
         self.n = kernel.shape[0]
         self.acc = np.zeros(self.n)

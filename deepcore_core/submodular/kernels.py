@@ -12,7 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from deepcore_core import SelectionContext
+from deepcore_core.context import SelectionContext
+from deepcore_core.errors import DeepcoreError
 from deepcore_core.neighbors import blockwise_topk
 
 
@@ -25,11 +26,14 @@ class CosineBlocks:
         def t(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=dev)
 
+        self.e: torch.Tensor | None
         if source == "gradients":
             g = ctx.grad_embedding()
             self.e, self.h = t(g.residual[pool]), t(g.features[pool])
             norms = torch.as_tensor(g.norms(pool), dtype=torch.float32, device=dev)
         else:
+            if ctx.features is None:
+                raise DeepcoreError("a features kernel needs features")
             self.e, self.h = None, t(ctx.features[pool])
             norms = self.h.norm(dim=1)
         self.inv = torch.where(norms > 0, 1.0 / norms.clamp_min(1e-30), torch.zeros_like(norms))
@@ -40,7 +44,7 @@ class CosineBlocks:
         """Inner products of rows lo:hi with the pool (or with the positions ``cols``)."""
         e = self.e if cols is None or self.e is None else self.e[cols]
         h = self.h if cols is None else self.h[cols]
-        if self.e is None:
+        if self.e is None or e is None:
             return self.h[lo:hi] @ h.T
         return (self.h[lo:hi] @ h.T).add_(1.0).mul_(self.e[lo:hi] @ e.T)
 

@@ -139,6 +139,7 @@ class Glister(Selector):
                 val = np.sort(rng.choice(pool, size=n_val, replace=False))
                 cand = np.setdiff1d(pool, val)
         g = ctx.grad_embedding()
+        assert ctx.labels is not None  # the method's needs
         logp = np.log(np.clip(np.asarray(ctx.probs, dtype=np.float64), 1e-30, None))
         state = TaylorState(
             g.residual[cand], g.features[cand], logp[val], g.features[val], ctx.labels[val], o.eta

@@ -7,11 +7,8 @@ from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
-import torch
 
-from deepcore_boundary.deepfool import deepfool_batch
 from deepcore_core import Need, ScoreSelector, SelectionContext, hookimpl
-from deepcore_core.neighbors import knn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +44,10 @@ class DeepFool(ScoreSelector):
 
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """DeepFool distances of every training sample (normalised input space)."""
+        import torch
+
+        from deepcore_boundary.deepfool import deepfool_batch
+
         o = self.options
         source = ctx.dataset.train
         dev = torch.device(ctx.device)
@@ -104,6 +105,9 @@ class Cal(ScoreSelector):
 
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Mean symmetric KL to the nearest neighbours, per class when balanced."""
+        from deepcore_core import knn
+
+        assert ctx.features is not None  # the method's needs
         p = np.asarray(ctx.probs, dtype=np.float64)
         groups = [np.arange(ctx.n)]
         if ctx.balance and ctx.labels is not None:

@@ -5,22 +5,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from deepcore_core import DeepcoreError, Need, Pick, Selection, SelectionContext, Selector, hookimpl
-from deepcore_geometry.greedy import (
-    euclidean_distance_fn,
-    farthest_first,
-    herding,
-    min_distance_to_set,
-    symmetric_kl_distance_fn,
-)
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _tensor(a: np.ndarray, ctx: SelectionContext) -> torch.Tensor:
+    import torch  # imported on use: listing methods must not wait for torch
+
     return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=ctx.device)
 
 
@@ -70,6 +67,15 @@ class KCenter(Selector):
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
         """Farthest-first traversal of ``pool``."""
+        import torch
+
+        from deepcore_geometry.greedy import (
+            euclidean_distance_fn,
+            farthest_first,
+            min_distance_to_set,
+        )
+
+        assert ctx.features is not None  # the method's needs
         x = _tensor(ctx.features[pool], ctx)
         dist = euclidean_distance_fn(x, cosine=self.options.metric == "cosine")
         initial_min = None
@@ -106,6 +112,9 @@ class Herding(Selector):
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
         """Herd ``k`` points of ``pool``."""
+        from deepcore_geometry.greedy import herding
+
+        assert ctx.features is not None  # the method's needs
         return Pick(pool[herding(_tensor(ctx.features[pool], ctx), k)])
 
 
@@ -126,6 +135,9 @@ class ContextualDiversity(Selector):
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
         """Farthest-first traversal of ``pool`` under symmetric KL."""
+        from deepcore_geometry.greedy import farthest_first, symmetric_kl_distance_fn
+
+        assert ctx.probs is not None  # the method's needs
         dist = symmetric_kl_distance_fn(_tensor(ctx.probs[pool], ctx))
         return Pick(pool[farthest_first(pool.size, k, dist, int(rng.integers(pool.size)))])
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import scipy.sparse as sp
-import torch
 
 from deepcore_core import Need, Pick, SelectionContext, Selector, hookimpl
-from deepcore_core.neighbors import blockwise_topk
-from deepcore_core.submodular import CosineBlocks, FacilityLocation, maximize
-from deepcore_gradient_matching.omp import omp_select
+
+if TYPE_CHECKING:
+    from deepcore_core import CosineBlocks
+
+# torch, scipy and the core's submodular machinery are imported where used, so that listing
+# methods (which imports every plugin) does not wait for them.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,11 @@ class Craig(Selector):
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
         """Greedy facility location, then assign every sample to its most similar pick."""
+        import scipy.sparse as sp
+        import torch
+
+        from deepcore_core import CosineBlocks, FacilityLocation, blockwise_topk, maximize
+
         o = self.options
         blocks = CosineBlocks(ctx, pool, "gradients")
         n = pool.size
@@ -75,6 +81,8 @@ class Craig(Selector):
 
     def weights(self, blocks: CosineBlocks, order: np.ndarray) -> np.ndarray:
         """How many pool samples have each pick as their most similar (exact, blockwise)."""
+        import torch
+
         cols = torch.as_tensor(order, device=blocks.h.device)
         nearest = []
         for lo in range(0, blocks.n, 4096):
@@ -121,6 +129,8 @@ class GradMatch(Selector):
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
         """OMP on the pool, then the documented fill rule."""
+        from deepcore_gradient_matching.omp import omp_select
+
         g = ctx.grad_embedding()
         e, h = g.residual[pool], g.features[pool]
         sel, w, _ = omp_select(e, h, k, self.options.lam)

@@ -107,7 +107,9 @@ class _Repeated(_Hardness):
     Options = RepeatOptions
 
     @abc.abstractmethod
-    def per_model(self, probs: np.ndarray, labels: np.ndarray, features: np.ndarray) -> np.ndarray:
+    def per_model(
+        self, probs: np.ndarray, labels: np.ndarray, features: np.ndarray | None
+    ) -> np.ndarray:
         """The score under one model."""
 
     def seeds(self, seed: int) -> list[int]:
@@ -118,6 +120,7 @@ class _Repeated(_Hardness):
         """The mean score over the repeated models."""
         assert ctx.labels is not None
         if ctx.dataset is None:
+            assert ctx.probs is not None  # the method's needs
             return self.per_model(ctx.probs, ctx.labels, ctx.features)
         total = np.zeros(ctx.n)
         for s in self.seeds(ctx.seed):
@@ -139,8 +142,11 @@ class GraNd(_Repeated):
     name = "grand"
     needs = frozenset({Need.GRADIENTS})
 
-    def per_model(self, probs: np.ndarray, labels: np.ndarray, features: np.ndarray) -> np.ndarray:
+    def per_model(
+        self, probs: np.ndarray, labels: np.ndarray, features: np.ndarray | None
+    ) -> np.ndarray:
         """Closed-form last-layer gradient norms."""
+        assert features is not None  # GraNd needs the gradient embedding
         return GradEmbedding.from_outputs(probs, labels, features).norms()
 
 
@@ -155,7 +161,9 @@ class EL2N(_Repeated):
     name = "el2n"
     needs = frozenset({Need.PROBABILITIES, Need.LABELS})
 
-    def per_model(self, probs: np.ndarray, labels: np.ndarray, features: np.ndarray) -> np.ndarray:
+    def per_model(
+        self, probs: np.ndarray, labels: np.ndarray, features: np.ndarray | None
+    ) -> np.ndarray:
         """||p - onehot(y)||_2."""
         e = np.asarray(probs, dtype=np.float64).copy()
         e[np.arange(len(labels)), labels] -= 1.0

@@ -5,15 +5,19 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 from deepcore_core import DeepcoreError, Need, Pick, SelectionContext, Selector, hookimpl
-from deepcore_core.submodular.functions import FacilityLocation, GraphCut, LogDeterminant
-from deepcore_core.submodular.kernels import CosineBlocks
-from deepcore_core.submodular.optimizers import maximize
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+    from deepcore_core import FacilityLocation, GraphCut, LogDeterminant
+
+# scipy, torch and the core's submodular machinery are imported where used, so that listing
+# methods (which imports every plugin) does not wait for them.
 
 _SUBMODLIB_NAMES = {
     "naive": "NaiveGreedy",
@@ -63,6 +67,8 @@ class _Submodular(Selector):
 
     def kernel(self, ctx: SelectionContext, pool: np.ndarray) -> np.ndarray | sp.csr_matrix:
         """Dense kernel for pools up to ``dense_limit``, else the k-NN graph."""
+        from deepcore_core import CosineBlocks
+
         blocks = CosineBlocks(ctx, pool, self.options.similarity)
         if pool.size <= self.options.dense_limit:
             return blocks.dense()
@@ -94,6 +100,8 @@ class _Submodular(Selector):
             )
             order = np.array([i for i, _ in result], dtype=np.int64)
         else:
+            from deepcore_core import maximize
+
             order = maximize(self.objective(kernel, k), k, o.optimizer, rng, o.epsilon)
         return Pick(pool[order])
 
@@ -119,6 +127,8 @@ class GraphCutSelector(_Submodular):
 
     def objective(self, kernel: Any, k: int) -> GraphCut:
         """Graph cut over ``kernel``."""
+        from deepcore_core import GraphCut
+
         return GraphCut(kernel, self.options.lam)
 
     def submodlib_function(self, kernel: np.ndarray) -> Any:
@@ -146,6 +156,8 @@ class FacilityLocationSelector(_Submodular):
 
     def objective(self, kernel: Any, k: int) -> FacilityLocation:
         """Facility location over ``kernel``."""
+        from deepcore_core import FacilityLocation
+
         return FacilityLocation(kernel)
 
     def submodlib_function(self, kernel: np.ndarray) -> Any:
@@ -183,6 +195,8 @@ class LogDeterminantSelector(_Submodular):
 
     def objective(self, kernel: Any, k: int) -> LogDeterminant:
         """Log-determinant over ``kernel``."""
+        from deepcore_core import LogDeterminant
+
         return LogDeterminant(kernel, self.options.reg, k)
 
     def submodlib_function(self, kernel: np.ndarray) -> Any:

@@ -1,0 +1,154 @@
+"""The core's layering (docs/design.md): no module imports from a layer above it, no cycles.
+
+Read from the source: every ``import`` of a ``deepcore_core`` module, at module level or in a
+function, except those under ``if TYPE_CHECKING:`` (annotations only).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import deepcore_core
+
+ROOT = Path(deepcore_core.__file__).parent
+
+#: layer of each module (prefix match, longest first); a module may import its own layer
+#: and the layers below
+LAYERS = {
+    # 0: foundations, no deepcore imports above them
+    "_version": 0,
+    "errors": 0,
+    "log": 0,
+    "needs": 0,
+    "options": 0,
+    "_io": 0,
+    "progress": 0,
+    "gradients": 0,
+    "budget": 0,
+    "selection": 0,
+    "neighbors": 0,
+    "config": 0,
+    "engine.config": 0,
+    # 1: what a selection is made of
+    "context": 1,
+    "selector": 1,
+    "registry": 1,
+    "hookspecs": 1,
+    "submodular": 1,
+    # 2: data, networks and the training engine
+    "data": 2,
+    "nets": 2,
+    "engine": 2,
+    # 3: the plugin host and the core's own hook implementations
+    "plugins": 3,
+    "builtin": 3,
+    # 4: the Python API and the settings model
+    "api": 4,
+    "settings": 4,
+    # 5: experiments and reports
+    "experiment": 5,
+    "report": 5,
+    # 6: the command line and the public package
+    "cli": 6,
+    "testing": 6,
+    "__init__": 6,
+    "__main__": 6,
+}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = [p for p in rel.parts if p != "__init__"] or ["__init__"]
+    return ".".join(parts)
+
+
+def layer(name: str) -> int:
+    for prefix in sorted(LAYERS, key=len, reverse=True):
+        if name == prefix or name.startswith(prefix + "."):
+            return LAYERS[prefix]
+    raise AssertionError(f"module deepcore_core.{name} has no layer in LAYERS")
+
+
+def imports(path: Path) -> set[str]:
+    """The deepcore_core modules ``path`` imports (not under TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text())
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for n in ast.walk(node)}
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] == "deepcore_core":
+                out |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("deepcore_core.")}
+    return {o.removeprefix("deepcore_core").removeprefix(".") for o in out}
+
+
+def graph() -> dict[str, set[str]]:
+    mods = {module_name(p): p for p in ROOT.rglob("*.py")}
+    edges: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        targets = set()
+        for target in imports(path):
+            while target not in mods and "." in target:  # a name imported from a module
+                target = target.rsplit(".", 1)[0]
+            if target not in mods:
+                target = "__init__"  # from deepcore_core import X
+            if target != name:
+                targets.add(target)
+        edges[name] = targets
+    return edges
+
+
+def test_every_module_has_a_layer():
+    for name in graph():
+        layer(name)
+
+
+def test_no_module_imports_from_a_layer_above():
+    bad = [
+        f"{a} (layer {layer(a)}) imports {b} (layer {layer(b)})"
+        for a, targets in graph().items()
+        for b in targets
+        if layer(b) > layer(a)
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycles():
+    edges = graph()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(edges.get(n, ())):
+            if state.get(m) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*stack[stack.index(m) :], m]))
+            if m not in state:
+                visit(m)
+        stack.pop()
+        state[n] = 2
+
+    for n in sorted(edges):
+        if n not in state:
+            visit(n)
+
+
+def test_cli_and_listing_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, deepcore_core.cli, deepcore_core.settings;"
+        "from deepcore_core.plugins import PluginHost; PluginHost(load_entrypoints=True).registry;"
+        "print(sorted(m for m in ('torch', 'scipy', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
