@@ -20,11 +20,22 @@ PLUGINS = sorted(
     if (p / "pyproject.toml").exists()
 )
 EXAMPLE = "examples/deepcore-example-prototypes"
+OBSERVER = "examples/deepcore-example-tensorboard"
+DISTRIBUTIONS = [".", *(f"plugins/deepcore-{n}" for n in PLUGINS), EXAMPLE, OBSERVER]
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.download_python = "never"
-nox.options.sessions = ["lint", "core", "plugin", "example_plugin", "integration"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "core",
+    "plugin",
+    "example_plugin",
+    "observer_plugin",
+    "integration",
+    "build",
+]
 
 
 def _pip_settings_for_uv() -> None:
@@ -79,6 +90,38 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy over the core, every plugin and the examples, installed together (see pyproject)."""
+    _install(session, *DISTRIBUTIONS)
+    session.install("mypy", "types-PyYAML")
+    session.run("mypy")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the wheel and sdist of every distribution; install the wheels in a fresh venv."""
+    import shutil
+    import tempfile
+
+    session.install("build", "uv")
+    dist = Path(tempfile.mkdtemp(prefix="deepcore-dist-"))
+    try:
+        for path in DISTRIBUTIONS:
+            session.run("python", "-m", "build", "--installer", "uv", "--outdir", str(dist), path)
+        wheels = sorted(str(w) for w in dist.glob("*.whl"))
+        if len(wheels) != len(DISTRIBUTIONS) or len(list(dist.glob("*.tar.gz"))) != len(wheels):
+            session.error(f"expected a wheel and an sdist per distribution, got {wheels}")
+        venv = dist / "venv"
+        session.run("uv", "venv", "--quiet", str(venv))
+        py = str(venv / "bin" / "python")
+        session.run("uv", "pip", "install", "--quiet", "--python", py, *wheels)
+        session.run(py, "-m", "deepcore_core", "--strict-plugins", "list-methods")
+        session.run(py, "-m", "deepcore_core", "--strict-plugins", "plugins")
+    finally:
+        shutil.rmtree(dist, ignore_errors=True)
+
+
+@nox.session
 def core(session: nox.Session) -> None:
     """The core alone, with entry-point loading off."""
     _install(session, ".")
@@ -102,6 +145,14 @@ def example_plugin(session: nox.Session) -> None:
     _install(session, ".", EXAMPLE)
     session.run("deepcore", "--strict-plugins", "list-methods", "--family", "example")
     session.run("pytest", f"{EXAMPLE}/tests", *session.posargs)
+
+
+@nox.session
+def observer_plugin(session: nox.Session) -> None:
+    """The core plus the TensorBoard observer example: observer hooks through an entry point."""
+    _install(session, ".", OBSERVER)
+    session.run("deepcore", "--strict-plugins", "plugins")
+    session.run("pytest", f"{OBSERVER}/tests", *session.posargs)
 
 
 @nox.session

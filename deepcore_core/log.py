@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 log = logging.getLogger("deepcore")
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time (test capture, notebooks)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setFormatter(logging.Formatter("deepcore: %(levelname)s: %(message)s"))
 
-    @property  # type: ignore[override]
-    def stream(self):
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter

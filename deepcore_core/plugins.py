@@ -22,7 +22,7 @@ import importlib
 import importlib.metadata as md
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pluggy
@@ -268,13 +268,15 @@ class PluginHost:
         return out
 
 
-def _trace_before(hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+def _trace_before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
     names = ", ".join(i.plugin_name for i in impls)
     args = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items())
     trace_log.info("hook %s(%s) -> implementations: %s", hook_name, args, names)
 
 
-def _trace_after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+def _trace_after(
+    outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]
+) -> None:
     exc = outcome.exception
     result = f"raised {type(exc).__name__}: {exc}" if exc else _short(outcome.get_result())
     trace_log.info("hook %s returned %s", hook_name, result)

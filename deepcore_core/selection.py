@@ -60,7 +60,7 @@ class Selection:
             raise DeepcoreError(f"selection file must end in .npz, got '{target}'")
         meta = {"format_version": FORMAT_VERSION, **self.meta}
         meta_json = json.dumps(meta, indent=2, sort_keys=True, default=_json_default)
-        arrays: dict[str, np.ndarray] = {
+        arrays: dict[str, Any] = {
             "indices": self.indices,
             "meta": np.array(meta_json),
         }

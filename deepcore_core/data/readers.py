@@ -6,13 +6,21 @@ import gzip
 import pickle
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from deepcore_core.errors import DeepcoreError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_TYPES: dict[int, Any] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 
 
 def find_file(root: Path, names: list[str], subdirs: list[str], dataset: str, hint: str) -> Path:
@@ -105,10 +113,10 @@ def decode_images(paths: list[Path], size: int) -> np.ndarray:
     for i, p in enumerate(paths):
         try:
             with Image.open(p) as im:
-                im = im.convert("RGB")
-                if im.size != (size, size):
-                    im = im.resize((size, size), Image.BILINEAR)
-                out[i] = np.asarray(im).transpose(2, 0, 1)
+                rgb = im.convert("RGB")
+                if rgb.size != (size, size):
+                    rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+                out[i] = np.asarray(rgb).transpose(2, 0, 1)
         except (OSError, UnidentifiedImageError) as exc:
             raise DeepcoreError(f"'{p}' is not a readable image: {exc}") from None
     return out

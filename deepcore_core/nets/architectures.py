@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
@@ -56,9 +58,9 @@ def _adapt_first_conv(
     return nn.Conv2d(
         ch,
         conv.out_channels,
-        kernel or conv.kernel_size,
-        stride or conv.stride,
-        conv.padding if padding is None else padding,
+        cast(Any, kernel or conv.kernel_size),
+        cast(Any, stride or conv.stride),
+        cast(Any, conv.padding if padding is None else padding),
         bias=conv.bias is not None,
     )
 
@@ -91,7 +93,7 @@ def _alexnet(ch: int, c: int, s: int) -> Network:
     return Network("alexnet", body, 4096, c)
 
 
-_VGG_CFG = {
+_VGG_CFG: dict[int, list[int | str]] = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
