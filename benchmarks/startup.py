@@ -32,12 +32,17 @@ def pythonpath(tree: Path) -> str:
 
 
 def wall(args: list[str], env: dict[str, str]) -> float:
-    """Seconds for one ``python -m deepcore_core ARGS`` (output discarded)."""
+    """Seconds for one ``python -m deepcore_core ARGS`` (output discarded).
+
+    Runs in a neutral folder: ``-m`` puts the current folder first on ``sys.path``, which
+    would shadow the ``PYTHONPATH`` tree with the working tree's core.
+    """
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "deepcore_core", *args],
         check=True,
         env=env,
+        cwd=tempfile.gettempdir(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
