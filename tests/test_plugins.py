@@ -239,3 +239,19 @@ def test_registration_hooks_go_through_pluggy_monitoring(fake_plugins):
     host.pm.add_hookcall_monitoring(lambda name, impls, kw: calls.append(name), lambda *a: None)
     _ = host.registry
     assert calls.count("register_selectors") == 2  # the core's uniform and the plugin's
+
+
+def test_cli_strict_plugins_flag_stops_on_a_broken_plugin(fake_plugins):
+    from typer.testing import CliRunner
+
+    from deepcore_core.cli import create_app
+
+    fake_plugins("broken", "raise RuntimeError('boom')\n", "deepcore-broken")
+    app = create_app()
+    r = CliRunner().invoke(app, ["list-methods"])
+    assert r.exit_code == 0 and "uniform" in r.output
+    r = CliRunner().invoke(app, ["--strict-plugins", "list-methods"])
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1] == (
+        "Error: plugin 'broken' (deepcore-broken 1.0) failed to load: RuntimeError: boom"
+    )

@@ -11,7 +11,10 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from typer._click.exceptions import ClickException  # typer >= 0.26 vendors click
+from typer._click.exceptions import (  # typer >= 0.26 vendors click
+    ClickException,
+    NoArgsIsHelpError,
+)
 from typer.core import TyperGroup
 
 from deepcore_core.cli import experiment, listing, select
@@ -32,6 +35,9 @@ class DeepcoreGroup(TyperGroup):
         """Run the command line; exit with its code unless ``standalone_mode`` is off."""
         try:
             result = super().main(args, prog_name, standalone_mode=False, **kw)
+        except NoArgsIsHelpError as exc:  # a bare `deepcore`: the help, as click shows it
+            exc.show()
+            result = exc.exit_code
         except ClickException as exc:
             typer.echo(f"Error: {exc.format_message()}", err=True)
             result = exc.exit_code
@@ -111,4 +117,9 @@ def create_app(host: PluginHost | None = None) -> typer.Typer:
 def main() -> None:
     """Console-script entry point."""
     show_on_stderr()
-    create_app()()
+    try:
+        app = create_app()
+    except DeepcoreError as exc:  # a broken plugin under DEEPCORE_STRICT_PLUGINS=1
+        typer.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    app()

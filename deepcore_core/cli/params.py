@@ -28,10 +28,8 @@ from deepcore_core.settings import build, canonical, fields
 CONFIG_EXTRA = "deepcore.config_extra"
 
 
-def _cli_fields(cls: type, skip: tuple[str, ...]) -> list[dataclasses.Field[Any]]:
-    return [
-        f for f in dataclasses.fields(cls) if f.metadata.get("cli", True) and f.name not in skip
-    ]
+def _cli_fields(cls: type) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
 
 
 #: numbers reach the settings model as text: its errors name the bad value (typer's do not)
@@ -45,20 +43,18 @@ def _parameter(f: dataclasses.Field[Any], hint: Any) -> inspect.Parameter:
     default: Any = f.default
     if hint is bool:
         option = typer.Option(f"{flag}/--no-{flag[2:]}", help=help_text)
-        return _kw(f.name, Annotated[bool, option], f.default)
-    if get_origin(hint) is tuple:
+        return _kw(f.name, Annotated[bool, option], default)
+    if get_origin(hint) is tuple:  # repeatable; numbers as text, see _NUMBERS
         metavar = _NUMBERS.get(get_args(hint)[0], "NAME")
         option = typer.Option(flag, help=help_text, metavar=metavar)
-        default = [str(x) for x in default] or None
-        return _kw(f.name, Annotated[list[str] | None, option], default)
+        return _kw(f.name, Annotated[list[str] | None, option], [str(x) for x in default] or None)
     base = [a for a in get_args(hint) if a is not type(None)] or [hint]
     if base[0] in _NUMBERS:
         option = typer.Option(flag, help=help_text, metavar=_NUMBERS[base[0]])
-        default = None if default is None else str(default)
-        return _kw(f.name, Annotated[str | None, option], default)
-    named: str | None = "PATH" if f.metadata.get("path") else "NAME" if base[0] is str else None
-    option = typer.Option(flag, help=help_text, show_default=f.default is not None, metavar=named)
-    return _kw(f.name, Annotated[hint, option], f.default)
+        return _kw(f.name, Annotated[str | None, option], None if default is None else str(default))
+    named = "PATH" if f.metadata.get("path") else "NAME" if base[0] is str else None
+    option = typer.Option(flag, help=help_text, show_default=default is not None, metavar=named)
+    return _kw(f.name, Annotated[hint, option], default)
 
 
 def _kw(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -90,18 +86,19 @@ def _config_callback(cls: type) -> Callable[[typer.Context, Any, Path | None], P
     return load
 
 
-def settings_command(cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Any]:
+def settings_command(cls: type) -> Callable[[Callable[..., Any]], Any]:
     """Give a command an option per setting of ``cls`` and ``--config``.
 
     The command receives ``settings`` (an instance of ``cls``) instead of the options; it
-    must also take ``ctx: typer.Context``. Settings in ``skip`` are left to the command.
+    must also take ``ctx: typer.Context``. Settings that are not CLI options (mappings such
+    as ``method_options``) come from the YAML file only.
     """
     hints = typing.get_type_hints(cls)
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(func, eval_str=True)
         own = [p for p in sig.parameters.values() if p.name != "settings"]
-        names = [f.name for f in _cli_fields(cls, skip)]
+        names = [f.name for f in _cli_fields(cls)]
         config = typer.Option(
             metavar="FILE",
             help="YAML file of these settings (flags given here win over it).",
@@ -110,7 +107,7 @@ def settings_command(cls: type, skip: tuple[str, ...] = ()) -> Callable[[Callabl
         )
         params = [
             *own,
-            *(_parameter(f, hints[f.name]) for f in _cli_fields(cls, skip)),
+            *(_parameter(f, hints[f.name]) for f in _cli_fields(cls)),
             _kw("config", Annotated[Path | None, config], None),
         ]
 
