@@ -1,8 +1,7 @@
-"""YAML config files for CLI commands: flags given on the command line win over the file."""
+"""Reading YAML config files, with one-line errors (the keys are checked by ``settings``)."""
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +33,3 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
             f"config file '{p}' must hold a mapping of keys, not {type(data).__name__}"
         )
     return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
-def check_keys(config: dict[str, Any], allowed: set[str], source: str) -> None:
-    """Raise a one-line error for the first key of ``config`` that is not ``allowed``."""
-    for key in config:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise DeepcoreError(
-                f"unknown key '{key}' in {source}{hint} (valid keys: {', '.join(sorted(allowed))})"
-            )
