@@ -11,25 +11,54 @@ from typing import IO
 
 import numpy as np
 
-from deepcore_core.errors import DeepcoreError
+from deepcore_core.errors import DeepcoreError, file_error
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside ``path`` and move it over ``path`` only on success."""
+    """Open a temporary file beside ``path`` and move it over ``path`` only on success.
+
+    An OS error (no such folder, permission denied, disk full) becomes a one-line
+    :class:`DeepcoreError` naming ``path``; the temporary file never stays behind.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise file_error(exc, target) from None
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise file_error(exc, target) from None
         raise
+
+
+def check_writable(path: str | os.PathLike[str], folder: bool = False) -> None:
+    """Fail now, with a one-line error, if ``path`` (a file, or a ``folder``) could not be
+    written later. Creates nothing: probes the nearest existing folder with a temporary file.
+    """
+    target = Path(path)
+    if target.exists() and target.is_dir() != folder:
+        what = "a folder" if target.is_dir() else "a file"
+        raise DeepcoreError(f"cannot write '{target}': it is {what}")
+    parent = target if folder else target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DeepcoreError(f"cannot write '{target}': '{parent}' is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise file_error(exc, target) from None
 
 
 def load_array(path: str | os.PathLike[str], what: str) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from deepcore_core._io import atomic_write
-from deepcore_core.errors import DeepcoreError
+from deepcore_core.errors import DeepcoreError, RunError, file_error
 from deepcore_core.experiment.records import BASELINE, FULL, RunRecord, summarize
 
 
@@ -23,11 +23,11 @@ def load_results(path: str | Path) -> list[RunRecord]:
         files = sorted((p / "runs").rglob("*.json"))
         if not files:
             raise DeepcoreError(f"'{p}' holds no results (expected {p}/runs/<method>/*.json)")
-        return [RunRecord(**json.loads(f.read_text())) for f in files]
+        return [_record(f, _read_text(f)) for f in files]
     if not p.is_file():
         raise DeepcoreError(f"results '{p}' do not exist")
     records = []
-    for i, line in enumerate(p.read_text().splitlines()):
+    for i, line in enumerate(_read_text(p).splitlines()):
         if not line.strip():
             continue
         try:
@@ -37,6 +37,22 @@ def load_results(path: str | Path) -> list[RunRecord]:
     if not records:
         raise DeepcoreError(f"'{p}' holds no results")
     return records
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise DeepcoreError(f"'{path}' is not a text file of run records") from None
+    except OSError as exc:
+        raise file_error(exc, path, "read") from None
+
+
+def _record(path: Path, text: str) -> RunRecord:
+    try:
+        return RunRecord(**json.loads(text))
+    except (json.JSONDecodeError, TypeError):
+        raise DeepcoreError(f"'{path}' is not a run record") from None
 
 
 def _cell(r: dict[str, Any] | None, base: dict[str, Any] | None, best: bool, md: bool) -> str:
@@ -140,9 +156,11 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, network: str | None = None) 
     paths = []
     for ext in ("png", "svg"):
         path = out_dir / f"accuracy-{net}.{ext}"
-        tmp = path.with_name(f".{path.name}.tmp.{ext}")
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        tmp.replace(path)
+        try:
+            with atomic_write(path) as fh:
+                fig.savefig(fh, format=ext, dpi=150, bbox_inches="tight")
+        except (RuntimeError, ValueError) as exc:  # an image writer's own error (disk full)
+            raise RunError(f"cannot write '{path}': {exc}") from None
         paths.append(path)
     return paths
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,11 @@ class Selection:
         return int(self.indices.size)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``path`` (``.npz``) and a human-readable ``.json`` sidecar, each atomically."""
+        """Write ``path`` (``.npz``) and a human-readable ``.json`` sidecar, each atomically.
+
+        The ``.npz`` (self-contained) is written first and removed again if the sidecar
+        cannot be written, so a sidecar never claims a selection that is not there.
+        """
         target = Path(path)
         if target.suffix != ".npz":
             raise DeepcoreError(f"selection file must end in .npz, got '{target}'")
@@ -71,11 +76,17 @@ class Selection:
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         sidecar = {"size": len(self), **json.loads(meta_json)}
-        with atomic_write(target.with_suffix(".json"), "w") as fh:
-            json.dump(sidecar, fh, indent=2, sort_keys=True)
-            fh.write("\n")
+        if target.is_dir() or target.with_suffix(".json").is_dir():
+            raise DeepcoreError(f"cannot write '{target}': a folder is in the way")
         with atomic_write(target) as fh:
             fh.write(buf.getvalue())
+        try:
+            with atomic_write(target.with_suffix(".json"), "w") as fh:
+                json.dump(sidecar, fh, indent=2, sort_keys=True)
+                fh.write("\n")
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
         return target
 
     @classmethod
@@ -93,7 +104,7 @@ class Selection:
                     scores=z.get("scores"),
                     meta=meta,
                 )
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DeepcoreError(f"'{p}' is not a deepcore selection file: {exc}") from None
 
 

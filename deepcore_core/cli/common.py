@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from deepcore_core.errors import DeepcoreError, PluginError
+from deepcore_core.errors import DeepcoreError, PluginError, file_error
 from deepcore_core.plugins import PluginHost
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,21 +26,24 @@ class State:
     quiet: bool = False
 
 
-def fail(message: str) -> typer.Exit:
-    """Print ``Error: message`` on stderr and return the exit (code 2) to raise."""
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``Error: message`` on stderr and return the exit to raise (see ``errors``)."""
     typer.echo(f"Error: {message}", err=True)
-    return typer.Exit(2)
+    return typer.Exit(code)
 
 
 def handle_errors(func: F) -> F:
-    """Turn :class:`DeepcoreError` into one line on stderr and exit code 2."""
+    """Turn :class:`DeepcoreError` and OS errors into one line on stderr and their exit code."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except DeepcoreError as exc:
-            raise fail(str(exc)) from None
+            raise fail(str(exc), exc.exit_code) from None
+        except OSError as exc:  # a path the command did not check itself
+            err = file_error(exc, verb="use")
+            raise fail(str(err), err.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 

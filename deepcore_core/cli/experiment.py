@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from deepcore_core._io import atomic_write
+from deepcore_core._io import atomic_write, check_writable
 from deepcore_core.cli.common import echo_json, handle_errors, host_of, note, parse_option_pairs
 from deepcore_core.cli.params import settings_command
 from deepcore_core.errors import DeepcoreError
@@ -93,6 +93,7 @@ def report(
 
     records = load_results(results)
     out = output or (results if results.is_dir() else results.parent)
+    check_writable(out, folder=True)
     md, files = write_report(records, out)
     if as_json:
         echo_json({"rows": summarize(records), "files": [str(f) for f in files]})
@@ -111,6 +112,8 @@ def train(ctx: typer.Context, settings: TrainCommandSettings, as_json: AsJson = 
     s = settings
     if s.selection is None or s.dataset is None:
         raise DeepcoreError("give the selection (--selection FILE) and its --dataset")
+    if s.output is not None:
+        check_writable(s.output)  # before training, not after
     summary = train_on_selection(ctx, s)
     if as_json:
         echo_json(summary)

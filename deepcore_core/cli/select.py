@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from deepcore_core._io import load_array
+from deepcore_core._io import check_writable, load_array
 from deepcore_core.api import build_context, run_selection
 from deepcore_core.cli.common import (
     echo_json,
@@ -49,6 +49,7 @@ def select(
     out = Path(s.output)
     if out.suffix != ".npz":
         raise DeepcoreError(f"--output must end in .npz, got '{out}'")
+    check_writable(out)
     if s.dataset is not None:
         if any(v is not None for v in s.arrays().values()):
             raise DeepcoreError("give --dataset or precomputed arrays, not both")

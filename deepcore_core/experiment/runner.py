@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from deepcore_core._io import check_writable
 from deepcore_core.api import run_selection
 from deepcore_core.context import SelectionContext
 from deepcore_core.data.sources import DatasetSplits, on_device
@@ -61,6 +62,7 @@ class Experiment:
             self.data.train.labels, len(self.data.train), self.data.name
         )
         self.keys = RunKey(config, self.data.name, fingerprint)
+        check_writable(config.out_dir(), folder=True)
         self.store = Store(config.out_dir())
         self.out = self.store.out
         self._inputs: dict[int, dict[str, Any]] = {}
