@@ -31,7 +31,7 @@ from deepcore_core import hookspecs
 from deepcore_core._version import __version__
 from deepcore_core.errors import DeepcoreError, PluginError
 from deepcore_core.log import show_on_stderr
-from deepcore_core.registry import MethodRegistry, Registry
+from deepcore_core.registry import MethodInfo, MethodRegistry, Registry
 from deepcore_core.selector import Selector
 
 log = logging.getLogger("deepcore")
@@ -223,12 +223,27 @@ class PluginHost:
             record.methods = []
 
             def register(cls: type[Selector]) -> None:
-                registry.register(cls, record.name, record.distribution, record.version)
+                try:
+                    registry.register(cls, record.name, record.distribution, record.version)
+                except PluginError:
+                    if getattr(cls, "name", None) not in registry.clashes:
+                        raise
+                    self._clash(registry, cls.name)  # both plugins keep working otherwise
                 record.methods.append(cls.name)
 
             return register
 
         return self._registry("register_selectors", lambda: registry, register_for)
+
+    def _clash(self, registry: MethodRegistry, method: str) -> None:
+        """Mark every plugin that registered ``method`` with the clash (raise when strict)."""
+        exc = registry.clash_error(method)
+        if self.strict:
+            raise exc
+        log.warning("%s", exc)
+        for info in registry.clashes[method]:
+            record = self.records[info.plugin]
+            record.status, record.error = "error", str(exc)
 
     @property
     def datasets(self) -> Any:
@@ -254,10 +269,29 @@ class PluginHost:
         _ = self.registry
         return list(self.records.values())
 
+    def method(self, name: str) -> MethodInfo:
+        """The method ``name``; the error for an unknown one names failed and disabled plugins."""
+        return self.registry.get(name, self.unavailable())
+
+    def unavailable(self) -> str:
+        """A note on the plugins that failed to load or are disabled (empty if none)."""
+        notes = []
+        failed = self.failed_plugins()
+        if failed:
+            notes.append(f"plugin(s) {', '.join(failed)} failed to load and may provide it")
+        off = [
+            f"{r.name} ({r.distribution})" for r in self.records.values() if r.status == "disabled"
+        ]
+        if off:
+            notes.append(
+                f"plugin(s) {', '.join(off)} are disabled (DEEPCORE_DISABLE_PLUGINS or "
+                "DEEPCORE_LOAD_PLUGINS) and may provide it"
+            )
+        return "".join(f"; {n}" for n in notes) + (" (see 'deepcore plugins')" if notes else "")
+
     def create_selector(self, method: str, options: Any = None) -> Selector:
         """Instantiate ``method`` with ``options`` (a mapping or the method's Options object)."""
-        info = self.registry.get(method, self.failed_plugins())
-        return info.cls(options)
+        return self.method(method).cls(options)
 
     def versions(self) -> dict[str, str]:
         """Distribution -> version for the core and every loaded plugin."""

@@ -63,11 +63,11 @@ class Registry(Generic[T]):
         """All names, sorted."""
         return sorted(self._items)
 
-    def get(self, name: str, failed_plugins: list[str] | None = None) -> T:
+    def get(self, name: str, unavailable: str = "") -> T:
         """Return the item ``name`` or raise a one-line :class:`DeepcoreError` with suggestions.
 
-        :param failed_plugins: plugins that failed to load, named in the error as possible
-            providers.
+        :param unavailable: appended to the error: plugins that failed to load or are
+            disabled, and so may provide the name.
         """
         key = self._key(name)
         if key in self._items:
@@ -77,12 +77,7 @@ class Registry(Generic[T]):
         if close:
             msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
         msg += f" (valid: {', '.join(self.names()) or 'none installed'})"
-        if failed_plugins:
-            msg += (
-                f"; plugin(s) {', '.join(failed_plugins)} failed to load and may provide it"
-                " (see 'deepcore plugins')"
-            )
-        raise DeepcoreError(msg)
+        raise DeepcoreError(msg + unavailable)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,10 +125,40 @@ class MethodInfo:
 
 
 class MethodRegistry(Registry[MethodInfo]):
-    """Method name -> :class:`MethodInfo`, filled through the ``register_selectors`` hook."""
+    """Method name -> :class:`MethodInfo`, filled through the ``register_selectors`` hook.
+
+    A name registered by two plugins is a *clash*: neither registration is used (no silent
+    override), ``get`` of that name raises the error naming both, and everything else works.
+    """
 
     def __init__(self) -> None:
         super().__init__("method")
+        #: name -> the registrations that clash on it
+        self.clashes: dict[str, list[MethodInfo]] = {}
+
+    def add(self, item: MethodInfo) -> None:
+        """Add a method; a second registration of its name becomes a clash (and raises)."""
+        if item.name in self._items:
+            self.clashes[item.name] = [self._items.pop(item.name)]
+        if item.name in self.clashes:
+            self.clashes[item.name].append(item)
+            raise self.clash_error(item.name)
+        self._items[item.name] = item
+
+    def clash_error(self, name: str) -> PluginError:
+        """The error naming every distribution that registered ``name``."""
+        first, *rest = self.clashes[name]
+        by = " and by ".join(f"{m.distribution} (plugin '{m.plugin}')" for m in [first, *rest])
+        return PluginError(
+            f"method '{name}' is registered twice: by {by}; "
+            "uninstall or disable one of them (DEEPCORE_DISABLE_PLUGINS)"
+        )
+
+    def get(self, name: str, unavailable: str = "") -> MethodInfo:
+        """The method ``name``; a clashing name raises the clash."""
+        if name in self.clashes:
+            raise self.clash_error(name)
+        return super().get(name, unavailable)
 
     def register(self, cls: object, plugin: str, distribution: str, version: str) -> None:
         """Validate a selector class and add it; raise :class:`PluginError` on a bad one."""
@@ -156,13 +181,6 @@ class MethodRegistry(Registry[MethodInfo]):
         if bad:
             raise PluginError(f"{where}: {cls.__name__}.needs has unknown entries {bad}")
         self.add(MethodInfo(cls.name, cls, plugin, distribution, version))
-
-    def _duplicate(self, old: MethodInfo, new: MethodInfo) -> DeepcoreError:
-        return PluginError(
-            f"method '{new.name}' is registered twice: by {old.distribution} "
-            f"(plugin '{old.plugin}') and by {new.distribution} (plugin '{new.plugin}'); "
-            "uninstall or disable one of them (DEEPCORE_DISABLE_PLUGINS)"
-        )
 
     def __iter__(self) -> Iterator[MethodInfo]:
         return iter(sorted(self._items.values(), key=lambda m: (m.family, m.name)))

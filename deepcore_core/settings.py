@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -315,6 +316,8 @@ def _typed(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
     ok, out = convert_value(value, tp)
     if not ok:
         raise DeepcoreError(f"{key} must be {_describe(tp)}, got {value!r}")
+    if isinstance(out, float) and not math.isfinite(out):
+        raise DeepcoreError(f"{key} must be a finite number, got {value!r}")
     return out
 
 

@@ -202,7 +202,8 @@ def check_selector(
             assert idx.min() >= 0 and idx.max() < n, f"{cls.name}: index out of range"
             if sel.weights is not None:
                 assert sel.weights.shape == idx.shape, f"{cls.name}: weights misaligned"
-                assert np.isfinite(sel.weights).all() and (sel.weights >= 0).all()
+                assert np.isfinite(sel.weights).all(), f"{cls.name}: NaN or inf weights"
+                assert (sel.weights >= 0).all(), f"{cls.name}: negative weights"
             if balance:
                 got = {c: int((labels[idx] == c).sum()) for c in sizes}
                 want = allocate(sizes, total)
@@ -210,8 +211,8 @@ def check_selector(
             again = run(fraction=fraction, balance=balance, seed=3)
             assert np.array_equal(sel.indices, again.indices), f"{cls.name}: not deterministic"
             if sel.weights is not None:
-                assert again.weights is not None
-                assert np.allclose(sel.weights, again.weights)
+                assert again.weights is not None, f"{cls.name}: weights only on one of two runs"
+                assert np.allclose(sel.weights, again.weights), f"{cls.name}: weights differ"
         full = run(budget=n, balance=balance, seed=1)
         assert np.array_equal(np.sort(full.indices), np.arange(n)), f"{cls.name}: budget=N"
         one = run(budget=1, balance=balance, seed=1)
@@ -238,7 +239,7 @@ def _check_metadata(cls: type[Selector]) -> None:
     try:
         cls({"no_such_option_xyz": 1})
     except OptionError as exc:
-        assert "no_such_option_xyz" in str(exc)
+        assert "no_such_option_xyz" in str(exc), f"{cls.name}: the error omits the bad option"
     else:
         raise AssertionError(f"{cls.name}: an unknown option was accepted")
 

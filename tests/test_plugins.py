@@ -77,7 +77,7 @@ def test_broken_plugin_warns_once_and_rest_works(fake_plugins, caplog):
     assert "plugin 'broken' (deepcore-broken 1.0) failed to load: ModuleNotFoundError" in err[0]
     assert host.records["broken"].status == "error"
     with pytest.raises(DeepcoreError, match="plugin.*broken failed to load and may provide it"):
-        host.registry.get("kcenter", host.failed_plugins())
+        host.method("kcenter")
 
 
 def test_strict_mode_raises(fake_plugins, monkeypatch):
@@ -106,16 +106,38 @@ def test_plugin_failing_in_register_selectors(fake_plugins, caplog):
 def test_duplicate_method_names_is_error_naming_both(fake_plugins):
     fake_plugins("one", GOOD.format(name="same"), "deepcore-one")
     fake_plugins("two", GOOD.format(name="same"), "deepcore-two")
-    with pytest.raises(
-        PluginError, match="registered twice: by deepcore-(one|two).*deepcore-(one|two)"
-    ):
-        PluginHost().registry  # noqa: B018
+    host = PluginHost()
+    match = "registered twice: by deepcore-(one|two).*deepcore-(one|two)"
+    with pytest.raises(PluginError, match=match):
+        host.create_selector("same")  # never a silent override
+    assert "same" not in host.registry and "uniform" in host.registry
+    assert {host.records[p].status for p in ("one", "two")} == {"error"}
+    with pytest.raises(PluginError, match=match):
+        PluginHost(strict=True).registry  # noqa: B018
 
 
 def test_duplicate_of_builtin_names_core(fake_plugins):
     fake_plugins("clash", GOOD.format(name="uniform"), "deepcore-clash")
     with pytest.raises(PluginError, match="deepcore-core.*deepcore-clash"):
-        PluginHost().registry  # noqa: B018
+        PluginHost().create_selector("uniform")
+
+
+def test_plugins_command_lists_a_clash_as_the_plugins_status(fake_plugins):
+    import json
+
+    from typer.testing import CliRunner
+
+    from deepcore_core.cli import create_app
+
+    fake_plugins("one", GOOD.format(name="same"), "deepcore-one")
+    fake_plugins("two", GOOD.format(name="same"), "deepcore-two")
+    r = CliRunner().invoke(create_app(), ["plugins", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {p["name"]: p for p in json.loads(r.output)}
+    assert rows["one"]["status"] == rows["two"]["status"] == "error"
+    assert "registered twice" in rows["one"]["error"] and rows["two"]["methods"] == ["same"]
+    r = CliRunner().invoke(create_app(), ["list-methods"])
+    assert r.exit_code == 0 and "uniform" in r.output
 
 
 def test_load_and_disable_env(fake_plugins, monkeypatch):
@@ -255,3 +277,11 @@ def test_cli_strict_plugins_flag_stops_on_a_broken_plugin(fake_plugins):
     assert r.output.strip().splitlines()[-1] == (
         "Error: plugin 'broken' (deepcore-broken 1.0) failed to load: RuntimeError: boom"
     )
+
+
+def test_a_method_of_a_disabled_plugin_names_the_plugin(fake_plugins, monkeypatch):
+    fake_plugins("good", GOOD.format(name="first-k"), "deepcore-good")
+    monkeypatch.setenv("DEEPCORE_DISABLE_PLUGINS", "good")
+    host = PluginHost()
+    with pytest.raises(DeepcoreError, match=r"plugin\(s\) good \(deepcore-good\) are disabled"):
+        host.create_selector("first-k")

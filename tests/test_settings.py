@@ -143,3 +143,24 @@ def test_select_json_summary(cli, arrays, monkeypatch):
     out = json.loads(r.output)
     assert out["selected"] == 5 and out["method"] == "uniform" and out["output"] == "j.npz"
     assert sum(out["per_class"].values()) == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lr", "inf"], "lr must be a finite number, got 'inf'"),
+        (["--lr", "nan"], "lr must be a number, got 'nan'"),
+        (["--jobs", "0"], "jobs must be >= 1, got 0"),
+        (["--seed", "abc"], "seeds must be an integer, got 'abc'"),
+    ],
+)
+def test_run_validation_is_one_line_before_any_work(cli, tmp_path, args, message):
+    r = cli("run", *args, "--output", str(tmp_path / "o"))
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines() == [f"Error: {message}"]  # no plan line first
+    assert not (tmp_path / "o").exists()
+
+
+def test_select_seed_is_one_line(cli):
+    r = cli("select", "--method", "uniform", "--seed", "abc", "--budget", "1")
+    assert r.exit_code == 2 and r.output.strip() == "Error: seed must be an integer, got 'abc'"

@@ -125,6 +125,31 @@ def test_bad_pick_is_reported_as_plugin_error():
         select("short", features=X, budget=3, balance=False, host=host)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -1.0])
+def test_bad_weights_are_rejected_at_selection_time(bad):
+    from deepcore_core import Pick
+
+    class Weighted(Selector):
+        """Returns one bad weight."""
+
+        name = "weighted"
+
+        def pick(self, ctx, pool, k, rng):
+            w = np.ones(k)
+            w[0] = bad
+            return Pick(pool[:k], w)
+
+    class Reg:
+        @hookimpl
+        def register_selectors(self, register):
+            register(Weighted)
+
+    host = PluginHost(load_entrypoints=False)
+    host.register(Reg(), "weighted")
+    with pytest.raises(PluginError, match=r"'weighted' \(.*\) returned weights that are not"):
+        select("weighted", features=X, budget=3, balance=False, host=host)
+
+
 def test_plugins_add_datasets_and_networks():
     import torch
     from torch import nn

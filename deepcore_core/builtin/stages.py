@@ -79,6 +79,16 @@ def _check_pick(selector: Selector, pick: Pick, pool: np.ndarray, k: int) -> np.
         raise PluginError(f"{where} picked the same sample twice")
     if not np.isin(idx, pool).all():
         raise PluginError(f"{where} picked samples outside its pool")
-    if pick.weights is not None and np.shape(pick.weights) != (k,):
-        raise PluginError(f"{where} returned {np.shape(pick.weights)} weights for {k} samples")
+    if pick.weights is not None:
+        w = np.asarray(pick.weights)
+        if w.shape != (k,):
+            raise PluginError(f"{where} returned {w.shape} weights for {k} samples")
+        if not np.issubdtype(w.dtype, np.number) or not np.isfinite(w).all() or (w < 0).any():
+            bad = (
+                w[~(np.isfinite(w) & (w >= 0))][:3] if np.issubdtype(w.dtype, np.number) else w[:3]
+            )
+            raise PluginError(
+                f"{where} returned weights that are not finite and non-negative "
+                f"(e.g. {', '.join(map(str, bad))})"
+            )
     return idx

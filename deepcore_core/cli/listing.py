@@ -69,7 +69,7 @@ def info(
 ) -> None:
     """Show one method: what it needs, where it comes from, its description and options."""
     host = host_of(ctx)
-    m = host.registry.get(method, host.failed_plugins())
+    m = host.method(method)
     doc = inspect.cleandoc(m.cls.__doc__ or "")
     if as_json:
         echo_json({**m.as_dict(), "description": doc, "options": m.options()})
