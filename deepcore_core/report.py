@@ -13,7 +13,15 @@ import numpy as np
 
 from deepcore_core._io import atomic_write
 from deepcore_core.errors import DeepcoreError, RunError, file_error
-from deepcore_core.experiment.records import BASELINE, FULL, RunRecord, summarize
+from deepcore_core.experiment.records import (
+    BASELINE,
+    FULL,
+    RunRecord,
+    accuracy_text,
+    check_same_settings,
+    summarize,
+)
+from deepcore_core.log import log
 
 
 def load_results(path: str | Path) -> list[RunRecord]:
@@ -27,12 +35,17 @@ def load_results(path: str | Path) -> list[RunRecord]:
     if not p.is_file():
         raise DeepcoreError(f"results '{p}' do not exist")
     records = []
-    for i, line in enumerate(_read_text(p).splitlines()):
+    text = _read_text(p)
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             records.append(RunRecord(**json.loads(line)))
         except (json.JSONDecodeError, TypeError):
+            if i == len(lines) - 1 and not text.endswith("\n"):  # cut short by a kill
+                log.warning("'%s': skipped its last line, cut short by an interruption", p)
+                continue
             raise DeepcoreError(f"'{p}' line {i + 1} is not a run record") from None
     if not records:
         raise DeepcoreError(f"'{p}' holds no results")
@@ -60,7 +73,7 @@ def _cell(r: dict[str, Any] | None, base: dict[str, Any] | None, best: bool, md:
         return "-"
     if r["diverged"] == r["runs"]:
         return f"diverged ({r['runs']})"
-    text = f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}"
+    text = accuracy_text(r)
     if base is not None and r["method"] not in (BASELINE, FULL):
         text += f" ({100 * (r['mean'] - base['mean']):+.2f})"
     if best:
@@ -213,7 +226,11 @@ def _decorate(ax: Any, sub: list[dict[str, Any]], net: str) -> None:
 
 
 def write_report(records: list[RunRecord], out_dir: Path) -> tuple[str, list[Path]]:
-    """Write report.md, report.csv and the plots; return the Markdown and the files."""
+    """Write report.md, report.csv and the plots; return the Markdown and the files.
+
+    Records made with different settings are an error (see ``check_same_settings``).
+    """
+    check_same_settings(records)
     rows = summarize(records)
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = [

@@ -186,3 +186,46 @@ def test_diverged_runs_are_recorded_and_reported(tmp_path):
     assert "diverged (1)" in md
     csv = (tmp_path / "rep" / "report.csv").read_text().splitlines()
     assert csv[0].split(",")[4] == "diverged" and csv[1].split(",")[4] == "1"
+
+
+def test_results_jsonl_is_repaired_on_resume(tmp_path):
+    cfg = config(tmp_path, seeds=[0], fractions=[0.1])
+    Experiment(cfg, host(), log=lambda m: None).run()
+    out = tmp_path / "out"
+    good = (out / "results.jsonl").read_text().splitlines()
+    assert len(good) == 3  # full, uniform and confident
+    # a lost row (killed between the run file and the append), a duplicate, a torn last line
+    (out / "results.jsonl").write_text(good[0] + "\n" + good[0] + "\n" + '{"key": {"meth')
+    Experiment(cfg, host(), log=lambda m: None).run()
+    again = (out / "results.jsonl").read_text().splitlines()
+    assert sorted(again) == sorted(good)
+    # report reads a results file whose last line was cut short
+    (out / "results.jsonl").write_text("\n".join(good) + '\n{"key": ')
+    assert len(load_results(out / "results.jsonl")) == 3
+
+
+def test_a_second_run_on_the_same_folder_stops_naming_the_holder(tmp_path):
+    import os
+
+    from deepcore_core import DeepcoreError
+    from deepcore_core.experiment import Store
+
+    cfg = config(tmp_path, seeds=[0])
+    with (
+        Store(tmp_path / "out").lock(),
+        pytest.raises(
+            DeepcoreError, match=rf"in use by another deepcore run \(pid {os.getpid()}\)"
+        ),
+    ):
+        Experiment(cfg, host(), log=lambda m: None).run()
+
+
+def test_report_never_averages_across_settings(tmp_path):
+    a = Experiment(config(tmp_path, seeds=[0], epochs=1), host(), log=lambda m: None).run()
+    b = Experiment(config(tmp_path, seeds=[1], epochs=2), host(), log=lambda m: None).run()
+    from deepcore_core import DeepcoreError
+
+    with pytest.raises(DeepcoreError, match=r"mix settings: train.epochs is 1 in \d+ runs, 2 in"):
+        write_report(a + b, tmp_path / "rep")
+    md, _ = write_report(a, tmp_path / "rep")
+    assert "(n=1)" in md and "± 0.00" not in md

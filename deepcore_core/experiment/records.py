@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from deepcore_core._io import atomic_write
+from deepcore_core.errors import DeepcoreError
 
 FULL = "full"
 BASELINE = "uniform"
@@ -41,6 +42,51 @@ class RunRecord:
 def load_record(path: Path) -> RunRecord:
     """Read one run file."""
     return RunRecord(**json.loads(path.read_text()))
+
+
+def accuracy_text(row: dict[str, Any]) -> str:
+    """``mean ± std`` in %, or ``mean (n=1)`` when only one run counts."""
+    if row["runs"] - row["diverged"] == 1:
+        return f"{100 * row['mean']:.2f} (n=1)"
+    return f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"
+
+
+#: run-key fields that identify a run's place in the grid, not its settings
+_GRID = {"method", "fraction", "network", "seed", "options"}
+
+
+def check_same_settings(records: list[RunRecord]) -> None:
+    """Raise if the records were made with different settings (they must not be averaged).
+
+    Every field of the run keys other than the grid position (method, fraction, network,
+    seed) must agree across the records that have it; a method's options must agree across
+    its records. The error names the first differing setting and its values.
+    """
+    seen: dict[str, dict[str, int]] = {}
+    for r in records:
+        for name, value in _settings(r.key).items():
+            seen.setdefault(name, {}).setdefault(value, 0)
+            seen[name][value] += 1
+    for name, values in sorted(seen.items()):
+        if len(values) > 1:
+            counts = ", ".join(f"{v} in {n} run{'s' * (n > 1)}" for v, n in values.items())
+            raise DeepcoreError(
+                f"the results mix settings: {name} is {counts}; report each setting from its "
+                "own output folder (a report never averages across settings)"
+            )
+
+
+def _settings(key: dict[str, Any]) -> dict[str, str]:
+    out = {k: json.dumps(v, sort_keys=True) for k, v in key.items() if k not in _GRID}
+    train = key.get("train")
+    if isinstance(train, dict):
+        del out["train"]
+        out.update({f"train.{k}": json.dumps(v) for k, v in train.items() if k != "seed"})
+    if "options" in key:
+        out[f"options of {key['method']}"] = json.dumps(key["options"], sort_keys=True)
+        if "selection_lr" not in key and isinstance(train, dict):  # stored only when it differs
+            out["selection_lr"] = json.dumps(train.get("lr"))
+    return out
 
 
 def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
@@ -87,7 +133,7 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
         cells = []
         for f, n in cols:
             r = by.get((m, 1.0, n)) if m == FULL else by.get((m, f, n))
-            cells.append("-" if r is None else f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}")
+            cells.append("-" if r is None else accuracy_text(r))
         lines.append("| " + " | ".join([m, *cells]) + " |")
     return "\n".join(lines)
 

@@ -79,6 +79,7 @@ class Experiment:
         plan = self.plan()
         with self.store.lock():
             self.store.restore(plan)
+            self.store.sync()
             todo = [k for k in plan if not self.store.done(k)]
             if len(todo) < len(plan):
                 self.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} runs already done")

@@ -67,17 +67,35 @@ class Store:
                 with atomic_write(self.run_path(key), "w") as fh:
                     json.dump(record.as_dict(), fh, indent=2)
 
+    def sync(self) -> None:
+        """Make ``results.jsonl`` hold every finished run exactly once (the run files are the
+        truth): valid lines are kept in order, duplicates and torn lines dropped, runs whose
+        line was lost (a kill between the run file and the append) added. Written atomically.
+        """
+        lines: dict[str, str] = {}
+        if self.results.is_file():
+            for line in self.results.read_text().splitlines():
+                try:
+                    record = RunRecord(**json.loads(line))
+                except (json.JSONDecodeError, TypeError):
+                    continue
+                lines.setdefault(run_id(record.key), json.dumps(record.as_dict()))
+        for path in sorted((self.out / "runs").rglob("*.json")):
+            try:
+                record = load_record(path)
+            except (json.JSONDecodeError, TypeError, OSError):
+                continue
+            lines.setdefault(run_id(record.key), json.dumps(record.as_dict()))
+        if lines or self.results.is_file():
+            with atomic_write(self.results, "w") as fh:
+                fh.write("".join(line + "\n" for line in lines.values()))
+
     def finish(self, key: dict[str, Any], record: RunRecord) -> None:
         """Store a finished run: its file, one line in ``results.jsonl``, no checkpoint."""
         with atomic_write(self.run_path(key), "w") as fh:
             json.dump(record.as_dict(), fh, indent=2)
         line = json.dumps(record.as_dict()) + "\n"
-        if self.results.is_file() and self.results.stat().st_size:
-            with open(self.results, "rb") as fh:
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":  # a line cut short by an interruption: start anew
-                    line = "\n" + line
-        with open(self.results, "a") as fh:  # one write per finished run
+        with open(self.results, "a") as fh:  # one write per finished run; sync() repairs
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
