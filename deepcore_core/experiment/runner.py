@@ -111,15 +111,20 @@ class Experiment:
         import os
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        with cf.ProcessPoolExecutor(
+        pool = cf.ProcessPoolExecutor(
             jobs,
             mp_context=mp.get_context("spawn"),
             initializer=_worker_init,
-            initargs=(self.config, threads),
-        ) as pool:
+            initargs=(self.config, threads, os.getpid()),
+        )
+        try:
             futures = {pool.submit(_worker_run, key): key for key in todo}
             for fut in cf.as_completed(futures):
                 yield futures[fut], RunRecord(**fut.result())
+        except BaseException:  # Ctrl-C or a failed run: stop now, finished runs are stored
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
 
     def select(self, method: str, fraction: float, seed: int) -> tuple[Selection, float]:
         """Select (or load the saved selection) for ``method`` at ``fraction`` and ``seed``."""
@@ -208,14 +213,27 @@ class Experiment:
 _WORKER: dict[str, Experiment] = {}
 
 
-def _worker_init(config: ExperimentConfig, threads: int) -> None:
+def _worker_init(config: ExperimentConfig, threads: int, parent: int) -> None:
     import os
+    import signal
+    import threading
 
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     os.environ["DEEPCORE_PROGRESS"] = "0"
     torch.set_num_threads(threads)
     _WORKER["exp"] = Experiment(config, PluginHost(), log=lambda m: None)
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """End this worker within ``every`` seconds of its parent's death (even by SIGKILL)."""
+    import os
+
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def _worker_run(key: dict[str, Any]) -> dict[str, Any]:
