@@ -229,3 +229,21 @@ def test_report_never_averages_across_settings(tmp_path):
         write_report(a + b, tmp_path / "rep")
     md, _ = write_report(a, tmp_path / "rep")
     assert "(n=1)" in md and "± 0.00" not in md
+
+
+def test_a_damaged_stored_selection_is_made_again(tmp_path, caplog):
+    import logging
+
+    cfg = config(tmp_path, seeds=[0], fractions=[0.1])
+    first = Experiment(cfg, host(), log=lambda m: None).run()
+    out = tmp_path / "out"
+    for p in (out / "selections").glob("*.npz"):
+        p.write_bytes(b"junk")
+    import shutil
+
+    shutil.rmtree(out / "runs")
+    (out / "results.jsonl").unlink()
+    with caplog.at_level(logging.WARNING, logger="deepcore"):
+        again = Experiment(cfg, host(), log=lambda m: None).run()
+    assert "selecting again" in caplog.text
+    assert [r.accuracy for r in again] == [r.accuracy for r in first]

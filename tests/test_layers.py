@@ -29,6 +29,7 @@ LAYERS = {
     "selection": 0,
     "neighbors": 0,
     "config": 0,
+    "cache": 0,
     "engine.config": 0,
     # 1: what a selection is made of
     "context": 1,

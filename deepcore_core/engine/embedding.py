@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepcore_core._io import atomic_write
+from deepcore_core.cache import CacheEntry
 from deepcore_core.data.sources import Source
 from deepcore_core.engine.devices import resolve_device
 from deepcore_core.nets.base import Network
@@ -48,15 +48,23 @@ def compute_embedding(
 def cached_embedding(
     model: Network, source: Source, device: torch.device, folder: Path | None
 ) -> Embedding:
-    """The embedding of ``source``, cached as ``embedding.npz`` in the model's cache folder."""
-    cache = folder / "embedding.npz" if folder is not None else None
-    if cache is not None and cache.is_file():
-        with np.load(cache) as z:
+    """The embedding of ``source``, cached as ``embedding.npz`` in the model's cache folder.
+
+    The cached file is checked against its recorded checksum; a missing, truncated or
+    replaced one is recomputed (with a warning naming the entry).
+    """
+    entry = CacheEntry(folder, folder.name) if folder is not None else None
+    if entry is not None and entry.usable("embedding.npz", what="embedding cache entry"):
+        with np.load(entry.folder / "embedding.npz") as z:
             return Embedding(z["features"], z["logits"])
     emb = compute_embedding(model, source, device)
-    if cache is not None:
-        with atomic_write(cache) as fh:
-            np.savez(fh, features=emb.features, logits=emb.logits)
+    if entry is not None:
+        shapes = {k: [list(v.shape), str(v.dtype)] for k, v in vars(emb).items()}
+        entry.write(
+            "embedding.npz",
+            lambda fh: np.savez(fh, features=emb.features, logits=emb.logits),
+            arrays=shapes,
+        )
     return emb
 
 

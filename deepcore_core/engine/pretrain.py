@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from deepcore_core._version import __version__
+from deepcore_core.cache import CacheEntry
 from deepcore_core.data.sources import DatasetSplits, on_device
 from deepcore_core.engine.config import PretrainSpec, default_cache_dir
 from deepcore_core.engine.devices import resolve_device, seed_everything
@@ -23,7 +24,7 @@ from deepcore_core.errors import DeepcoreError
 from deepcore_core.nets.base import Network, NetworkRegistry
 from deepcore_core.selection import dataset_fingerprint
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: every file checksummed in manifest.json
 #: how many selection models were actually trained (not loaded) in this process
 TRAINED_COUNT = {"n": 0}
 
@@ -69,24 +70,25 @@ def pretrain(
     :param networks: the registry the selection network is built from.
     :param callbacks: called after every training epoch (not when loaded from the cache).
     """
-    registry = networks
     dev = resolve_device(device)
-    folder = (
-        (spec.cache_dir or default_cache_dir()) / "selection-models" / cache_key(data, spec, seed)
-    )
+    key = cache_key(data, spec, seed)
+    folder = (spec.cache_dir or default_cache_dir()) / "selection-models" / key
 
     def build() -> Network:
         seed_everything(seed)
-        return registry.build(
+        return networks.build(
             spec.network, data.channels, data.num_classes, data.image_size, spec.pretrained
         )
 
-    if (folder / "meta.json").is_file():
+    entry = CacheEntry(folder, key)
+    if entry.usable("model.pt", "dynamics.npz", what="selection-model cache entry"):
         model = build()
         model.load_state_dict(
             torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
         )
         return Pretrained(model.to(dev), Dynamics.load(folder / "dynamics.npz"), folder, True)
+    if folder.exists():  # a broken or partial entry: replaced by the one trained now
+        shutil.rmtree(folder, ignore_errors=True)
     model = build()
     source = on_device(data.train, dev)
     result = train_model(
@@ -102,33 +104,41 @@ def pretrain(
     )
     TRAINED_COUNT["n"] += 1
     assert result.dynamics is not None
+    _store(folder, key, model, result.dynamics, _meta(data, spec, seed, result))
+    return Pretrained(model, result.dynamics, folder, False)
+
+
+def _meta(data: DatasetSplits, spec: PretrainSpec, seed: int, result: Any) -> dict[str, Any]:
+    return {
+        "network": spec.network,
+        "seed": seed,
+        "dataset": data.name,
+        "train": dataclasses.asdict(spec.config_for(seed)),
+        "seconds": result.seconds,
+        "images_per_second": result.images_per_second,
+    }
+
+
+def _store(
+    folder: Path, key: str, model: Network, dynamics: Dynamics, meta: dict[str, Any]
+) -> None:
+    """Fill a temporary folder (every file checksummed) and move it into place at once."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:
-        torch.save(result.model.state_dict(), tmp / "model.pt")
-        result.dynamics.save(tmp / "dynamics.npz")
-        (tmp / "meta.json").write_text(
-            json.dumps(
-                {
-                    "network": spec.network,
-                    "seed": seed,
-                    "dataset": data.name,
-                    "train": dataclasses.asdict(spec.config_for(seed)),
-                    "seconds": result.seconds,
-                    "images_per_second": result.images_per_second,
-                },
-                indent=2,
-            )
-        )
+        entry = CacheEntry(tmp, key)
+        entry.write("model.pt", lambda fh: torch.save(model.state_dict(), fh))
+        entry.write("dynamics.npz", dynamics.save, arrays=dynamics.shapes())
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        (tmp / ".lock").unlink(missing_ok=True)
         try:
             os.replace(tmp, folder)
-            (folder.parent / f".{folder.name}.partial.pt").unlink(missing_ok=True)
         except OSError:  # another process finished first: keep its copy
             shutil.rmtree(tmp, ignore_errors=True)
+        (folder.parent / f".{folder.name}.partial.pt").unlink(missing_ok=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Pretrained(model, result.dynamics, folder, False)
 
 
 def pretrain_selection_model(ctx: Any) -> Network:

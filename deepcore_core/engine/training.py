@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -40,9 +40,13 @@ class Dynamics:
     correct: np.ndarray  # bool, epochs x N
     margin: np.ndarray  # float32, epochs x N
 
-    def save(self, path: Path) -> None:
-        """Write as a compressed ``.npz``."""
+    def save(self, path: Path | IO[bytes]) -> None:
+        """Write as a compressed ``.npz`` (to a path or an open binary file)."""
         np.savez_compressed(path, loss=self.loss, correct=self.correct, margin=self.margin)
+
+    def shapes(self) -> dict[str, list[Any]]:
+        """Shape and dtype of each array, for the cache's records."""
+        return {k: [list(v.shape), str(v.dtype)] for k, v in vars(self).items()}
 
     @classmethod
     def load(cls, path: Path) -> Dynamics:

@@ -24,6 +24,7 @@ from deepcore_core.errors import DeepcoreError, TrainingDiverged
 from deepcore_core.experiment.plan import RunKey, expand, methods_of, selections_of
 from deepcore_core.experiment.records import FULL, RunRecord, write_summary
 from deepcore_core.experiment.store import Store
+from deepcore_core.log import log
 from deepcore_core.plugins import PluginHost
 from deepcore_core.progress import Progress
 from deepcore_core.selection import Selection, dataset_fingerprint
@@ -130,8 +131,11 @@ class Experiment:
         """Select (or load the saved selection) for ``method`` at ``fraction`` and ``seed``."""
         path = self.store.selection_path(self.keys.selection(method, fraction, seed))
         if path.is_file():
-            sel = Selection.load(path)
-            return sel, float(sel.meta.get("seconds", 0.0))
+            try:
+                sel = Selection.load(path)
+                return sel, float(sel.meta.get("seconds", 0.0))
+            except DeepcoreError as exc:  # damaged: made again, deterministically
+                log.warning("%s; selecting again", exc)
         cache = self._inputs.setdefault(seed, {})
         ctx = SelectionContext(
             n=len(self.data.train),
