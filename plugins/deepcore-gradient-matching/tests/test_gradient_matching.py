@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,26 @@ def test_end_to_end_weighted_run_on_digits(method, tmp_path):
     check_end_to_end(method, tmp_path)
     sel_file = next((tmp_path / "out" / "selections").glob(f"{method}-*.npz"))
     assert Selection.load(sel_file).weights is not None
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5])
+def test_gradmatch_residual_never_grows_with_the_budget(lam):
+    p, y, h = outputs(n=400, c=4, d=6, seed=5)
+    e = p.copy()
+    e[np.arange(len(y)), y] -= 1.0
+    hb = np.concatenate([np.ones((len(h), 1)), h], axis=1)
+    g = (e[:, :, None] * hb[:, None, :]).reshape(len(y), -1)  # explicit gradients, 28 dims
+    target = g.sum(0)
+    residuals = []
+    for k in (5, 10, 20, 25, 30, 50, 100, 200, 300):  # OMP stops near 28: fills beyond
+        sel = select("gradmatch", probs=p, labels=y, features=h, budget=k, balance=False,
+                     options={"lam": lam})  # fmt: skip
+        assert len(sel) == k and (sel.weights >= 0).all()
+        r = np.linalg.norm(g[sel.indices].T @ sel.weights - target)
+        objective = r**2 + lam * float(sel.weights @ sel.weights)
+        residuals.append((r, objective))
+    for (r0, j0), (r1, j1) in itertools.pairwise(residuals):
+        assert j1 <= j0 * (1 + 1e-6) + 1e-9  # the regularised objective never grows
+        if lam == 0:
+            assert r1 <= r0 * (1 + 1e-6) + 1e-9
+    assert residuals[-1][0] < 0.5 * residuals[0][0]

@@ -116,8 +116,9 @@ class GradMatch(Selector):
     aligned with the residual each step and extending a Cholesky factor (no re-solve per
     step). If OMP stops early (no positively aligned atom left, or the rest is in the span),
     the budget is filled with the unpicked samples most aligned with the target gradient
-    (``fill=alignment``; or at random), each weighted by the median OMP weight. Returns
-    exactly the budget. Needs the gradient embedding.
+    (``fill=alignment``; or at random), and every weight is refit on the final support
+    (non-negative, from the OMP weights), so the match never gets worse with the budget; a
+    fill pick may get weight 0. Returns exactly the budget. Needs the gradient embedding.
     """
 
     name = "gradmatch"
@@ -129,7 +130,7 @@ class GradMatch(Selector):
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
         """OMP on the pool, then the documented fill rule."""
-        from deepcore_gradient_matching.omp import omp_select
+        from deepcore_gradient_matching.omp import omp_select, refit_weights
 
         g = ctx.grad_embedding()
         e, h = g.residual[pool], g.features[pool]
@@ -142,9 +143,12 @@ class GradMatch(Selector):
                 hb = np.concatenate([np.ones((len(h), 1)), h], axis=1).astype(np.float64)
                 align = ((e @ (e.T.astype(np.float64) @ hb)) * hb).sum(1)
                 extra = rest[np.lexsort((rest, -align[rest]))[: k - sel.size]]
-            fill_w = float(np.median(w)) if w.size else 1.0
             sel = np.concatenate([sel, extra])
-            w = np.concatenate([w, np.full(extra.size, fill_w)])
+            # refit every weight on the final support, starting from the OMP weights (the
+            # fill picks at 0), so the filled coreset never matches worse than OMP's picks
+            w = refit_weights(e, h, sel, self.options.lam, np.append(w, np.zeros(extra.size)))
+            if not w.sum() > 0:  # nothing aligned at all: equal weights, as uniform would
+                w = np.ones(k)
         return Pick(pool[sel], w)
 
 

@@ -63,6 +63,25 @@ def omp_select(
     return np.array(sel, dtype=np.int64), w, len(sel)
 
 
+def refit_weights(
+    e: np.ndarray, h: np.ndarray, sel: np.ndarray, lam: float, w0: np.ndarray
+) -> np.ndarray:
+    """The best non-negative weights on the support ``sel`` (positions into e, h).
+
+    Minimises ||sum_s w_s g_s - sum_i g_i||^2 + lam ||w||^2 over w >= 0 by an active-set
+    solve started from ``w0`` (feasible), so the match is never worse than ``w0``'s. A tiny
+    ridge keeps the solve defined when ``lam`` is 0 and atoms are collinear.
+    """
+    e = np.asarray(e, dtype=np.float64)
+    hb = _hb(np.asarray(h, dtype=np.float64))
+    es, hs = e[sel], hb[sel]
+    q = (es @ es.T) * (hs @ hs.T)  # K_SS: <e_s, e_t> <[1,h_s], [1,h_t]>
+    b = ((es @ (e.T @ hb)) * hs).sum(1)  # <g_s, sum_i g_i>
+    ridge = lam + 1e-12 * max(1.0, float(np.trace(q)) / max(1, len(sel)))
+    q[np.diag_indices_from(q)] += ridge
+    return active_set_qp(q, b, w0)
+
+
 def _weights(chol: np.ndarray, q: np.ndarray, b: np.ndarray, w_prev: np.ndarray) -> np.ndarray:
     """argmin_{w >= 0} w^T Q w - 2 b^T w with Q = K + lam I = L L^T.
 
