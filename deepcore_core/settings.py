@@ -144,7 +144,7 @@ class TrainSettings(Settings):
     epochs: int = setting(_TRAIN.epochs, "Training epochs (the paper: 200).", min=1)
     batch_size: int = setting(_TRAIN.batch_size, "Batch size.", min=1)
     lr: float = setting(_TRAIN.lr, "Learning rate.", above=0)
-    min_lr: float = setting(_TRAIN.min_lr, "Final learning rate of the cosine.", min=0)
+    min_lr: float = setting(_TRAIN.min_lr, "Final learning rate of the cosine (at most lr).", min=0)
     momentum: float = setting(_TRAIN.momentum, "SGD momentum, in [0, 1).", min=0, max=0.999999)
     weight_decay: float = setting(_TRAIN.weight_decay, "Weight decay.", min=0)
     nesterov: bool = setting(_TRAIN.nesterov, "Nesterov momentum.")

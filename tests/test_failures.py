@@ -134,3 +134,13 @@ def test_exit_code_rule_for_divergence_is_1(cli):
     r = cli("train", "--selection", "s.npz", "--dataset", "digits", "--lr", "1e6", "--epochs", "2",
             "--min-lr", "0")  # fmt: skip
     assert r.exit_code == 1 and "training diverged" in last(r)
+
+
+def test_an_unavailable_device_is_an_error_with_array_inputs_too(cli):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    r = cli(*SELECT, "--device", "cuda", "--output", "c.npz")
+    assert r.exit_code == 2 and "no CUDA GPU is available" in last(r)
+    assert not Path("c.npz").exists()

@@ -56,6 +56,10 @@ def select(
         sel_ctx = dataset_context(host, s)
         dataset_name = sel_ctx.dataset.name
     else:
+        if s.device != "auto":  # an unavailable device is an error on this path too
+            from deepcore_core.engine.devices import resolve_device
+
+            resolve_device(s.device)
         arrays = {k: load_array(v, k) if v is not None else None for k, v in s.arrays().items()}
         sel_ctx = build_context(seed=s.seed, balance=s.balance, **arrays)  # type: ignore[arg-type]
         dataset_name = None
