@@ -164,10 +164,18 @@ class PluginHost:
             if not h.has_spec() and not all(i.optionalhook for i in h.get_hookimpls())
         )
 
-    def _fail(self, record: PluginRecord, message: str, exc: BaseException | None) -> None:
+    def _fail(
+        self,
+        record: PluginRecord,
+        message: str,
+        exc: BaseException | None,
+        prefix: bool = True,
+    ) -> None:
+        """Mark ``record`` broken: raise when strict, else warn once and go on."""
         record.status = "error"
         record.error = message
         text = f"plugin '{record.name}' ({record.distribution} {record.version}) {message}"
+        text = text if prefix else message
         if self.strict:
             raise PluginError(text) from exc
         log.warning("%s (set DEEPCORE_STRICT_PLUGINS=1 to make this an error)", text)
@@ -195,12 +203,10 @@ class PluginHost:
             others = [p for p in plugins if p is not impl.plugin]
             try:
                 self.pm.subset_hook_caller(hook, others)(register=register_for(record))
-            except PluginError:
-                raise
+            except PluginError as exc:  # it registered something invalid: named in the error
+                self._fail(record, str(exc), exc, prefix=False)
             except DeepcoreError as exc:
-                raise PluginError(
-                    f"plugin '{record.name}' ({record.distribution}): {exc}"
-                ) from None
+                self._fail(record, f"failed in {hook}: {exc}", exc)
             except Exception as exc:
                 self._fail(record, f"failed in {hook}: {type(exc).__name__}: {exc}", exc)
         return registry

@@ -44,6 +44,7 @@ def setting(
     min: float | None = None,
     max: float | None = None,
     above: float | None = None,
+    below: float | None = None,
 ) -> Any:
     """Declare a setting (a dataclass field with its help, flag name and constraints).
 
@@ -51,9 +52,10 @@ def setting(
         ``methods``); for booleans, the ``--x/--no-x`` pair is made from it.
     :param path: a file or folder; relative paths in a YAML file resolve against its folder.
     :param cli: whether the setting is a CLI option (mappings are YAML/Python only).
-    :param min: the smallest allowed value (numbers), checked by the CLI and :func:`build`.
+    :param min: the smallest allowed value (numbers; checked whenever settings are made).
     :param max: the largest allowed value.
     :param above: values must be strictly greater than this.
+    :param below: values must be strictly smaller than this.
     """
     meta = {
         "help": help,
@@ -63,6 +65,7 @@ def setting(
         "min": min,
         "max": max,
         "above": above,
+        "below": below,
     }
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: dict(default), metadata=meta)
@@ -89,14 +92,16 @@ def check_range(key: str, value: Any, meta: Mapping[str, Any]) -> None:
         return
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
-    lo, hi, above = meta.get("min"), meta.get("max"), meta.get("above")
-    bad = (above is not None and not value > above) or (lo is not None and value < lo)
-    if bad or (hi is not None and value > hi):
-        if hi is None:
+    lo, hi, above, below = (meta.get(k) for k in ("min", "max", "above", "below"))
+    bad_low = (above is not None and not value > above) or (lo is not None and value < lo)
+    bad_high = (below is not None and not value < below) or (hi is not None and value > hi)
+    if bad_low or bad_high:
+        low = f"({above:g}" if above is not None else f"[{lo:g}" if lo is not None else None
+        high = f"{below:g})" if below is not None else f"{hi:g}]" if hi is not None else None
+        if high is None:
             allowed = f"> {above:g}" if above is not None else f">= {lo:g}"
         else:
-            low = f"({above:g}" if above is not None else f"[{lo:g}" if lo is not None else "(-inf"
-            allowed = f"in {low}, {hi:g}]"
+            allowed = f"in {low or '(-inf'}, {high}"
         raise DeepcoreError(f"{key} must be {allowed}, got {value!r}")
 
 
@@ -145,7 +150,7 @@ class TrainSettings(Settings):
     batch_size: int = setting(_TRAIN.batch_size, "Batch size.", min=1)
     lr: float = setting(_TRAIN.lr, "Learning rate.", above=0)
     min_lr: float = setting(_TRAIN.min_lr, "Final learning rate of the cosine (at most lr).", min=0)
-    momentum: float = setting(_TRAIN.momentum, "SGD momentum, in [0, 1).", min=0, max=0.999999)
+    momentum: float = setting(_TRAIN.momentum, "SGD momentum, in [0, 1).", min=0, below=1)
     weight_decay: float = setting(_TRAIN.weight_decay, "Weight decay.", min=0)
     nesterov: bool = setting(_TRAIN.nesterov, "Nesterov momentum.")
     augment: bool = setting(_TRAIN.augment, "Random crops and flips while training.")

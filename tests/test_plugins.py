@@ -163,8 +163,12 @@ def test_registering_a_non_selector_is_an_error(fake_plugins):
         register(int)
     """
     fake_plugins("notsel", src, "deepcore-notsel")
+    host = PluginHost()  # the rest works; the plugin is listed with the error
+    assert "uniform" in host.registry
+    assert host.records["notsel"].status == "error"
+    assert "not a Selector subclass" in host.records["notsel"].error
     with pytest.raises(PluginError, match="not a Selector subclass"):
-        PluginHost().registry  # noqa: B018
+        PluginHost(strict=True).registry  # noqa: B018
 
 
 def test_abstract_selector_rejected(fake_plugins):
@@ -178,14 +182,22 @@ def test_abstract_selector_rejected(fake_plugins):
         register(Half)
     """
     fake_plugins("half", src, "deepcore-half")
+    host = PluginHost()  # the rest works; the plugin is listed with the error
+    assert "uniform" in host.registry
+    assert host.records["half"].status == "error"
+    assert "Half, which does not implement compute_scores" in host.records["half"].error
     with pytest.raises(PluginError, match="Half, which does not implement compute_scores"):
-        PluginHost().registry  # noqa: B018
+        PluginHost(strict=True).registry  # noqa: B018
 
 
 def test_bad_method_name_rejected(fake_plugins):
     fake_plugins("badname", GOOD.format(name="Bad Name"), "deepcore-badname")
+    host = PluginHost()  # the rest works; the plugin is listed with the error
+    assert "uniform" in host.registry
+    assert host.records["badname"].status == "error"
+    assert "invalid name 'Bad Name'" in host.records["badname"].error
     with pytest.raises(PluginError, match="invalid name 'Bad Name'"):
-        PluginHost().registry  # noqa: B018
+        PluginHost(strict=True).registry  # noqa: B018
 
 
 def test_unknown_method_suggests():
