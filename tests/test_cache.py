@@ -4,7 +4,6 @@ named in one warning and recomputed; two processes filling one key leave a valid
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 
 import numpy as np
 import pytest
@@ -89,16 +88,31 @@ def test_an_embedding_replaced_by_other_numbers_is_recomputed(digits, tmp_path, 
     assert CacheEntry(done.folder, done.folder.name).problem("embedding.npz") is None
 
 
-def _fill(args):
-    tmp, seed = args
-    data = HOST.datasets.load("digits", None)
-    return str(pretrain_mod.pretrain(data, spec(tmp), seed, "cpu", HOST.networks).folder)
+FILL = """
+import sys
+from pathlib import Path
+from deepcore_core import PluginHost
+from deepcore_core.engine import pretrain
+from deepcore_core.engine.config import PretrainSpec, TrainConfig
+host = PluginHost(load_entrypoints=False)
+data = host.datasets.load("digits", None)
+spec = PretrainSpec("mlp", 1, TrainConfig(epochs=1, augment=False), cache_dir=Path(sys.argv[1]))
+print(pretrain.pretrain(data, spec, 0, "cpu", host.networks).folder)
+"""
 
 
 def test_two_processes_filling_one_key_leave_a_valid_entry(tmp_path):
-    with mp.get_context("spawn").Pool(2) as pool:
-        folders = pool.map(_fill, [(tmp_path, 0), (tmp_path, 0)])
-    assert folders[0] == folders[1]
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", FILL, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    folders = [p.communicate(timeout=300)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs) and folders[0] == folders[1]
     folder = tmp_path / "selection-models" / folders[0].rsplit("/", 1)[1]
     entry = CacheEntry(folder, folder.name)
     assert entry.problem("model.pt") is None and entry.problem("dynamics.npz") is None
