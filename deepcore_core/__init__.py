@@ -22,6 +22,7 @@ from deepcore_core.options import NoOptions
 from deepcore_core.plugins import PluginHost, get_host
 from deepcore_core.selection import Selection, dataset_fingerprint
 from deepcore_core.selector import Need, Pick, ScoreSelector, Selector, top_k
+from deepcore_core.user_inputs import DataOptions, train
 
 if TYPE_CHECKING:
     from deepcore_core.engine.config import PretrainSpec, TrainConfig
@@ -57,6 +58,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CosineBlocks",
+    "DataOptions",
     "DeepcoreError",
     "FacilityLocation",
     "GradEmbedding",
@@ -88,4 +90,5 @@ __all__ = [
     "softmax",
     "top_k",
     "total_budget",
+    "train",
 ]

@@ -21,8 +21,9 @@ _HINTS = {
     Need.FEATURES: "give features (--features) or select from a dataset",
     Need.PROBABILITIES: "give logits or probabilities (--logits/--probs) or select from a dataset",
     Need.GRADIENTS: "give features, labels and logits/probabilities, or select from a dataset",
-    Need.MODEL: "select from a dataset (--dataset) so a selection model can be trained",
-    Need.DYNAMICS: "select from a dataset (--dataset) so training dynamics can be recorded",
+    Need.MODEL: "select from a dataset (--dataset, or dataset= and model= in Python)",
+    Need.DYNAMICS: "select from a dataset (--dataset) so training dynamics can be recorded"
+    " (in Python: dataset= without model=, or dynamics=)",
     Need.SCORES: "give per-sample scores (--scores)",
 }
 
@@ -237,6 +238,8 @@ def _per_class(indices: np.ndarray, labels: np.ndarray | None) -> dict[str, int]
 def select(
     method: str,
     *,
+    dataset: Any = None,
+    model: Any = None,
     features: Any = None,
     labels: Any = None,
     scores: Any = None,
@@ -248,30 +251,60 @@ def select(
     balance: bool = True,
     seed: int = 0,
     options: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    feature_layer: str | None = None,
+    network: str | None = None,
+    selection_epochs: int | None = None,
+    cache_dir: str | None = None,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    collate_fn: Any = None,
+    dataset_id: str | None = None,
     host: PluginHost | None = None,
 ) -> Selection:
-    """Select a coreset with ``method`` from precomputed arrays or tensors.
+    """Select a coreset with ``method`` from a torch dataset or from precomputed arrays.
 
     :param method: a registered method name (see ``deepcore list-methods``).
+    :param dataset: any map-style ``torch.utils.data.Dataset`` of ``(input, label)``. With
+        ``model`` (any classifier ``nn.Module``, used as given in eval mode; features are the
+        input of its final ``nn.Linear``, or of ``feature_layer``) the model's outputs feed the
+        method; without it the engine trains ``network`` (a registered name, default lenet)
+        for ``selection_epochs`` on the dataset and caches it under ``cache_dir``.
+        ``labels`` skips reading labels from the dataset; ``batch_size``, ``num_workers``
+        and ``collate_fn`` are the DataLoader's; ``dataset_id`` names it in cache keys.
     :param features: N x D features; ``labels``: N class ids; ``scores``: N scores;
         ``logits``/``probs``: N x C model outputs; ``dynamics``: per-epoch correctness
-        (and loss, margin). Give what the method needs.
+        (and loss, margin). Give what the method needs (instead of ``dataset``).
     :param fraction: coreset size as a fraction in (0, 1]; or ``budget``: an absolute size.
     :param balance: select per class (the default, as in the DeepCore paper).
     :param seed: drives every random choice; the same seed gives the same selection.
     :param options: method options (see the method's ``Options``).
+    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``: where networks, kernels,
+        neighbours and greedy loops run; an unavailable device is an error.
     :returns: the :class:`Selection`.
     """
+    from deepcore_core.user_inputs import DataOptions, dataset_context, resolve
+
     host = host or get_host()
     selector = host.create_selector(method, dict(options or {}))
-    ctx = build_context(
-        features=features,
-        labels=labels,
-        scores=scores,
-        logits=logits,
-        probs=probs,
-        dynamics=dynamics,
-        seed=seed,
-        balance=balance,
-    )
-    return run_selection(host, selector, ctx, fraction=fraction, budget=budget)
+    if dataset is not None:
+        given = {"features": features, "scores": scores, "logits": logits, "probs": probs}
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise DeepcoreError(f"give a dataset or precomputed arrays, not both ({extra[0]})")
+        data = DataOptions(labels, batch_size, num_workers, collate_fn, dataset_id)
+        ctx = dataset_context(
+            host, dataset, model=model, feature_layer=feature_layer, network=network,
+            selection_epochs=selection_epochs, cache_dir=cache_dir, data=data, seed=seed,
+            balance=balance, device=device,
+        )  # fmt: skip
+        name = ctx.dataset.name
+    else:
+        if model is not None:
+            raise DeepcoreError("a model needs the dataset to run on: give dataset=...")
+        ctx = build_context(
+            features=features, labels=labels, scores=scores, logits=logits, probs=probs,
+            dynamics=dynamics, seed=seed, balance=balance, device=resolve(device),
+        )  # fmt: skip
+        name = None
+    return run_selection(host, selector, ctx, fraction=fraction, budget=budget, dataset_name=name)

@@ -33,7 +33,8 @@ class SelectionContext:
     :ivar dataset: the training dataset, when selecting from data rather than arrays.
     :ivar model: the trained selection model, when there is one.
     :ivar dynamics: per-sample training dynamics recorded during pretraining, if any.
-    :ivar pretrain: how to train the selection model (a ``PretrainSpec``), with a dataset.
+    :ivar pretrain: how to train the selection model (a ``PretrainSpec``), with a dataset;
+        None when the model is the user's own (then nothing is trained).
     :ivar networks: the network registry the selection model is built from.
     :ivar cache_folder: where the ``train`` stage cached the model (``embed`` caches beside it).
     :ivar hook: the plugin host's hook relay, for a method that runs stages itself
@@ -100,10 +101,10 @@ class SelectionContext:
         core's cache, apply) on a copy of this context; ``epochs`` overrides the selection
         model's epochs. For methods that average over independently trained models.
         """
-        if self.hook is None or self.dataset is None:
-            raise DeepcoreError("training more selection models needs a dataset")
+        if self.hook is None or self.dataset is None or self.pretrain is None:
+            raise DeepcoreError("training more selection models needs a dataset and no model")
         pretrain = self.pretrain
-        if epochs is not None and pretrain is not None:
+        if epochs is not None:
             pretrain = dataclasses.replace(pretrain, epochs=epochs)
         sub = dataclasses.replace(
             self,

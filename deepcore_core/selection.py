@@ -54,6 +54,30 @@ class Selection:
     def __len__(self) -> int:
         return int(self.indices.size)
 
+    def check_fits(self, n: int) -> None:
+        """Raise unless the selection can index a dataset of ``n`` samples (its own ``n``)."""
+        made_on = self.meta.get("n")
+        if made_on is not None and made_on != n:
+            raise DeepcoreError(f"the selection was made on {made_on} samples, not {n}")
+        if self.indices.size and int(self.indices.max()) >= n:
+            raise DeepcoreError(f"the selection has indices beyond a dataset of {n} samples")
+
+    def subset(self, dataset: Any) -> Any:
+        """The selected samples of ``dataset`` as a ``torch.utils.data.Subset`` (in order)."""
+        from torch.utils.data import Subset
+
+        self.check_fits(len(dataset))
+        return Subset(dataset, self.indices.tolist())
+
+    def weighted(self, dataset: Any) -> WeightedSubset:
+        """The selected samples of ``dataset`` yielding ``(x, y, w)``: ``w`` the sample's
+        weight (1.0 when the method gives none). Train with the per-batch loss
+        ``(w * loss).sum() / w.sum()``, the engine's rule.
+        """
+        self.check_fits(len(dataset))
+        w = self.weights if self.weights is not None else np.ones(len(self))
+        return WeightedSubset(dataset, self.indices, w)
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``path`` (``.npz``) and a human-readable ``.json`` sidecar, each atomically.
 
@@ -106,6 +130,21 @@ class Selection:
                 )
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DeepcoreError(f"'{p}' is not a deepcore selection file: {exc}") from None
+
+
+class WeightedSubset:
+    """A map-style dataset of ``(x, y, w)``: the selected items of a dataset with weights."""
+
+    def __init__(self, dataset: Any, indices: np.ndarray, weights: np.ndarray) -> None:
+        self.dataset, self.indices = dataset, indices
+        self.weights = np.asarray(weights, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any, float]:
+        x, y = self.dataset[int(self.indices[i])][:2]
+        return x, y, float(self.weights[i])
 
 
 def dataset_fingerprint(labels: np.ndarray | None, n: int, name: str | None = None) -> str:

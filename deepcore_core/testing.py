@@ -305,3 +305,50 @@ def check_end_to_end(method: str, tmp_path: Any, *options: str) -> str:
     assert result.exit_code == 0, result.output
     assert f"| {method} |" in result.output, result.output
     return result.output
+
+
+class ImageBlobs:
+    """A map-style dataset deepcore never saw: grey 12 x 12 PIL images whose brightness
+    depends on the class (3 classes), turned into tensors by a torchvision transform.
+
+    :param expose_targets: give a ``targets`` attribute (else labels are read item by item).
+    """
+
+    def __init__(self, n: int = 90, seed: int = 0, expose_targets: bool = True) -> None:
+        from PIL import Image
+        from torchvision import transforms
+
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, 3, n)
+        self.images = [
+            Image.fromarray((rng.random((12, 12)) * 80 + 60 * y).astype(np.uint8)) for y in labels
+        ]
+        self._y = labels
+        if expose_targets:
+            self.targets = labels.tolist()
+        self.transform = transforms.ToTensor()
+
+    def __len__(self) -> int:
+        return len(self._y)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        return self.transform(self.images[i]), int(self._y[i])
+
+
+def OddNet() -> Any:
+    """A classifier deepcore never built: unusual layer names (``trunk``, ``decide``) and a
+    hidden linear layer before the last; the same weights every call."""
+    import torch
+    from torch import nn
+
+    class _OddNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(144, 16), nn.Tanh())
+            self.decide = nn.Linear(16, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.decide(self.trunk(x))
+
+    return _OddNet()

@@ -64,3 +64,23 @@ def test_every_array_method_selects_through_the_cli(method, tmp_path):
     r = deepcore("select", "--method", method, "--fraction", "0.3", "--output", str(out), *files)
     assert r.returncode == 0, r.stderr
     assert len(Selection.load(out)) == 16
+
+
+@pytest.mark.parametrize("method", sorted(host().registry.names()))
+def test_every_method_on_a_custom_dataset_and_model(method, tmp_path):
+    """The Python API with a Dataset and a model deepcore never saw (tests/test_user_inputs)."""
+    import deepcore_core as dc
+    from deepcore_core.testing import ImageBlobs, OddNet
+
+    ds = ImageBlobs()
+    info = host().registry.get(method)
+    kw = {"fraction": 0.2, "device": "cpu", "host": host(), "seed": 1}
+    if Need.DYNAMICS in info.cls.needs:  # the engine trains (and records) the selection model
+        kw.update(network="mlp", selection_epochs=2, cache_dir=str(tmp_path))
+        sel = dc.select(method, dataset=ds, **kw)
+    else:
+        sel = dc.select(method, dataset=ds, model=OddNet(), **kw)
+    assert len(sel) == 18 and sel.meta["dataset"].startswith("ImageBlobs-")
+    model = {} if "network" in kw else {"model": OddNet()}
+    again = dc.select(method, dataset=ds, **model, **kw)
+    assert again.indices.tolist() == sel.indices.tolist()  # deterministic

@@ -47,6 +47,7 @@ LAYERS = {
     # 4: the Python API and the settings model
     "api": 4,
     "settings": 4,
+    "user_inputs": 4,
     # 5: experiments and reports
     "experiment": 5,
     "report": 5,

@@ -16,8 +16,9 @@ from deepcore_core.selector import Pick, ScoreSelector, Selector
 
 @hookimpl(trylast=True)
 def train(ctx: SelectionContext) -> Any:
-    """Train the selection model with the core's training engine (when a dataset is given)."""
-    if ctx.dataset is None:
+    """Train the selection model with the core's engine (with a dataset and a ``pretrain`` spec;
+    without one, the model is the user's and nothing is trained)."""
+    if ctx.dataset is None or ctx.pretrain is None:
         return None
     from deepcore_core.engine.pretrain import pretrain_selection_model
 

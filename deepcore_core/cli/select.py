@@ -20,6 +20,7 @@ from deepcore_core.context import SelectionContext
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.plugins import PluginHost
 from deepcore_core.settings import SelectSettings
+from deepcore_core.user_inputs import resolve
 
 
 @handle_errors
@@ -56,12 +57,9 @@ def select(
         sel_ctx = dataset_context(host, s)
         dataset_name = sel_ctx.dataset.name
     else:
-        if s.device != "auto":  # an unavailable device is an error on this path too
-            from deepcore_core.engine.devices import resolve_device
-
-            resolve_device(s.device)
+        device = resolve(s.device)  # kernels, neighbours and greedy loops run there too
         arrays = {k: load_array(v, k) if v is not None else None for k, v in s.arrays().items()}
-        sel_ctx = build_context(seed=s.seed, balance=s.balance, **arrays)  # type: ignore[arg-type]
+        sel_ctx = build_context(seed=s.seed, balance=s.balance, device=device, **arrays)
         dataset_name = None
     selection = run_selection(
         host, selector, sel_ctx, fraction=s.fraction, budget=s.budget, dataset_name=dataset_name

@@ -143,7 +143,7 @@ def _store(
 
 def pretrain_selection_model(ctx: Any) -> Network:
     """The core's ``train`` hook: pretrain for ``ctx`` and record its dynamics."""
-    spec: PretrainSpec = ctx.pretrain or PretrainSpec()
+    spec: PretrainSpec = ctx.pretrain
     if ctx.networks is None:
         raise DeepcoreError("training a selection model needs the network registry (ctx.networks)")
     run = {"kind": "selection-model", "network": spec.network, "seed": ctx.seed}

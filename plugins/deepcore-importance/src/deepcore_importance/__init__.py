@@ -101,7 +101,8 @@ class _Repeated(_Hardness):
 
     With a dataset, model r is trained with seed ``seed + 1000 r`` (r = 0 is the shared
     selection model, so it comes from the cache when the epochs match; every repeated model
-    is cached too). With precomputed outputs, the given model is the only one.
+    is cached too). With precomputed outputs or the user's own model, that model is the
+    only one.
     """
 
     Options = RepeatOptions
@@ -119,7 +120,7 @@ class _Repeated(_Hardness):
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """The mean score over the repeated models."""
         assert ctx.labels is not None
-        if ctx.dataset is None:
+        if ctx.dataset is None or ctx.pretrain is None:  # outputs given, or the user's model
             assert ctx.probs is not None  # the method's needs
             return self.per_model(ctx.probs, ctx.labels, ctx.features)
         total = np.zeros(ctx.n)
