@@ -84,3 +84,16 @@ def test_every_method_on_a_custom_dataset_and_model(method, tmp_path):
     model = {} if "network" in kw else {"model": OddNet()}
     again = dc.select(method, dataset=ds, **model, **kw)
     assert again.indices.tolist() == sel.indices.tolist()  # deterministic
+
+
+def test_the_python_api_example_runs():
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "examples" / "python-api" / "own_data_and_model.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPCORE_")}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("graph-cut: 100 of 2000 samples, weighted=False")
+    assert lines[1].startswith("craig: 100 of 2000 samples, weighted=True")
+    assert all(float(line.rsplit(" ", 1)[1]) > 0.5 for line in lines)
