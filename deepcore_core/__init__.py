@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from deepcore_core._version import __version__
-from deepcore_core.api import select
+from deepcore_core.api import scores, select
 from deepcore_core.budget import allocate, plan_pools, total_budget
 from deepcore_core.context import SelectionContext
 from deepcore_core.errors import DeepcoreError, MissingInputError, OptionError, PluginError
@@ -22,7 +22,7 @@ from deepcore_core.options import NoOptions
 from deepcore_core.plugins import PluginHost, get_host
 from deepcore_core.selection import Selection, dataset_fingerprint
 from deepcore_core.selector import Need, Pick, ScoreSelector, Selector, top_k
-from deepcore_core.user_inputs import DataOptions, train
+from deepcore_core.user_inputs import DataOptions, embed, train
 
 if TYPE_CHECKING:
     from deepcore_core.engine.config import PretrainSpec, TrainConfig
@@ -81,11 +81,13 @@ __all__ = [
     "allocate",
     "blockwise_topk",
     "dataset_fingerprint",
+    "embed",
     "get_host",
     "hookimpl",
     "knn",
     "maximize",
     "plan_pools",
+    "scores",
     "select",
     "softmax",
     "top_k",

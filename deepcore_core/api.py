@@ -308,3 +308,21 @@ def select(
         )  # fmt: skip
         name = None
     return run_selection(host, selector, ctx, fraction=fraction, budget=budget, dataset_name=name)
+
+
+def scores(method: str, **inputs: Any) -> np.ndarray:
+    """One score per sample from a score-based method, on the same inputs as :func:`select`.
+
+    :param inputs: every keyword of :func:`select` but the size and balance settings.
+    :raises DeepcoreError: for a method that picks rather than scores (k-center, ...).
+    """
+    host = inputs.get("host") or get_host()
+    info = host.method(method)
+    if not issubclass(info.cls, ScoreSelector):
+        raise DeepcoreError(f"method '{method}' picks samples rather than scoring them")
+    bad = sorted(set(inputs) & {"fraction", "budget", "balance"})
+    if bad:
+        raise DeepcoreError(f"scores() takes no {bad[0]}: every sample is scored")
+    sel = select(method, budget=1, balance=False, **inputs)
+    assert sel.scores is not None
+    return sel.scores

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from deepcore_core.context import SelectionContext
 from deepcore_core.errors import DeepcoreError
@@ -53,7 +53,7 @@ def dataset_context(
     *,
     model: Any = None,
     feature_layer: str | None = None,
-    network: str | None = None,
+    network: str | Callable[[int, int, int], Any] | None = None,
     selection_epochs: int | None = None,
     cache_dir: str | Path | None = None,
     data: DataOptions = DataOptions(),
@@ -65,7 +65,9 @@ def dataset_context(
 
     With ``model`` (any classifier ``nn.Module``) the model is used as given, in eval mode;
     its penultimate features are the input of its final linear layer. Without it, the engine
-    trains the selection model (``network``, a registered name) on the dataset and caches it.
+    trains the selection model on the dataset and caches it: ``network`` is a registered
+    name, or a factory ``network(channels, num_classes, image_size) -> nn.Module`` (cached
+    under its qualified name).
     """
     from deepcore_core.data.user import UserSource, fingerprint_name, user_splits
     from deepcore_core.engine.config import PretrainSpec
@@ -80,13 +82,20 @@ def dataset_context(
         wrapped = with_features(model, feature_layer).to(dev).eval()
     else:
         default = PretrainSpec()
+        networks = host.networks
+        if callable(network):
+            networks, network = with_factory(networks, network)
         spec = PretrainSpec(
             network or default.network,
             selection_epochs or default.epochs,
             default.train,
             cache_dir=Path(cache_dir) if cache_dir else None,
         )
-        host.networks.get(spec.network)
+        networks.get(spec.network)
+        return SelectionContext(
+            n=len(source), labels=source.labels, seed=seed, balance=balance, device=dev,
+            dataset=splits, pretrain=spec, networks=networks,
+        )  # fmt: skip
     return SelectionContext(
         n=len(source),
         labels=source.labels,
@@ -98,6 +107,54 @@ def dataset_context(
         pretrain=spec,
         networks=host.networks,
     )
+
+
+def with_factory(registry: Any, factory: Callable[[int, int, int], Any]) -> tuple[Any, str]:
+    """A copy of the network ``registry`` with ``factory`` added; returns it and the name."""
+    from deepcore_core.nets import NetworkInfo, NetworkRegistry
+    from deepcore_core.nets.features import with_features
+
+    name = "custom-" + getattr(factory, "__qualname__", type(factory).__name__).lower()
+    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
+    out = NetworkRegistry()
+    for info in registry:
+        out.add(info)
+    out.add(
+        NetworkInfo(
+            name,
+            cast(Any, lambda c, k, s: with_features(factory(c, k, s))),
+            "a factory given to select()",
+            min_size=1,
+            max_size=1 << 16,
+        )
+    )
+    return out, name
+
+
+def embed(
+    dataset: Any,
+    model: Any,
+    *,
+    feature_layer: str | None = None,
+    device: str = "auto",
+    data: DataOptions = DataOptions(),
+    host: PluginHost | None = None,
+) -> Any:
+    """The model's penultimate features and class probabilities for every sample.
+
+    :returns: an object with ``features`` (N x D), ``logits`` and ``probs`` (N x C), numpy,
+        from the ``embed`` stage (so a plugin that takes it over applies).
+    """
+    from deepcore_core.plugins import get_host
+
+    host = host or get_host()
+    ctx = dataset_context(host, dataset, model=model, feature_layer=feature_layer, data=data,
+                          device=device)  # fmt: skip
+    ctx.hook = host.hook
+    out = host.hook.embed(ctx=ctx)
+    if out is None:
+        raise DeepcoreError("no plugin computed the embedding")
+    return out
 
 
 def train(

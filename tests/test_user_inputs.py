@@ -148,3 +148,45 @@ def test_selection_back_to_torch_and_weighted_training(host):
 def test_a_model_without_a_dataset_is_refused(host):
     with pytest.raises(DeepcoreError, match="a model needs the dataset"):
         dc.select("uniform", labels=[0, 1], model=OddNet(), budget=1, host=host)
+
+
+def test_a_network_factory_is_trained_and_cached(host, tmp_path):
+    calls = []
+
+    def tiny(channels, num_classes, image_size):
+        calls.append((channels, num_classes, image_size))
+        return torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(channels * image_size**2, num_classes)
+        )
+
+    kw = {"budget": 9, "device": "cpu", "host": host, "network": tiny, "selection_epochs": 1,
+          "cache_dir": str(tmp_path)}  # fmt: skip
+    before = pretrain_mod.TRAINED_COUNT["n"]
+    a = dc.select("wrong-count", dataset=Blobs(), **kw)
+    b = dc.select("wrong-count", dataset=Blobs(), **kw)
+    assert calls[0] == (1, 3, 12) and pretrain_mod.TRAINED_COUNT["n"] == before + 1
+    assert a.indices.tolist() == b.indices.tolist()
+    assert "tiny" not in host.networks  # the host's registry is not changed
+
+
+def test_embed_gives_the_models_features_and_probabilities():
+    from deepcore_core.user_inputs import embed
+
+    ds, model = Blobs(n=20), OddNet().eval()
+    out = embed(ds, model, device="cpu", host=PluginHost(load_entrypoints=False))
+    x = torch.stack([ds[i][0] for i in range(len(ds))])
+    with torch.no_grad():
+        np.testing.assert_allclose(out.features, model.trunk(x).numpy(), rtol=1e-5, atol=1e-6)
+        probs = torch.softmax(model(x), 1).numpy()
+    np.testing.assert_allclose(out.probs, probs, rtol=1e-4, atol=1e-6)
+
+
+def test_scores_of_a_score_method_on_the_users_data(host):
+    s = dc.scores("grad-norm", dataset=Blobs(), model=OddNet(), device="cpu", host=host)
+    sel = dc.select("grad-norm", dataset=Blobs(), model=OddNet(), budget=3, device="cpu",
+                    balance=False, host=host)  # fmt: skip
+    np.testing.assert_array_equal(s, sel.scores)
+    with pytest.raises(DeepcoreError, match="picks samples rather than scoring"):
+        dc.scores("uniform", labels=[0, 1], host=host)
+    with pytest.raises(DeepcoreError, match="takes no budget"):
+        dc.scores("grad-norm", dataset=Blobs(), model=OddNet(), budget=3, host=host)
