@@ -5,7 +5,7 @@ The dataset and model are ones deepcore never saw (``deepcore_core.testing.Image
 it prints whether the picks are identical and, for score methods, the largest score
 difference relative to the score range. Needs a CUDA GPU; exits 2 without one.
 
-Usage: python benchmarks/gpu_api_check.py [--n 600] [--fraction 0.1]
+Usage: python benchmarks/gpu_api_check.py [--n 600] [--fraction 0.1] [--device cuda]
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--fraction", type=float, default=0.1)
+    ap.add_argument("--device", default="cuda", help="compared with the CPU (cpu: a dry run)")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
+    if args.device != "cpu" and not torch.cuda.is_available():
         print("no CUDA GPU: nothing to compare", file=sys.stderr)
         return 2
     host = PluginHost(load_entrypoints=True, strict=True)
@@ -46,7 +47,7 @@ def main() -> int:
     for method in host.registry.names():
         with tempfile.TemporaryDirectory() as cpu_cache, tempfile.TemporaryDirectory() as gpu_cache:
             cpu = run(method, "cpu", ds, host, cpu_cache, args.fraction)
-            gpu = run(method, "cuda", ds, host, gpu_cache, args.fraction)
+            gpu = run(method, args.device, ds, host, gpu_cache, args.fraction)
         same = np.array_equal(np.sort(cpu.indices), np.sort(gpu.indices))
         note = ""
         if cpu.scores is not None and gpu.scores is not None:
