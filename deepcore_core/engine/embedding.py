@@ -57,7 +57,8 @@ def cached_embedding(
     if entry is not None and entry.usable("embedding.npz", what="embedding cache entry"):
         with np.load(entry.folder / "embedding.npz") as z:
             return Embedding(z["features"], z["logits"])
-    emb = compute_embedding(model, source, device)
+    # a user source brings its own batch size (DataOptions.batch_size); else 512
+    emb = compute_embedding(model, source, device, getattr(source, "batch_size", 512))
     if entry is not None:
         shapes = {k: [list(v.shape), str(v.dtype)] for k, v in vars(emb).items()}
         entry.write(
