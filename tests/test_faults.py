@@ -137,7 +137,7 @@ def test_ctrl_c_stops_everything_and_leaves_a_resumable_state(tmp_path):
     assert len(workers) >= 2, "the workers never started"
     time.sleep(1.0)
     p.send_signal(signal.SIGINT)
-    p.wait(timeout=15)
+    p.wait(timeout=30)
     assert p.returncode != 0
     assert "Traceback" not in p.stderr.read()
     deadline = time.time() + 10

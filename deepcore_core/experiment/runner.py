@@ -124,6 +124,8 @@ class Experiment:
                 yield futures[fut], RunRecord(**fut.result())
         except BaseException:  # Ctrl-C or a failed run: stop now, finished runs are stored
             pool.shutdown(wait=False, cancel_futures=True)
+            for child in mp.active_children():  # the runs in flight resume from checkpoints
+                child.terminate()
             raise
         pool.shutdown()
 
