@@ -76,15 +76,15 @@ def dataset_context(
     dev = resolve(device)
     source = UserSource(dataset, data.labels, data.batch_size, data.num_workers, data.collate_fn)
     splits = user_splits(source, fingerprint_name(dataset, data.dataset_id))
+    networks = host.networks
     spec = None  # with the user's model: no selection-model training
     wrapped = None
     if model is not None:
         wrapped = with_features(model, feature_layer).to(dev).eval()
     else:
-        default = PretrainSpec()
-        networks = host.networks
         if callable(network):
             networks, network = with_factory(networks, network)
+        default = PretrainSpec()
         spec = PretrainSpec(
             network or default.network,
             selection_epochs or default.epochs,
@@ -92,10 +92,6 @@ def dataset_context(
             cache_dir=Path(cache_dir) if cache_dir else None,
         )
         networks.get(spec.network)
-        return SelectionContext(
-            n=len(source), labels=source.labels, seed=seed, balance=balance, device=dev,
-            dataset=splits, pretrain=spec, networks=networks,
-        )  # fmt: skip
     return SelectionContext(
         n=len(source),
         labels=source.labels,
@@ -105,7 +101,7 @@ def dataset_context(
         dataset=splits,
         model=wrapped,
         pretrain=spec,
-        networks=host.networks,
+        networks=networks,
     )
 
 
