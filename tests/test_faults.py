@@ -77,6 +77,19 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def wait_for_workers(p: subprocess.Popen, count: int = 2) -> list[int]:
+    """The live children of ``p`` once ``count`` of them run (fails after two minutes)."""
+    deadline = time.time() + 120
+    workers: list[int] = []
+    while time.time() < deadline and len(workers) < count and p.poll() is None:
+        time.sleep(0.2)
+        workers = [c for c in children(p.pid) if alive(c)]
+    assert len(workers) >= count, (
+        f"the workers never started: {p.stderr.read() if p.stderr else ''}"
+    )
+    return workers
+
+
 def finish(tmp_path: Path, out: Path, *extra: str, command: str = "run") -> None:
     p = start(tmp_path, out, *extra, command=command)
     _, err = p.communicate(timeout=600)
@@ -104,14 +117,7 @@ def test_kill_9_at_random_points_then_resume_gives_the_clean_rows(tmp_path):
 def test_kill_9_of_benchmark_jobs_2_leaves_no_orphan_workers(tmp_path):
     out = tmp_path / "bench"
     p = start(tmp_path, out, "--jobs", "2", command="benchmark")
-    deadline = time.time() + 120
-    workers: list[int] = []
-    while time.time() < deadline and len(workers) < 2:
-        time.sleep(0.2)
-        workers = [c for c in children(p.pid) if alive(c)]
-        if p.poll() is not None:
-            pytest.fail(f"benchmark ended before its workers started: {p.stderr.read()}")
-    assert len(workers) >= 2, "the workers never started"
+    workers = wait_for_workers(p)
     time.sleep(1.0)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -129,12 +135,7 @@ def test_kill_9_of_benchmark_jobs_2_leaves_no_orphan_workers(tmp_path):
 def test_ctrl_c_stops_everything_and_leaves_a_resumable_state(tmp_path):
     out = tmp_path / "bench"
     p = start(tmp_path, out, "--jobs", "2", command="benchmark")
-    deadline = time.time() + 120
-    workers: list[int] = []
-    while time.time() < deadline and len(workers) < 2 and p.poll() is None:
-        time.sleep(0.2)
-        workers = [c for c in children(p.pid) if alive(c)]
-    assert len(workers) >= 2, "the workers never started"
+    workers = wait_for_workers(p)
     time.sleep(1.0)
     p.send_signal(signal.SIGINT)
     p.wait(timeout=30)

@@ -79,8 +79,7 @@ class Experiment:
             raise DeepcoreError(f"jobs must be >= 1, got {jobs}")
         plan = self.plan()
         with self.store.lock():
-            self.store.restore(plan)
-            self.store.sync()
+            self.store.repair(plan)
             todo = [k for k in plan if not self.store.done(k)]
             if len(todo) < len(plan):
                 self.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} runs already done")
@@ -149,19 +148,16 @@ class Experiment:
             pretrain=self.config.pretrain_spec(),
             networks=self.host.networks,
             scores=cache.get("scores", {}).get(method),
-            model=cache.get("model"),
-            features=cache.get("features"),
-            probs=cache.get("probs"),
-            dynamics=cache.get("dynamics"),
-            cache_folder=cache.get("cache_folder"),
         )
+        for k in _SHARED:  # the seed's selection model and its outputs, when made already
+            setattr(ctx, k, cache.get(k))
         selector = self.host.create_selector(method, self.config.method_options.get(method, {}))
         t0 = time.perf_counter()
         sel = run_selection(
             self.host, selector, ctx, fraction=fraction, dataset_name=self.data.name
         )
         seconds = time.perf_counter() - t0
-        for k in ("model", "features", "probs", "dynamics", "cache_folder"):
+        for k in _SHARED:
             cache[k] = getattr(ctx, k)
         if isinstance(selector, ScoreSelector) and sel.scores is not None:
             cache.setdefault("scores", {})[method] = sel.scores  # reused at other fractions
@@ -215,6 +211,9 @@ class Experiment:
             result.history,
         )
 
+
+#: context fields shared by every selection of one seed
+_SHARED = ("model", "features", "probs", "dynamics", "cache_folder")
 
 _WORKER: dict[str, Experiment] = {}
 

@@ -50,52 +50,43 @@ class Store:
         """The record of a finished run."""
         return load_record(self.run_path(key))
 
-    def restore(self, plan: list[dict[str, Any]]) -> None:
-        """Recreate missing run files from ``results.jsonl`` (e.g. a copied results file)."""
-        if not self.results.is_file():
-            return
-        wanted = {run_id(k): k for k in plan if not self.done(k)}
-        if not wanted:
-            return
-        for line in self.results.read_text().splitlines():
-            try:
-                record = RunRecord(**json.loads(line))
-            except (json.JSONDecodeError, TypeError):
-                continue  # a line cut short by an interruption
-            key = wanted.pop(run_id(record.key), None)
-            if key is not None:
-                with atomic_write(self.run_path(key), "w") as fh:
-                    json.dump(record.as_dict(), fh, indent=2)
+    def repair(self, plan: list[dict[str, Any]]) -> None:
+        """Bring the folder to one truth before a run starts (results.jsonl read once).
 
-    def sync(self) -> None:
-        """Make ``results.jsonl`` hold every finished run exactly once (the run files are the
-        truth): valid lines are kept in order, duplicates and torn lines dropped, runs whose
-        line was lost (a kill between the run file and the append) added. Written atomically.
+        Planned runs whose file is missing but whose line is in ``results.jsonl`` (a copied
+        results file) get their run file back; then ``results.jsonl`` is rewritten, atomically,
+        to hold every finished run exactly once: valid lines in order, duplicates and torn
+        lines dropped, runs whose line was lost (a kill between run file and append) added.
         """
-        lines: dict[str, str] = {}
+        lines: dict[str, RunRecord] = {}
         if self.results.is_file():
             for line in self.results.read_text().splitlines():
                 try:
                     record = RunRecord(**json.loads(line))
                 except (json.JSONDecodeError, TypeError):
-                    continue
-                lines.setdefault(run_id(record.key), json.dumps(record.as_dict()))
+                    continue  # a line cut short by an interruption
+                lines.setdefault(run_id(record.key), record)
+        for key in plan:
+            copied = lines.get(run_id(key))
+            if copied is not None and not self.done(key):
+                with atomic_write(self.run_path(key), "w") as fh:
+                    json.dump(copied.as_dict(), fh, indent=2)
         for path in sorted((self.out / "runs").rglob("*.json")):
             try:
                 record = load_record(path)
             except (json.JSONDecodeError, TypeError, OSError):
                 continue
-            lines.setdefault(run_id(record.key), json.dumps(record.as_dict()))
+            lines.setdefault(run_id(record.key), record)
         if lines or self.results.is_file():
             with atomic_write(self.results, "w") as fh:
-                fh.write("".join(line + "\n" for line in lines.values()))
+                fh.write("".join(json.dumps(r.as_dict()) + "\n" for r in lines.values()))
 
     def finish(self, key: dict[str, Any], record: RunRecord) -> None:
         """Store a finished run: its file, one line in ``results.jsonl``, no checkpoint."""
         with atomic_write(self.run_path(key), "w") as fh:
             json.dump(record.as_dict(), fh, indent=2)
         line = json.dumps(record.as_dict()) + "\n"
-        with open(self.results, "a") as fh:  # one write per finished run; sync() repairs
+        with open(self.results, "a") as fh:  # one write per finished run; repair() mends
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
