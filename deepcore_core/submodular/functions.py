@@ -6,6 +6,11 @@ and ``add(e)``. Definitions follow submodlib, so results can be checked against 
 * facility location  f(A) = sum_i max_{j in A} s_ij
 * graph cut          f(A) = sum_{i in V, j in A} s_ij - lam * sum_{i, j in A} s_ij
 * log-determinant    f(A) = log det(S_A + reg * I)
+
+A dense kernel may be a NumPy array or a torch tensor; it is used as a tensor on its own
+device (a CUDA kernel keeps the greedy's arithmetic on the GPU; a NumPy array is wrapped
+without a copy). Gains come back as float64 NumPy arrays, so the greedy loop and its
+tie-breaking are the same on every device. A sparse (scipy) kernel is handled on the CPU.
 """
 
 from __future__ import annotations
@@ -14,6 +19,21 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import torch
+
+_ROWS = 1024  # candidate rows per block when a gain needs a row of the kernel each
+
+
+def _tensor(kernel: Any) -> torch.Tensor:
+    return kernel if isinstance(kernel, torch.Tensor) else torch.from_numpy(np.asarray(kernel))
+
+
+def _index(cand: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(cand, dtype=np.int64), device=device)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.to(torch.float64).cpu().numpy()
 
 
 class FacilityLocation:
@@ -23,14 +43,25 @@ class FacilityLocation:
 
     def __init__(self, kernel: Any) -> None:
         self.sparse = sp.issparse(kernel)
-        self.k: Any = kernel.tocsc() if self.sparse else kernel
         self.n = kernel.shape[0]
-        self.curmax = np.zeros(self.n, dtype=np.float32)
+        if self.sparse:
+            self.k: Any = kernel.tocsc()
+            self.curmax: Any = np.zeros(self.n, dtype=np.float32)
+        else:
+            self.k = _tensor(kernel)
+            self.curmax = torch.zeros(self.n, dtype=self.k.dtype, device=self.k.device)
 
     def gains(self, cand: np.ndarray) -> np.ndarray:
         """sum_i max(0, s_ie - curmax_i) for each candidate e."""
         if not self.sparse:
-            return np.maximum(self.k[cand] - self.curmax, 0.0).sum(1, dtype=np.float64)
+            idx = _index(cand, self.k.device)
+            out = [
+                (self.k[idx[lo : lo + _ROWS]] - self.curmax)
+                .clamp_(min=0.0)
+                .sum(1, dtype=torch.float64)
+                for lo in range(0, len(idx), _ROWS)
+            ]
+            return _numpy(torch.cat(out)) if out else np.zeros(0)
         cols = self.k[:, cand]
         diff = np.maximum(cols.data - self.curmax[cols.indices], 0.0).astype(np.float64)
         out = np.zeros(len(cand))
@@ -42,7 +73,7 @@ class FacilityLocation:
     def add(self, e: int) -> None:
         """Update the best coverage of every point with the new centre ``e``."""
         if not self.sparse:
-            np.maximum(self.curmax, self.k[e], out=self.curmax)
+            torch.maximum(self.curmax, self.k[e], out=self.curmax)
             return
         lo, hi = self.k.indptr[e], self.k.indptr[e + 1]
         rows = self.k.indices[lo:hi]
@@ -58,19 +89,24 @@ class GraphCut:
         self.sparse = sp.issparse(kernel)
         if self.sparse:
             kernel = kernel.maximum(kernel.T).tocsr()  # symmetric coverage of the kNN graph
-            self.diag = kernel.diagonal().astype(np.float64)
-            self.rowsum = np.asarray(kernel.sum(0)).ravel().astype(np.float64)
+            self.diag: Any = kernel.diagonal().astype(np.float64)
+            self.rowsum: Any = np.asarray(kernel.sum(0)).ravel().astype(np.float64)
+            self.acc: Any = np.zeros(kernel.shape[0])
+            self.k: Any = kernel
         else:
-            self.diag = np.diag(kernel).astype(np.float64)
-            self.rowsum = kernel.sum(0, dtype=np.float64)
-        self.k: Any = kernel
+            self.k = _tensor(kernel)
+            self.rowsum = self.k.sum(0, dtype=torch.float64)
+            self.diag = torch.diagonal(self.k).to(torch.float64)
+            self.acc = torch.zeros(self.k.shape[0], dtype=torch.float64, device=self.k.device)
         self.lam = lam
         self.n = kernel.shape[0]
-        self.acc = np.zeros(self.n)
 
     def gains(self, cand: np.ndarray) -> np.ndarray:
         """sum_i s_ie - lam * (2 sum_{j in A} s_je + s_ee)."""
-        return self.rowsum[cand] - self.lam * (2.0 * self.acc[cand] + self.diag[cand])
+        if self.sparse:
+            return self.rowsum[cand] - self.lam * (2.0 * self.acc[cand] + self.diag[cand])
+        i = _index(cand, self.k.device)
+        return _numpy(self.rowsum[i] - self.lam * (2.0 * self.acc[i] + self.diag[i]))
 
     def add(self, e: int) -> None:
         """Add row ``e`` to the running similarity to the picks."""
@@ -89,26 +125,25 @@ class LogDeterminant:
 
     cheap = True
 
-    def __init__(self, kernel: np.ndarray, reg: float, budget: int) -> None:
+    def __init__(self, kernel: Any, reg: float, budget: int) -> None:
         if sp.issparse(kernel):
             raise ValueError("log-determinant needs a dense kernel")
-        self.k = kernel
+        self.k = _tensor(kernel)
         self.reg = reg
         self.n = kernel.shape[0]
-        self.d2 = np.diag(kernel).astype(np.float64) + reg
-        self.c = np.zeros((self.n, budget))
+        self.d2 = torch.diagonal(self.k).to(torch.float64) + reg
+        self.c = torch.zeros((self.n, budget), dtype=torch.float64, device=self.k.device)
         self.t = 0
 
     def gains(self, cand: np.ndarray) -> np.ndarray:
         """log of the Schur complement of each candidate."""
-        with np.errstate(divide="ignore"):
-            return np.log(np.maximum(self.d2[cand], 0.0))
+        return _numpy(self.d2[_index(cand, self.k.device)].clamp(min=0.0).log())
 
     def add(self, e: int) -> None:
         """Extend the Cholesky factor by ``e``."""
-        row = self.k[e].astype(np.float64)
+        row = self.k[e].to(torch.float64)
         row[e] += self.reg
-        d = np.sqrt(max(self.d2[e], 1e-300))
+        d = float(self.d2[e].clamp(min=1e-300).sqrt())
         col = (row - self.c[:, : self.t] @ self.c[e, : self.t]) / d
         self.c[:, self.t] = col
         self.d2 -= col * col

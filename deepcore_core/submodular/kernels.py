@@ -59,13 +59,17 @@ class CosineBlocks:
         d2 = self.sq[lo:hi, None] + sq[None] - 2.0 * self.inner(lo, hi, cols)
         return d2.clamp_(min=0.0).sqrt_()
 
-    def dense(self, block: int = 2048) -> np.ndarray:
-        """The full kernel (1 + cos) / 2 as float32."""
-        out = np.empty((self.n, self.n), dtype=np.float32)
+    def dense_tensor(self, block: int = 2048) -> torch.Tensor:
+        """The full kernel (1 + cos) / 2 as a float32 tensor on the run's device."""
+        out = torch.empty((self.n, self.n), dtype=torch.float32, device=self.h.device)
         for lo in range(0, self.n, block):
             hi = min(self.n, lo + block)
-            out[lo:hi] = self.block(lo, hi).add_(1.0).mul_(0.5).cpu().numpy()
+            out[lo:hi] = self.block(lo, hi).add_(1.0).mul_(0.5)
         return out
+
+    def dense(self, block: int = 2048) -> np.ndarray:
+        """The full kernel (1 + cos) / 2 as a float32 array."""
+        return self.dense_tensor(block).cpu().numpy()
 
     def knn(self, k: int, block: int = 1024) -> sp.csr_matrix:
         """Each row keeps its ``k`` most similar samples (itself included), exactly, blockwise."""

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepcore_bilevel import Glister, TaylorState, glister_greedy
+from deepcore_bilevel import Glister
+from deepcore_bilevel.taylor import TaylorState, glister_greedy
 from deepcore_core import PluginHost, select
 from deepcore_core.testing import check_end_to_end, check_selector
 

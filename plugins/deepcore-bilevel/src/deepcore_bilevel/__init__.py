@@ -11,84 +11,6 @@ import numpy as np
 from deepcore_core import DeepcoreError, Need, Pick, SelectionContext, Selector, hookimpl
 
 
-def _hb(h: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.ones((h.shape[0], 1)), np.asarray(h, dtype=np.float64)], axis=1)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(1, keepdims=True)
-
-
-class TaylorState:
-    """Validation logits under the last-layer step theta_S = theta_0 - eta * mean_{j in S} g_j.
-
-    Only the change of the logits is needed: for a validation sample v,
-    z_v(S) = z_v - (eta / |S|) * sum_{j in S} e_j (1 + <h_j, h_v>), so neither the layer's
-    weights nor any gradient vector is formed. Training gradients stay at theta_0.
-    """
-
-    def __init__(
-        self,
-        e_train: np.ndarray,
-        h_train: np.ndarray,
-        z_val: np.ndarray,
-        h_val: np.ndarray,
-        y_val: np.ndarray,
-        eta: float,
-    ) -> None:
-        self.e = np.asarray(e_train, dtype=np.float64)
-        self.hb = _hb(h_train)
-        self.z0 = np.asarray(z_val, dtype=np.float64)
-        self.hb_val = _hb(h_val)
-        self.y_val = np.asarray(y_val)
-        self.eta = eta
-        self.acc = np.zeros((self.e.shape[1], self.hb.shape[1]))  # sum of e_j [1, h_j]
-        self.count = 0
-
-    def val_logits(self) -> np.ndarray:
-        """Validation logits at the current parameters."""
-        if self.count == 0:
-            return self.z0
-        return self.z0 - (self.eta / self.count) * self.hb_val @ self.acc.T
-
-    def val_gradient(self) -> np.ndarray:
-        """Mean validation-loss gradient as a C x (D+1) matrix [bias | weight]."""
-        r = _softmax(self.val_logits())
-        r[np.arange(len(self.y_val)), self.y_val] -= 1.0
-        return r.T @ self.hb_val / len(self.y_val)
-
-    def gains(self) -> np.ndarray:
-        """Taylor gain of every training candidate: <g_i, mean validation gradient>.
-
-        A step -eta * g_i lowers the validation loss by eta * gain_i to first order, i.e.
-        raises the validation log-likelihood by that much.
-        """
-        return ((self.e @ self.val_gradient()) * self.hb).sum(1)
-
-    def add(self, picks: np.ndarray) -> None:
-        """Take picks into the step."""
-        self.acc += self.e[picks].T @ self.hb[picks]
-        self.count += len(picks)
-
-
-def glister_greedy(state: TaylorState, candidates: np.ndarray, k: int, per_step: int) -> np.ndarray:
-    """Pick ``k`` of ``candidates`` (positions), ``per_step`` at a time, updating in between."""
-    free = np.zeros(state.e.shape[0], dtype=bool)
-    free[candidates] = True
-    picks: list[int] = []
-    while len(picks) < k:
-        g = state.gains()
-        pos = np.flatnonzero(free)
-        m = min(per_step, k - len(picks))
-        best = pos[np.lexsort((pos, -g[pos]))[:m]]  # highest gain, ties to the lower index
-        picks += best.tolist()
-        free[best] = False
-        state.add(best)
-    return np.array(picks, dtype=np.int64)
-
-
 @dataclasses.dataclass(frozen=True)
 class GlisterOptions:
     """Options of ``glister``."""
@@ -138,11 +60,19 @@ class Glister(Selector):
             else:
                 val = np.sort(rng.choice(pool, size=n_val, replace=False))
                 cand = np.setdiff1d(pool, val)
+        from deepcore_bilevel.taylor import TaylorState, glister_greedy
+
         g = ctx.grad_embedding()
         assert ctx.labels is not None  # the method's needs
         logp = np.log(np.clip(np.asarray(ctx.probs, dtype=np.float64), 1e-30, None))
         state = TaylorState(
-            g.residual[cand], g.features[cand], logp[val], g.features[val], ctx.labels[val], o.eta
+            g.residual[cand],
+            g.features[cand],
+            logp[val],
+            g.features[val],
+            ctx.labels[val],
+            o.eta,
+            ctx.device,
         )
         order = glister_greedy(state, np.arange(cand.size), k, o.per_step)
         return Pick(cand[order])

@@ -62,10 +62,10 @@ class Craig(Selector):
         blocks = CosineBlocks(ctx, pool, "gradients")
         n = pool.size
         if o.similarity == "cosine":
-            sim = blocks.dense() if n <= o.dense_limit else blocks.knn(o.knn)
+            sim = blocks.dense_tensor() if n <= o.dense_limit else blocks.knn(o.knn)
         elif n <= o.dense_limit:
             d = torch.cat([blocks.distance(lo, min(n, lo + 2048)) for lo in range(0, n, 2048)])
-            sim = (d.max() - d).cpu().numpy().astype(np.float32)
+            sim = d.max() - d  # stays on the run's device
         else:
             vals, idx = blockwise_topk(lambda lo, hi: -blocks.distance(lo, hi), n, o.knn)
             dist = -vals
@@ -134,7 +134,7 @@ class GradMatch(Selector):
 
         g = ctx.grad_embedding()
         e, h = g.residual[pool], g.features[pool]
-        sel, w, _ = omp_select(e, h, k, self.options.lam)
+        sel, w, _ = omp_select(e, h, k, self.options.lam, device=ctx.device)
         if sel.size < k:
             rest = np.setdiff1d(np.arange(pool.size), sel)
             if self.options.fill == "random":

@@ -4,11 +4,14 @@ Atoms are the per-sample last-layer gradients g_i = [e_i ; vec(e_i h_i^T)], neve
 <g_i, r> for a residual r held as a C x (D+1) matrix R is rowsum((E R) * [1, H]), and the
 Gram entries are <e_i, e_j>(1 + <h_i, h_j>). Each step extends a Cholesky factor of
 K_SS + lam I by one row (O(|S|^2)), so no least-squares problem is solved from scratch.
+The O(n C D) correlation pass of each step runs in float64 on the given device; the small
+|S| x |S| algebra stays in NumPy.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.linalg import solve, solve_triangular
 from scipy.optimize import nnls
 
@@ -18,20 +21,32 @@ def _hb(h: np.ndarray) -> np.ndarray:
 
 
 def omp_select(
-    e: np.ndarray, h: np.ndarray, k: int, lam: float, target: np.ndarray | None = None
+    e: np.ndarray,
+    h: np.ndarray,
+    k: int,
+    lam: float,
+    target: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Pick up to ``k`` atoms whose non-negative combination matches ``target``.
 
     :param e: residuals p - onehot(y), n x C.  ``h``: features, n x D.
     :param target: the gradient to match as a C x (D+1) matrix (default: the sum of all
         n gradients, so weights are on the scale of "samples represented").
+    :param device: where the per-step correlations <g_i, r> of all n atoms are computed.
     :returns: (positions in pick order, weights, number picked by OMP before it stopped).
     """
     e = np.asarray(e, dtype=np.float64)
     hb = _hb(np.asarray(h, dtype=np.float64))
     t = e.T @ hb if target is None else np.asarray(target, dtype=np.float64)
     n = e.shape[0]
-    b_all = ((e @ t) * hb).sum(1)  # <g_i, target>
+    e_dev = torch.as_tensor(e, device=device)
+    hb_dev = torch.as_tensor(hb, device=device)
+
+    def correlations(r: np.ndarray) -> np.ndarray:  # <g_i, r> for every atom
+        return ((e_dev @ torch.as_tensor(r, device=device)) * hb_dev).sum(1).cpu().numpy()
+
+    b_all = correlations(t)  # <g_i, target>
     sel: list[int] = []
     chol = np.zeros((k, k))
     gram = np.zeros((k, k))  # K_SS + lam I, filled one row per pick
@@ -39,7 +54,7 @@ def omp_select(
     taken = np.zeros(n, dtype=bool)
     for s in range(k):
         r = t - e[sel].T @ (w[:, None] * hb[sel]) if sel else t
-        corr = ((e @ r) * hb).sum(1)
+        corr = correlations(r)
         corr[taken] = -np.inf
         j = int(np.argmax(corr))
         if not corr[j] > 1e-12 * max(1.0, abs(b_all).max()):

@@ -13,6 +13,7 @@ from deepcore_core import DeepcoreError, Need, Pick, SelectionContext, Selector,
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
+    import torch
 
     from deepcore_core import FacilityLocation, GraphCut, LogDeterminant
 
@@ -65,13 +66,13 @@ class _Submodular(Selector):
     def submodlib_function(self, kernel: np.ndarray) -> Any:
         """The matching submodlib function over a dense kernel."""
 
-    def kernel(self, ctx: SelectionContext, pool: np.ndarray) -> np.ndarray | sp.csr_matrix:
-        """Dense kernel for pools up to ``dense_limit``, else the k-NN graph."""
+    def kernel(self, ctx: SelectionContext, pool: np.ndarray) -> torch.Tensor | sp.csr_matrix:
+        """Dense kernel (on the run's device) up to ``dense_limit``, else the k-NN graph."""
         from deepcore_core import CosineBlocks
 
         blocks = CosineBlocks(ctx, pool, self.options.similarity)
         if pool.size <= self.options.dense_limit:
-            return blocks.dense()
+            return blocks.dense_tensor()
         if not self.sparse_ok or self.options.backend == "submodlib":
             what = "log-determinant" if not self.sparse_ok else "the submodlib backend"
             raise DeepcoreError(
@@ -88,7 +89,7 @@ class _Submodular(Selector):
         kernel = self.kernel(ctx, pool)
         o = self.options
         if o.backend == "submodlib":
-            fn = self.submodlib_function(kernel)
+            fn = self.submodlib_function(kernel.cpu().numpy())
             result = fn.maximize(
                 budget=k,
                 optimizer=_SUBMODLIB_NAMES[o.optimizer],
