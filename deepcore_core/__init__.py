@@ -18,7 +18,7 @@ from deepcore_core.context import SelectionContext
 from deepcore_core.errors import DeepcoreError, MissingInputError, OptionError, PluginError
 from deepcore_core.gradients import GradEmbedding, softmax
 from deepcore_core.hookspecs import hookimpl
-from deepcore_core.options import NoOptions
+from deepcore_core.options import NoOptions, original_rule
 from deepcore_core.plugins import PluginHost, get_host
 from deepcore_core.selection import Selection, dataset_fingerprint
 from deepcore_core.selector import Need, Pick, ScoreSelector, Selector, top_k
@@ -27,6 +27,7 @@ from deepcore_core.user_inputs import DataOptions, embed, train
 if TYPE_CHECKING:
     from deepcore_core.engine.config import PretrainSpec, TrainConfig
     from deepcore_core.neighbors import blockwise_topk, knn
+    from deepcore_core.progress import Progress
     from deepcore_core.submodular import (
         CosineBlocks,
         FacilityLocation,
@@ -45,6 +46,7 @@ _LAZY = {
     "maximize": "deepcore_core.submodular",
     "PretrainSpec": "deepcore_core.engine.config",
     "TrainConfig": "deepcore_core.engine.config",
+    "Progress": "deepcore_core.progress",
 }
 
 
@@ -72,6 +74,7 @@ __all__ = [
     "PluginError",
     "PluginHost",
     "PretrainSpec",
+    "Progress",
     "ScoreSelector",
     "Selection",
     "SelectionContext",
@@ -86,6 +89,7 @@ __all__ = [
     "hookimpl",
     "knn",
     "maximize",
+    "original_rule",
     "plan_pools",
     "scores",
     "select",

@@ -153,10 +153,12 @@ def run_selection(
         ctx.networks = host.networks
     ctx.total = total_budget(ctx.n, fraction, budget)
     needs = set(selector.required())
-    if ctx.balance:
-        needs.add(Need.LABELS)
     if ctx.scores is not None and Need.SCORES not in needs and not _uses_scores(selector):
         raise DeepcoreError(f"method '{selector.name}' does not use per-sample scores")
+    if ctx.scores is not None and _uses_scores(selector):
+        needs = set()  # given scores replace the method's own: what they come from is moot
+    if ctx.balance:
+        needs.add(Need.LABELS)
     _check_needs(selector, ctx, needs)
     model_needs = {Need.MODEL, Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS, Need.DYNAMICS}
     if any(not ctx.has(nd) for nd in needs & model_needs):
@@ -189,6 +191,7 @@ def run_selection(
         "plugin": info.plugin,
         "distribution": f"{info.distribution} {info.version}",
         "options": selector.options_dict(),
+        "variant": selector.variant,
         "fraction": fraction,
         "budget": ctx.total,
         "n": ctx.n,
@@ -260,6 +263,7 @@ def select(
     num_workers: int = 0,
     collate_fn: Any = None,
     dataset_id: str | None = None,
+    variant: str = "default",
     host: PluginHost | None = None,
 ) -> Selection:
     """Select a coreset with ``method`` from a torch dataset or from precomputed arrays.
@@ -279,6 +283,9 @@ def select(
     :param balance: select per class (the default, as in the DeepCore paper).
     :param seed: drives every random choice; the same seed gives the same selection.
     :param options: method options (see the method's ``Options``).
+    :param variant: ``default`` (each method as its paper defines it) or ``original`` (the
+        original DeepCore code's rules, and its constant-rate selection model); ``options``
+        still override single rules.
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``: where networks, kernels,
         neighbours and greedy loops run; an unavailable device is an error.
     :returns: the :class:`Selection`.
@@ -286,7 +293,7 @@ def select(
     from deepcore_core.user_inputs import DataOptions, dataset_context, resolve
 
     host = host or get_host()
-    selector = host.create_selector(method, dict(options or {}))
+    selector = host.create_selector(method, dict(options or {}), variant)
     if dataset is not None:
         given = {"features": features, "scores": scores, "logits": logits, "probs": probs}
         extra = [k for k, v in given.items() if v is not None]
@@ -296,7 +303,7 @@ def select(
         ctx = dataset_context(
             host, dataset, model=model, feature_layer=feature_layer, network=network,
             selection_epochs=selection_epochs, cache_dir=cache_dir, data=data, seed=seed,
-            balance=balance, device=device,
+            balance=balance, device=device, variant=variant,
         )  # fmt: skip
         name = ctx.dataset.name
     else:

@@ -5,6 +5,10 @@ types (``int``, ``float``, ``bool``, ``str``, ``Literal[...]`` and ``X | None`` 
 :func:`parse_options` builds one from a mapping, rejecting unknown keys and ill-typed
 values; string values (from ``--option key=value``) are parsed as YAML scalars first.
 Range checks belong in the dataclass's ``__post_init__``, raising ``ValueError``.
+
+A field declared with :func:`original_rule` records the value that reproduces the original
+DeepCore code's rule where it differs from the method's paper; the ``original`` variant
+(``--variant original``) starts from those values, and options given explicitly still win.
 """
 
 from __future__ import annotations
@@ -21,6 +25,32 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 
 from deepcore_core.errors import OptionError
+
+#: the rule sets a method can start from: its paper's (``default``) or the original code's
+VARIANTS = ("default", "original")
+
+
+def original_rule(default: Any, original: Any, why: str) -> Any:
+    """An options field whose value ``original`` reproduces the original DeepCore code.
+
+    :param why: one line on what the original does differently (shown by
+        ``list-methods --options`` and in ``docs/methods.md``).
+    """
+    return dataclasses.field(default=default, metadata={"original": original, "why": why})
+
+
+def original_values(cls: type) -> dict[str, Any]:
+    """Option name -> the original code's value, for every field declared with it."""
+    return {
+        f.name: f.metadata["original"] for f in dataclasses.fields(cls) if "original" in f.metadata
+    }
+
+
+def check_variant(variant: str) -> str:
+    """Return ``variant`` if it is known; raise :class:`OptionError` naming the allowed ones."""
+    if variant not in VARIANTS:
+        raise OptionError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    return variant
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +72,16 @@ def options_dict(options: Any) -> dict[str, Any]:
     return dataclasses.asdict(options)
 
 
-def parse_options(cls: type, values: Mapping[str, Any] | None, method: str) -> Any:
-    """Build ``cls`` from ``values``; raise :class:`OptionError` naming the bad key or value."""
+def parse_options(
+    cls: type, values: Mapping[str, Any] | None, method: str, variant: str = "default"
+) -> Any:
+    """Build ``cls`` from ``values``; raise :class:`OptionError` naming the bad key or value.
+
+    With ``variant="original"`` every option the original code decides differently starts
+    at the original's value; ``values`` still override it.
+    """
+    if check_variant(variant) == "original":
+        values = {**original_values(cls), **dict(values or {})}
     values = dict(values or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -145,6 +183,7 @@ def option_table(cls: type) -> list[dict[str, Any]]:
     """Every field of an options dataclass: ``name``, ``type``, ``default`` and ``doc``.
 
     The doc is the field's ``help`` metadata, else its ``#:`` comment in the class source.
+    A field with an original-code rule also has ``original`` (its value) and ``why``.
     """
     hints = typing.get_type_hints(cls)
     comments = _field_comments(cls)
@@ -154,24 +193,33 @@ def option_table(cls: type) -> list[dict[str, Any]]:
             "type": type_name(hints[f.name]),
             "default": f.default if f.default is not dataclasses.MISSING else None,
             "doc": f.metadata.get("help") or comments.get(f.name, ""),
+            **({k: f.metadata[k] for k in ("original", "why")} if "original" in f.metadata else {}),
         }
         for f in dataclasses.fields(cls)
     ]
 
 
-_COMMENT = re.compile(r"^\s+(\w+)\s*:[^#]*#:\s*(.+)$")
+_FIELD = re.compile(r"^\s+(\w+)\s*:[^=]*=")
+_DOC = re.compile(r"#:\s*(.+)$")
 
 
 def _field_comments(cls: type) -> dict[str, str]:
-    """``#:`` comments after fields, from the class and its bases (Sphinx's convention)."""
+    """``#:`` comments after fields, from the class and its bases (Sphinx's convention).
+
+    The comment may close a field declared over several lines (``)  #: doc``).
+    """
     out: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         try:
             source = inspect.getsource(klass)
         except (OSError, TypeError):
             continue
+        name = None
         for line in source.splitlines():
-            m = _COMMENT.match(line)
-            if m:
-                out[m.group(1)] = m.group(2).strip()
+            field = _FIELD.match(line)
+            if field:
+                name = field.group(1)
+            doc = _DOC.search(line)
+            if doc and name:
+                out[name] = doc.group(1).strip()
     return out

@@ -31,6 +31,7 @@ from deepcore_core import hookspecs
 from deepcore_core._version import __version__
 from deepcore_core.errors import DeepcoreError, PluginError
 from deepcore_core.log import show_on_stderr
+from deepcore_core.options import parse_options
 from deepcore_core.registry import MethodInfo, MethodRegistry, Registry
 from deepcore_core.selector import Selector
 
@@ -295,9 +296,20 @@ class PluginHost:
             )
         return "".join(f"; {n}" for n in notes) + (" (see 'deepcore plugins')" if notes else "")
 
-    def create_selector(self, method: str, options: Any = None) -> Selector:
-        """Instantiate ``method`` with ``options`` (a mapping or the method's Options object)."""
-        return self.method(method).cls(options)
+    def create_selector(
+        self, method: str, options: Any = None, variant: str = "default"
+    ) -> Selector:
+        """Instantiate ``method`` with ``options`` (a mapping or the method's Options object).
+
+        ``variant="original"`` starts every option that the original DeepCore code decides
+        differently at the original's value (given options still win).
+        """
+        cls = self.method(method).cls
+        if options is None or isinstance(options, dict):
+            options = parse_options(cls.Options, options, cls.name, variant)
+        selector = cls(options)
+        selector.variant = variant
+        return selector
 
     def versions(self) -> dict[str, str]:
         """Distribution -> version for the core and every loaded plugin."""

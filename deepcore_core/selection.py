@@ -102,6 +102,7 @@ class Selection:
         sidecar = {"size": len(self), **json.loads(meta_json)}
         if target.is_dir() or target.with_suffix(".json").is_dir():
             raise DeepcoreError(f"cannot write '{target}': a folder is in the way")
+        check_sidecar(target.with_suffix(".json"))
         with atomic_write(target) as fh:
             fh.write(buf.getvalue())
         try:
@@ -166,3 +167,19 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot store {type(obj).__name__} in selection metadata")
+
+
+def check_sidecar(path: Path) -> None:
+    """Refuse to replace a ``.json`` file that is not an earlier selection's sidecar."""
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+        ours = isinstance(old, dict) and "format_version" in old and "size" in old
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        ours = False
+    if not ours:
+        raise DeepcoreError(
+            f"'{path}' exists and is not a selection's sidecar; the selection writes its "
+            "metadata there: move that file or choose another output name"
+        )

@@ -33,6 +33,8 @@ class Selector(abc.ABC):
     family: ClassVar[str] = "other"
     needs: ClassVar[frozenset[Need]] = frozenset()
     Options: ClassVar[type] = NoOptions
+    #: the rule set the options started from (``original``: the original code's rules)
+    variant: str = "default"
 
     def __init__(self, options: Any = None, **values: Any) -> None:
         if options is not None and values:
@@ -74,8 +76,9 @@ class ScoreSelector(Selector):
     """A method that scores every sample and keeps the top of each pool.
 
     Subclasses implement :meth:`compute_scores` and set ``descending`` (``True``: highest
-    scores are kept). Ties are broken by the lower dataset index, so selections are
-    deterministic. Scores given by the user (``--scores``) take the place of computed ones.
+    scores are kept). Ties are broken by a random permutation drawn from the pool's seeded
+    generator: deterministic for a seed, with no bias towards the dataset's order. Scores
+    given by the user (``--scores``) take the place of computed ones.
     """
 
     descending: ClassVar[bool] = True
@@ -87,18 +90,26 @@ class ScoreSelector(Selector):
     def pick(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
-        """Keep the ``k`` best-scored samples of ``pool`` (stable: lower index wins ties)."""
+        """Keep the ``k`` best-scored samples of ``pool`` (ties: seeded random order)."""
         if ctx.scores is None:
             raise RuntimeError(f"method '{self.name}' was asked to pick before it was scored")
-        return Pick(top_k(ctx.scores, pool, k, self.descending))
+        return Pick(top_k(ctx.scores, pool, k, self.descending, rng))
 
 
-def top_k(scores: np.ndarray, pool: np.ndarray, k: int, descending: bool) -> np.ndarray:
+def top_k(
+    scores: np.ndarray,
+    pool: np.ndarray,
+    k: int,
+    descending: bool,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """Return the ``k`` indices of ``pool`` with the best scores, best first.
 
-    Order is by score (descending or ascending), then by index, so ties are deterministic.
+    Order is by score (descending or ascending); equal scores are ordered by a permutation
+    drawn from ``rng`` (deterministic for its seed), or by index when ``rng`` is None.
     """
     s = scores[pool]
     key = -s if descending else s
-    order = np.lexsort((pool, key))
+    tie = pool if rng is None else rng.permutation(pool.size)
+    order = np.lexsort((tie, key))
     return pool[order[:k]]

@@ -29,6 +29,7 @@ from deepcore_core.options import accepts, convert_value, scalar, type_name
 _TRAIN = TrainConfig()
 _PRETRAIN = PretrainSpec()
 Device = Literal["auto", "cpu", "cuda"]
+Variant = Literal["default", "original"]
 
 #: singular names accepted for a run's list settings
 ALIASES = {"method": "methods", "fraction": "fractions", "seed": "seeds", "network": "networks"}
@@ -117,13 +118,26 @@ class DataSettings(Settings):
     selection_lr: float | None = setting(
         None, "Selection-model learning rate (default: the coreset lr).", above=0
     )
+    selection_schedule: Literal["cosine", "constant"] | None = setting(
+        None, "Selection-model schedule (default: cosine; constant with --variant original)."
+    )
     pretrained: str | None = setting(
         None, "Local torchvision weights for the selection network.", path=True
+    )
+    variant: Variant = setting(
+        "default",
+        "Rules as in each method's paper (default) or as in the original DeepCore code.",
     )
     device: Device = setting("auto", "Where networks run.")
     cache_dir: str | None = setting(
         None, "Selection-model cache (default $DEEPCORE_CACHE or ~/.cache/deepcore).", path=True
     )
+
+    def schedule_of_selection_model(self) -> str:
+        """``selection_schedule``, else constant for the original variant, else cosine."""
+        if self.selection_schedule:
+            return self.selection_schedule
+        return "constant" if self.variant == "original" else "cosine"
 
     def pretrain_spec(self, train: TrainConfig | None = None) -> PretrainSpec:
         """How the selection model is trained: ``train``'s optimiser, no augmentation."""
@@ -133,6 +147,7 @@ class DataSettings(Settings):
         if self.selection_lr is not None:
             lr = self.selection_lr
             base = dataclasses.replace(base, lr=lr, min_lr=min(base.min_lr, lr))
+        base = dataclasses.replace(base, schedule=self.schedule_of_selection_model())
         return PretrainSpec(
             self.selection_network,
             self.selection_epochs,
@@ -147,6 +162,12 @@ class TrainSettings(Settings):
     """How coreset (and full-data) models are trained."""
 
     epochs: int = setting(_TRAIN.epochs, "Training epochs (the paper: 200).", min=1)
+    iterations: int = setting(
+        _TRAIN.iterations, "Train this many steps instead of --epochs (0: use epochs).", min=0
+    )
+    warmup: float = setting(
+        _TRAIN.warmup, "Share of the steps with a linear learning-rate warm-up.", min=0, below=1
+    )
     batch_size: int = setting(_TRAIN.batch_size, "Batch size.", min=1)
     lr: float = setting(_TRAIN.lr, "Learning rate.", above=0)
     min_lr: float = setting(_TRAIN.min_lr, "Final learning rate of the cosine (at most lr).", min=0)
@@ -162,6 +183,8 @@ class TrainSettings(Settings):
         """The engine's training config for ``seed``."""
         return TrainConfig(
             epochs=self.epochs,
+            iterations=self.iterations,
+            warmup=self.warmup,
             batch_size=self.batch_size,
             lr=self.lr,
             min_lr=min(self.min_lr, self.lr),
@@ -257,6 +280,17 @@ class ExperimentConfig(TrainSettings, DataSettings):
     def pretrain_spec(self, train: TrainConfig | None = None) -> PretrainSpec:
         """The selection model's training: the coreset optimiser unless ``selection_lr``."""
         return DataSettings.pretrain_spec(self, train or self.train_config(0))
+
+    def rules_key(self) -> dict[str, str]:
+        """The selection rules for run keys: ties broken by a seeded permutation (results
+        that broke them by index have no such key and are not reused), and the variant and
+        the selection-model schedule where they are not the defaults."""
+        out = {"ties": "seeded"}
+        if self.variant != "default":
+            out["variant"] = self.variant
+        if self.schedule_of_selection_model() != "cosine":
+            out["selection_schedule"] = self.schedule_of_selection_model()
+        return out
 
     def selection_lr_key(self) -> dict[str, float]:
         """The selection learning rate for run keys, only where it differs from ``lr``."""

@@ -22,6 +22,7 @@ from deepcore_core.api import build_context, run_selection
 from deepcore_core.budget import allocate, total_budget
 from deepcore_core.errors import OptionError
 from deepcore_core.hookspecs import hookimpl
+from deepcore_core.options import original_values, parse_options
 from deepcore_core.plugins import PluginHost
 from deepcore_core.selection import Selection
 from deepcore_core.selector import Need, Selector
@@ -221,6 +222,15 @@ def check_selector(
     sel = run(budget=len(sizes), balance=True, seed=0)
     for c in tiny:
         assert (labels[sel.indices] == c).sum() == 1, f"{cls.name}: tiny class {c} not covered"
+    original = {**original_values(cls.Options), **(options or {})}
+    if original != dict(options or {}):  # the original code's rules keep the contract too
+        for balance in (True, False):
+            kw: dict[str, Any] = {"fraction": 0.3, "balance": balance, "seed": 2}
+            sel = run_method(cls, inputs, options=original, host=host, **kw)
+            again = run_method(cls, inputs, options=original, host=host, **kw)
+            assert sel.indices.size == total_budget(n, 0.3), f"{cls.name}: original budget"
+            assert np.unique(sel.indices).size == sel.indices.size, f"{cls.name}: duplicates"
+            assert np.array_equal(sel.indices, again.indices), f"{cls.name}: not deterministic"
 
 
 def _check_metadata(cls: type[Selector]) -> None:
@@ -236,6 +246,11 @@ def _check_metadata(cls: type[Selector]) -> None:
         assert f.default is not dataclasses.MISSING, f"{cls.name}: option {f.name} has no default"
     typing.get_type_hints(cls.Options)
     cls()  # defaults construct
+    parse_options(cls.Options, {}, cls.name, "original")  # the original rules are valid values
+    for f in fields:
+        if "original" in f.metadata:
+            assert f.metadata.get("why"), f"{cls.name}: option {f.name} needs a 'why'"
+            assert f.metadata["original"] != f.default, f"{cls.name}: {f.name} differs in nothing"
     try:
         cls({"no_such_option_xyz": 1})
     except OptionError as exc:

@@ -60,6 +60,7 @@ def dataset_context(
     seed: int = 0,
     balance: bool = True,
     device: str = "auto",
+    variant: str = "default",
 ) -> SelectionContext:
     """A selection context over ``dataset``.
 
@@ -67,7 +68,8 @@ def dataset_context(
     its penultimate features are the input of its final linear layer. Without it, the engine
     trains the selection model on the dataset and caches it: ``network`` is a registered
     name, or a factory ``network(channels, num_classes, image_size) -> nn.Module`` (cached
-    under its qualified name).
+    under its qualified name). ``variant="original"`` trains it at a constant learning rate,
+    as the original DeepCore code does.
     """
     from deepcore_core.data.user import UserSource, fingerprint_name, user_splits
     from deepcore_core.engine.config import PretrainSpec
@@ -88,7 +90,9 @@ def dataset_context(
         spec = PretrainSpec(
             network or default.network,
             selection_epochs or default.epochs,
-            default.train,
+            dataclasses.replace(
+                default.train, schedule="constant" if variant == "original" else "cosine"
+            ),
             cache_dir=Path(cache_dir) if cache_dir else None,
         )
         networks.get(spec.network)

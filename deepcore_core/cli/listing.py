@@ -58,7 +58,14 @@ def _options_text(method: str, options: list[dict[str, object]]) -> str:
     if not options:
         return f"{method}: no options"
     rows = [[str(o["name"]), str(o["type"]), repr(o["default"]), str(o["doc"])] for o in options]
-    return f"{method} options:\n" + format_table(rows, ["option", "type", "default", "doc"])
+    text = f"{method} options:\n" + format_table(rows, ["option", "type", "default", "doc"])
+    rules = [o for o in options if "original" in o]
+    if rules:
+        orig = [[str(o["name"]), repr(o["original"]), str(o["why"])] for o in rules]
+        text += "\n--variant original sets:\n" + format_table(
+            orig, ["option", "value", "the original code"]
+        )
+    return text
 
 
 @handle_errors

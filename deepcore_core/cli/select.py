@@ -19,6 +19,7 @@ from deepcore_core.cli.params import settings_command
 from deepcore_core.context import SelectionContext
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.plugins import PluginHost
+from deepcore_core.selection import check_sidecar
 from deepcore_core.settings import SelectSettings
 from deepcore_core.user_inputs import resolve
 
@@ -46,11 +47,12 @@ def select(
         raise DeepcoreError("give the coreset size with --fraction or --budget")
     host = host_of(ctx)
     options = {**s.options, **parse_option_pairs(option or [], (s.method,)).get(s.method, {})}
-    selector = host.create_selector(s.method, options)
+    selector = host.create_selector(s.method, options, s.variant)
     out = Path(s.output)
     if out.suffix != ".npz":
         raise DeepcoreError(f"--output must end in .npz, got '{out}'")
     check_writable(out)
+    check_sidecar(out.with_suffix(".json"))  # before the work, not after it
     if s.dataset is not None:
         if any(v is not None for v in s.arrays().values()):
             raise DeepcoreError("give --dataset or precomputed arrays, not both")

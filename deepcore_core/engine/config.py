@@ -26,6 +26,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     nesterov: bool = True
     schedule: str = "cosine"  # cosine | constant
+    iterations: int = 0  #: train this many steps instead of ``epochs`` (0: use epochs)
+    warmup: float = 0.0  #: share of the steps with a linear warm-up to ``lr``, in [0, 1)
     augment: bool = True
     eval_every: int = 0  # 0: evaluate only after the last epoch
     seed: int = 0
@@ -45,16 +47,44 @@ class TrainConfig:
                 f"schedule must be cosine or constant, got {self.schedule!r}",
             ),
             (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),
+            (self.iterations >= 0, f"iterations must be >= 0, got {self.iterations}"),
+            (0 <= self.warmup < 1, f"warmup must be in [0, 1), got {self.warmup}"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise DeepcoreError(msg)
 
+    def steps(self, n: int) -> tuple[int, int]:
+        """(epochs, total steps) for ``n`` samples: ``iterations`` steps when set (the last
+        epoch cut short), else ``epochs`` full epochs."""
+        per_epoch = math.ceil(n / self.batch_size)
+        if self.iterations:
+            return math.ceil(self.iterations / per_epoch), self.iterations
+        return self.epochs, self.epochs * per_epoch
+
     def lr_at(self, step: int, total: int) -> float:
-        """The learning rate for iteration ``step`` of ``total`` (0-based, exact cosine)."""
+        """The learning rate for iteration ``step`` of ``total`` (0-based).
+
+        A linear warm-up over the first ``warmup`` share of the steps (reaching ``lr`` at
+        its last step), then the exact cosine from ``lr`` to ``min_lr`` over the rest, or
+        ``lr`` throughout with the constant schedule.
+        """
+        warm = math.floor(self.warmup * total)
+        if step < warm:
+            return self.lr * (step + 1) / warm
         if self.schedule == "constant":
             return self.lr
-        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * step / total))
+        t = (step - warm) / max(1, total - warm)
+        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * t))
+
+    def key(self) -> dict[str, object]:
+        """The settings as a dict for cache and run keys. Settings added later are left out
+        while at their defaults, so keys made before they existed stay valid."""
+        out = dataclasses.asdict(self)
+        for name, default in (("iterations", 0), ("warmup", 0.0)):
+            if out[name] == default:
+                del out[name]
+        return out
 
 
 def default_cache_dir() -> Path:
@@ -83,5 +113,11 @@ class PretrainSpec:
     def config_for(self, seed: int) -> TrainConfig:
         """The training config of the selection model for ``seed``."""
         return dataclasses.replace(
-            self.train, epochs=self.epochs, augment=False, seed=seed, eval_every=0
+            self.train,
+            epochs=self.epochs,
+            iterations=0,
+            warmup=0.0,
+            augment=False,
+            seed=seed,
+            eval_every=0,
         )

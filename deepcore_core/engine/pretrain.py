@@ -51,7 +51,7 @@ def cache_key(data: DatasetSplits, spec: PretrainSpec, seed: int) -> str:
         "dataset": dataset_fingerprint(data.train.labels, len(data.train), data.name),
         "shape": [data.channels, data.image_size, data.num_classes],
         "network": spec.network.lower(),
-        "train": dataclasses.asdict(spec.config_for(seed)),
+        "train": spec.config_for(seed).key(),
         "pretrained": pre,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
@@ -113,7 +113,7 @@ def _meta(data: DatasetSplits, spec: PretrainSpec, seed: int, result: Any) -> di
         "network": spec.network,
         "seed": seed,
         "dataset": data.name,
-        "train": dataclasses.asdict(spec.config_for(seed)),
+        "train": spec.config_for(seed).key(),
         "seconds": result.seconds,
         "images_per_second": result.images_per_second,
     }

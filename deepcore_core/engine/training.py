@@ -121,15 +121,15 @@ def train_model(
     if checkpoint is not None and checkpoint.is_file():
         start_epoch = _resume(checkpoint, loop, history, config)
     t0 = time.perf_counter()
-    with Progress(config.epochs - start_epoch, desc) as bar:
-        for epoch in range(start_epoch, config.epochs):
+    with Progress(loop.epochs - start_epoch, desc) as bar:
+        for epoch in range(start_epoch, loop.epochs):
             entry = loop.epoch(epoch)
             if not math.isfinite(entry["train_loss"]):
                 raise TrainingDiverged(
                     f"{desc}: training diverged in epoch {epoch + 1} (the loss is not finite) at "
                     f"lr {config.lr:g}; lower the learning rate ({lr_option}) or use another seed"
                 )
-            last = epoch + 1 == config.epochs
+            last = epoch + 1 == loop.epochs
             if test is not None and (
                 last or (config.eval_every and (epoch + 1) % config.eval_every == 0)
             ):
@@ -169,7 +169,9 @@ class _Loop:
     gen: torch.Generator
     weights: torch.Tensor | None
     dyn: dict[str, torch.Tensor] | None
-    iters: int
+    iters: int  #: steps per full epoch
+    epochs: int  #: epochs to run (the last one cut short to ``total`` steps)
+    total: int  #: steps in all
     seen: int = 0
 
     @classmethod
@@ -199,13 +201,16 @@ class _Loop:
             if w.shape != (n,) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
                 raise DeepcoreError("weights must be one finite non-negative number per sample")
         dyn = None
+        if record_dynamics and config.iterations:
+            raise DeepcoreError("training dynamics are recorded per epoch: train by epochs")
         if record_dynamics:
             kinds = (("loss", torch.float32), ("correct", torch.bool), ("margin", torch.float32))
             dyn = {k: torch.zeros(config.epochs, n, device=device, dtype=dt) for k, dt in kinds}
         scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
         gen = torch.Generator().manual_seed(config.seed)
         iters = math.ceil(n / config.batch_size)
-        return cls(model, source, config, device, opt, scaler, gen, w, dyn, iters)
+        epochs, total = config.steps(n)
+        return cls(model, source, config, device, opt, scaler, gen, w, dyn, iters, epochs, total)
 
     def epoch(self, epoch: int) -> dict[str, float]:
         """Train one epoch; return its metrics (``epoch``, ``train_loss``, ``lr``)."""
@@ -215,10 +220,12 @@ class _Loop:
         self.model.train()
         order = torch.randperm(len(self.source), generator=self.gen)
         run_loss = torch.zeros((), device=device)
-        total = self.iters * config.epochs
         batches = self.source.batches(order, config.batch_size, config.augment, self.gen, device)
+        steps = 0
         for i, (x, y, idx) in enumerate(batches):
-            lr = config.lr_at(epoch * self.iters + i, total)
+            if epoch * self.iters + i >= self.total:
+                break  # a fixed number of iterations ends inside this epoch
+            lr = config.lr_at(epoch * self.iters + i, self.total)
             for group in self.opt.param_groups:
                 group["lr"] = lr
             if last_channels:
@@ -236,10 +243,11 @@ class _Loop:
             self.scaler.step(self.opt)
             self.scaler.update()
             run_loss += loss.detach()
+            steps += 1
             self.seen += len(y)
             if self.dyn is not None:
                 _record(self.dyn, epoch, idx.to(device), out.detach().float(), y, per.detach())
-        return {"epoch": epoch + 1, "train_loss": float(run_loss) / self.iters, "lr": lr}
+        return {"epoch": epoch + 1, "train_loss": float(run_loss) / max(1, steps), "lr": lr}
 
     def dynamics(self) -> Dynamics | None:
         """The recorded dynamics as numpy arrays, if recorded."""
@@ -265,7 +273,7 @@ def _record(
 
 
 def _config_key(config: TrainConfig) -> str:
-    return json.dumps(dataclasses.asdict(config), sort_keys=True)
+    return json.dumps(config.key(), sort_keys=True)
 
 
 def _save_checkpoint(

@@ -38,7 +38,7 @@ class RunKey:
             "fingerprint": self.fingerprint,
             "network": network,
             "seed": seed,
-            "train": dataclasses.asdict(c.train_config(seed)),
+            "train": c.train_config(seed).key(),
             "method": method,
             "fraction": fraction,
         }
@@ -52,6 +52,7 @@ class RunKey:
             "selection_epochs": c.selection_epochs,
             "pretrained": c.pretrained,
             **c.selection_lr_key(),
+            **c.rules_key(),
         }
 
     def selection(self, method: str, fraction: float, seed: int) -> dict[str, Any]:
@@ -67,7 +68,8 @@ class RunKey:
             "selection_network": c.selection_network,
             "pretrained": c.pretrained,
             "selection_epochs": c.selection_epochs,
-            "pretrain": dataclasses.asdict(c.pretrain_spec().config_for(seed)),
+            "pretrain": c.pretrain_spec().config_for(seed).key(),
+            **c.rules_key(),
         }
 
 

@@ -45,7 +45,7 @@ class Experiment:
         self.device = resolve_device(config.device)
         self.methods = methods_of(config, host.registry.names())
         for m in self.methods:
-            host.create_selector(m, config.method_options.get(m, {}))  # validates options
+            host.create_selector(m, config.method_options.get(m, {}), config.variant)  # validates
         for m in config.method_options:
             if m not in self.methods:
                 raise DeepcoreError(f"method_options given for '{m}', which is not run")
@@ -151,7 +151,9 @@ class Experiment:
         )
         for k in _SHARED:  # the seed's selection model and its outputs, when made already
             setattr(ctx, k, cache.get(k))
-        selector = self.host.create_selector(method, self.config.method_options.get(method, {}))
+        selector = self.host.create_selector(
+            method, self.config.method_options.get(method, {}), self.config.variant
+        )
         t0 = time.perf_counter()
         sel = run_selection(
             self.host, selector, ctx, fraction=fraction, dataset_name=self.data.name

@@ -28,24 +28,78 @@ def _flat_dim(body: nn.Module, ch: int, s: int) -> int:
         return int(body(torch.zeros(1, ch, s, s)).shape[1])
 
 
-def _lenet(ch: int, c: int, s: int) -> Network:
-    # Classic LeNet-5 (28 px: 16x5x5 features); padding keeps small inputs alive.
+def _lenet_body(ch: int, s: int, bn: bool) -> nn.Sequential:
+    # Classic LeNet-5 (28 px: 16x5x5 features); padding keeps small inputs alive. With
+    # ``bn``, batch norm follows both convolutions (not the linear layers: a last batch of
+    # one sample must still train).
+    def norm(k: int) -> list[nn.Module]:
+        return [nn.BatchNorm2d(k)] if bn else []
+
     after_pool = (s + (4 if ch == 1 else 0) - 4) // 2
     pad2 = 0 if after_pool >= 10 else 2
     feats = nn.Sequential(
-        nn.Conv2d(ch, 6, 5, padding=2 if ch == 1 else 0),
+        nn.Conv2d(ch, 6, 5, padding=2 if ch == 1 else 0, bias=not bn),
+        *norm(6),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5, padding=pad2),
+        nn.Conv2d(6, 16, 5, padding=pad2, bias=not bn),
+        *norm(16),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
         nn.Flatten(),
     )
-    d = _flat_dim(feats, ch, s)
-    body = nn.Sequential(
-        feats, nn.Linear(d, 120), nn.ReLU(inplace=True), nn.Linear(120, 84), nn.ReLU(inplace=True)
+    d = _flat_dim(feats.eval(), ch, s)
+    return nn.Sequential(
+        feats,
+        nn.Linear(d, 120),
+        nn.ReLU(inplace=True),
+        nn.Linear(120, 84),
+        nn.ReLU(inplace=True),
     )
-    return Network("lenet", body, 84, c)
+
+
+def _lenet(ch: int, c: int, s: int) -> Network:
+    return Network("lenet", _lenet_body(ch, s, bn=False), 84, c)
+
+
+def _lenet_bn(ch: int, c: int, s: int) -> Network:
+    return Network("lenet-bn", _lenet_body(ch, s, bn=True), 84, c)
+
+
+class _BasicBlock(nn.Module):
+    """The 3x3 + 3x3 residual block of the CIFAR ResNets (He et al. 2016, section 4.2)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.short(x))
+
+
+def _resnet20(ch: int, c: int, s: int) -> Network:
+    # CIFAR ResNet-20: three stages of 16/32/64 channels, 3 blocks each, 0.27M parameters.
+    layers: list[nn.Module] = [
+        nn.Conv2d(ch, 16, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(inplace=True),
+    ]
+    cin = 16
+    for cout, stride in ((16, 1), (32, 2), (64, 2)):
+        for b in range(3):
+            layers.append(_BasicBlock(cin, cout, stride if b == 0 else 1))
+            cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return Network("resnet20", nn.Sequential(*layers), 64, c)
 
 
 def _adapt_first_conv(
@@ -255,6 +309,10 @@ def _inception(ch: int, c: int, s: int) -> Network:
 BUILTIN_NETWORKS = [
     NetworkInfo("mlp", _mlp, "2-layer perceptron, 128 units (D=128)", max_size=64),
     NetworkInfo("lenet", _lenet, "LeNet-5 (D=84)", max_size=64),
+    NetworkInfo(
+        "lenet-bn", _lenet_bn, "LeNet-5 with batch norm after each convolution (D=84)", max_size=64
+    ),
+    NetworkInfo("resnet20", _resnet20, "CIFAR ResNet-20, 0.27M parameters (D=64)", 8, 64),
     NetworkInfo("alexnet", _alexnet, "AlexNet; small-image variant under 64 px", 8, 256, "alexnet"),
     *[
         NetworkInfo(f"vgg{d}", _vgg(d), f"VGG-{d} with batch norm", 8, 256, f"vgg{d}_bn")

@@ -126,3 +126,21 @@ def test_registered():
 
 def test_end_to_end_run_on_digits(tmp_path):
     check_end_to_end("glister", tmp_path)
+
+
+def test_original_variant_ranks_once_by_the_initial_gains():
+    from deepcore_core import GradEmbedding, softmax
+
+    rng = np.random.default_rng(5)
+    x, y, logits = rng.normal(size=(90, 5)), rng.integers(0, 3, 90), rng.normal(size=(90, 3))
+    kw = {"features": x, "labels": y, "logits": logits, "budget": 12, "balance": False}
+    orig = select("glister", options={"val_fraction": 0.0}, variant="original", **kw)
+    p = softmax(logits)
+    g = GradEmbedding.from_outputs(p, y, x)
+    x32 = x.astype(np.float32)
+    state = TaylorState(g.residual, x32, np.log(p.astype(np.float64)), x32, y, eta=0.1)
+    gains = state.gains()
+    static = np.lexsort((np.arange(90), -gains))[:12]
+    assert orig.indices.tolist() == static.tolist()
+    ours = select("glister", options={"val_fraction": 0.0}, **kw)
+    assert ours.indices.tolist() != orig.indices.tolist()  # the update changes later picks

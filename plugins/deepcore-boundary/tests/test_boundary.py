@@ -6,7 +6,7 @@ import torch
 
 from deepcore_boundary import METHODS, Cal, DeepFool, symmetric_kl
 from deepcore_boundary.deepfool import deepfool_batch
-from deepcore_core import PluginHost, select
+from deepcore_core import DeepcoreError, PluginHost, select
 from deepcore_core.testing import (
     check_end_to_end,
     check_selector,
@@ -116,3 +116,69 @@ def test_registered():
 @pytest.mark.parametrize("method", ["deepfool", "cal"])
 def test_end_to_end_run_on_digits(method, tmp_path):
     check_end_to_end(method, tmp_path)
+
+
+def test_cal_least_contrastive_is_the_other_end_of_the_same_scores():
+    d = synthetic_inputs(seed=3)
+    p = np.exp(d["logits"]) / np.exp(d["logits"]).sum(1, keepdims=True)
+    kw = {"features": d["features"], "probs": p, "fraction": 0.2, "balance": False}
+    ours = select("cal", options={"neighbors": 4}, **kw)
+    orig = select(
+        "cal", options={"neighbors": 4, "neighbor_features": "model"}, variant="original", **kw
+    )
+    np.testing.assert_array_equal(ours.scores, orig.scores)
+    rest = np.setdiff1d(np.arange(len(orig.scores)), orig.indices)
+    assert orig.scores[orig.indices].max() <= orig.scores[rest].min()  # the lowest divergence
+    assert not set(ours.indices) & set(orig.indices)
+    assert orig.meta["options"]["keep"] == "least-contrastive"
+
+
+def test_cal_neighbours_from_a_resnet18_weights_file(tmp_path, monkeypatch):
+    from torchvision.models import resnet18
+
+    from deepcore_boundary.imagenet import resnet18_features
+    from deepcore_core.testing import run_method
+
+    torch.manual_seed(0)
+    weights = tmp_path / "r18.pth"
+    torch.save(resnet18(weights=None).state_dict(), weights)
+    data = synthetic_dataset(class_sizes=(12, 10))
+    feats = resnet18_features(data.train, len(data.train), weights, 32, "cpu")
+    assert feats.shape == (22, 512) and np.isfinite(feats).all()
+    opts = {"neighbors": 3, "image_size": 32, "weights_file": str(weights)}
+    r18 = run_method(
+        Cal, {"dataset": data}, budget=6, options={**opts, "neighbor_features": "imagenet-resnet18"}
+    )
+    model = run_method(Cal, {"dataset": data}, budget=6, options=opts)
+    assert not np.allclose(r18.scores, model.scores)  # another neighbour space
+    # auto: the ResNet-18 where its file exists, else the selection model's features
+    auto = run_method(
+        Cal, {"dataset": data}, budget=6, options={**opts, "neighbor_features": "auto"}
+    )
+    np.testing.assert_array_equal(auto.scores, r18.scores)
+    missing = {**opts, "weights_file": str(tmp_path / "none.pth")}
+    fallback = run_method(
+        Cal, {"dataset": data}, budget=6, options={**missing, "neighbor_features": "auto"}
+    )
+    np.testing.assert_array_equal(fallback.scores, model.scores)
+    with pytest.raises(DeepcoreError, match="none.pth"):
+        run_method(
+            Cal,
+            {"dataset": data},
+            budget=6,
+            options={**missing, "neighbor_features": "imagenet-resnet18"},
+        )
+    (tmp_path / "bad.pth").write_bytes(b"not a state dict")
+    with pytest.raises(DeepcoreError, match="bad.pth"):
+        resnet18_features(data.train, 22, tmp_path / "bad.pth", 32, "cpu")
+
+
+def test_deepfool_original_rules_consider_every_class_without_overshoot():
+    host = PluginHost()
+    sel = host.create_selector("deepfool", {}, "original")
+    assert sel.options.top_k is None and sel.options.overshoot == 0.0
+    model = linear_model(c=5)
+    x = torch.randn(30, 6, dtype=torch.float64)
+    all_classes, _ = deepfool_batch(model, x, overshoot=0.0, top_k=None)
+    five, _ = deepfool_batch(model, x, overshoot=0.0, top_k=5)
+    np.testing.assert_allclose(all_classes.numpy(), five.numpy())

@@ -126,6 +126,22 @@ def test_herding_equals_brute_force_and_tracks_the_mean():
     assert herd[-1] < 0.2 * rand[-1]
 
 
+def test_original_herding_picks_the_argmax_and_moves_away_from_the_mean():
+    x, _ = blobs(n=80, dim=4, seed=2)
+    x64 = x.astype(np.float64)
+    sel = select("herding", features=x64, budget=15, balance=False, variant="original")
+    mu, taken, picks = x64.mean(0), set(), []
+    for t in range(15):  # the original's rule, brute force: the farthest from the target
+        target = (t + 1) * mu - x64[picks].sum(0)
+        d = [np.linalg.norm(target - x64[i]) if i not in taken else -1 for i in range(80)]
+        picks.append(int(np.argmax(d)))
+        taken.add(picks[-1])
+    assert sel.indices.tolist() == picks
+    default = select("herding", features=x64, budget=15, balance=False)
+    gap = np.linalg.norm(x64[sel.indices].mean(0) - mu)
+    assert gap > 5 * np.linalg.norm(x64[default.indices].mean(0) - mu)
+
+
 def test_herding_balanced_tracks_each_class_mean():
     x, y = blobs(n=200, seed=4)
     sel = select("herding", features=x, labels=y, fraction=0.1)

@@ -42,6 +42,23 @@ def test_craig_is_facility_location_and_weights_count_assignments():
     assert sel.weights.sum() == 60
 
 
+def test_original_variant_craig_weights_and_gradmatch_lambda():
+    p, y, h = outputs()
+    kw = {"probs": p, "labels": y, "features": h, "budget": 8, "balance": False}
+    ours = select("craig", **kw)
+    orig = select("craig", variant="original", **kw)
+    assert orig.indices.tolist() == ours.indices.tolist()  # the same picks
+    assert (orig.weights == ours.weights + 1).all()  # cluster size + 1
+    gm = select("gradmatch", variant="original", **kw)
+    assert gm.meta["options"]["lam"] == 1.0
+    lam1 = select("gradmatch", options={"lam": 1.0}, **kw)
+    assert gm.indices.tolist() == lam1.indices.tolist()
+    assert (
+        select("gradmatch", variant="original", options={"lam": 0.2}, **kw).meta["options"]["lam"]
+        == 0.2
+    )  # a given option beats the variant
+
+
 def test_craig_balanced_weights_sum_to_class_sizes():
     d = synthetic_inputs()
     sel = select(

@@ -230,3 +230,31 @@ def test_registered():
 @pytest.mark.parametrize("method", ["graph-cut", "facility-location", "log-determinant"])
 def test_end_to_end_run_on_digits(method, tmp_path):
     check_end_to_end(method, tmp_path)
+
+
+def test_original_log_determinant_gain_is_the_explained_variance():
+    k = random_psd()
+    reg = 0.5
+
+    def explained(chosen, e):  # s_e^T (S_A + reg I)^-1 s_e, the original's gain
+        if not chosen:
+            return 0.0
+        a = k[np.ix_(chosen, chosen)] + reg * np.eye(len(chosen))
+        s = k[chosen, e]
+        return float(s @ np.linalg.solve(a, s))
+
+    chosen: list[int] = []
+    for _ in range(8):
+        gains = [explained(chosen, e) if e not in chosen else -np.inf for e in range(40)]
+        chosen.append(int(np.argmax(gains)))
+    ours = maximize(LogDeterminant(k, reg, 8, explained=True), 8, "naive", np.random.default_rng(0))
+    assert ours.tolist() == chosen
+    volume = maximize(LogDeterminant(k, reg, 8), 8, "naive", np.random.default_rng(0))
+    assert ours.tolist() != volume.tolist()
+
+
+def test_original_variant_sets_the_explained_gain_and_rejects_submodlib():
+    host = PluginHost()
+    assert host.create_selector("log-determinant", {}, "original").options.gain == "explained"
+    with pytest.raises(Exception, match="explained"):
+        host.create_selector("log-determinant", {"backend": "submodlib"}, "original")

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from deepcore_core import PluginHost, select
 from deepcore_core.cli import create_app
+from deepcore_core.options import VARIANTS
 from deepcore_core.testing import check_end_to_end, check_selector
 from deepcore_uncertainty import METHODS, Entropy, LeastConfidence, Margin
 
@@ -47,13 +48,34 @@ def test_most_uncertain_first_unbalanced(method):
 
 def test_margin_keeps_smallest_gap():
     sel = select("margin", probs=P, budget=3, balance=False)
-    assert sel.indices.tolist() == [1, 2, 4]  # gaps 0, 0 (tie -> lower index first), 0.3
+    assert sorted(sel.indices[:2].tolist()) == [1, 2]  # gaps 0, 0: a tie, in seeded order
+    assert sel.indices[2] == 4  # gap 0.3
 
 
-def test_ties_broken_by_index():
-    p = np.tile([0.6, 0.4], (6, 1))
+def test_ties_broken_by_a_seeded_permutation():
+    p = np.tile([0.6, 0.4], (600, 1))  # every score ties
     for m in ("least-confidence", "entropy", "margin"):
-        assert select(m, probs=p, budget=3, balance=False).indices.tolist() == [0, 1, 2]
+        a = select(m, probs=p, budget=50, balance=False, seed=1).indices
+        assert np.array_equal(a, select(m, probs=p, budget=50, balance=False, seed=1).indices)
+        b = select(m, probs=p, budget=50, balance=False, seed=2).indices
+        assert len(set(a) & set(b)) < 25  # another seed, another draw
+        assert a.max() > 100  # not the dataset's first rows
+
+
+def test_original_variant_keeps_the_most_certain_only_when_unbalanced():
+    p = np.array([[0.9, 0.1], [0.5, 0.5], [0.7, 0.3], [0.55, 0.45], [1.0, 0.0], [0.6, 0.4]])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    host = PluginHost()
+    for m in ("least-confidence", "entropy", "margin"):
+        orig = {"unbalanced_keep": "certain"}
+        certain = select(m, probs=p, budget=2, balance=False, options=orig, host=host)
+        assert sorted(certain.indices.tolist()) == [0, 4]  # the two most confident
+        assert certain.meta["options"]["unbalanced_keep"] == "certain"
+        both = [
+            select(m, probs=p, labels=y, budget=2, variant=v, host=host) for v in VARIANTS
+        ]  # balanced: the original kept the most uncertain too
+        assert both[0].indices.tolist() == both[1].indices.tolist() == [1, 3]
+        assert both[1].meta["variant"] == "original"
 
 
 def test_balanced_selects_per_class():

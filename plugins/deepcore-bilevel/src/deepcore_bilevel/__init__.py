@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from deepcore_core import DeepcoreError, Need, Pick, SelectionContext, Selector, hookimpl
+from deepcore_core import (
+    DeepcoreError,
+    Need,
+    Pick,
+    SelectionContext,
+    Selector,
+    hookimpl,
+    original_rule,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +27,9 @@ class GlisterOptions:
     per_step: int = 1  #: picks between two updates of the model state
     val_fraction: float = 0.1  #: held-out share of each pool used as validation (0: the pool)
     val_indices: str | None = None  #: a .npy of dataset indices to use as validation instead
+    update: bool = original_rule(
+        True, False, "the state update never runs (a misspelt keyword): static top-k alignment"
+    )  #: update the model state between picks (False: rank once by the initial gains)
 
     def __post_init__(self) -> None:
         if self.eta <= 0 or self.per_step < 1:
@@ -74,7 +85,8 @@ class Glister(Selector):
             o.eta,
             ctx.device,
         )
-        order = glister_greedy(state, np.arange(cand.size), k, o.per_step)
+        per_step = o.per_step if o.update else k  # without updates: one ranking, k picks
+        order = glister_greedy(state, np.arange(cand.size), k, per_step)
         return Pick(cand[order])
 
     def _given_validation(self, ctx: SelectionContext, pool: np.ndarray) -> np.ndarray:

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from deepcore_core import Need, ScoreSelector, SelectionContext, hookimpl
+from deepcore_core import (
+    DeepcoreError,
+    Need,
+    Pick,
+    ScoreSelector,
+    SelectionContext,
+    hookimpl,
+    original_rule,
+    top_k,
+)
+
+log = logging.getLogger("deepcore")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,12 +29,14 @@ class DeepFoolOptions:
     """Options of ``deepfool``."""
 
     max_iter: int = 50
-    overshoot: float = 0.02
-    top_k: int = 10  #: candidate classes per sample (the predicted class included)
+    overshoot: float = original_rule(0.02, 0.0, "no overshoot")  #: step beyond the boundary
+    top_k: int | None = original_rule(
+        10, None, "every class is a candidate"
+    )  #: candidate classes per sample (the predicted class included); None: all classes
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        if self.max_iter < 1 or self.top_k < 2 or self.batch_size < 1:
+        if self.max_iter < 1 or (self.top_k is not None and self.top_k < 2) or self.batch_size < 1:
             raise ValueError("max_iter and batch_size must be >= 1 and top_k >= 2")
         if self.overshoot < 0:
             raise ValueError(f"overshoot must be >= 0, got {self.overshoot}")
@@ -75,10 +90,22 @@ class CalOptions:
 
     neighbors: int = 10
     metric: Literal["euclidean", "cosine"] = "euclidean"
+    keep: Literal["most-contrastive", "least-contrastive"] = original_rule(
+        "most-contrastive",
+        "least-contrastive",
+        "keeps the samples least divergent from their neighbours",
+    )  #: which end of the divergence ranking is kept
+    neighbor_features: Literal["model", "imagenet-resnet18", "auto"] = original_rule(
+        "model", "auto", "neighbours from an ImageNet ResNet-18 at 224 px"
+    )  #: model: the selection model's; auto: the ResNet-18 where its weights file exists
+    weights_file: str | None = None  #: ResNet-18 weights (default: torch hub's cached file)
+    image_size: int = 224  #: inputs are resized to this for the ResNet-18
 
     def __post_init__(self) -> None:
         if self.neighbors < 1:
             raise ValueError(f"neighbors must be >= 1, got {self.neighbors}")
+        if self.image_size < 32:
+            raise ValueError(f"image_size must be >= 32, got {self.image_size}")
 
 
 def symmetric_kl(p: np.ndarray, q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -93,8 +120,9 @@ class Cal(ScoreSelector):
     Margatina et al., EMNLP 2021 (arXiv 2109.03764): the score of a sample is the mean
     symmetric KL divergence between its predicted distribution and those of its ``neighbors``
     nearest samples in feature space (within its class when balanced), so the most
-    *contrastive* samples are kept (the original DeepCore kept the least). Neighbours by
-    blockwise exact top-k: O(N k) memory. Needs features and probabilities.
+    *contrastive* samples are kept (the original DeepCore kept the least: ``keep``).
+    Neighbours by blockwise exact top-k, O(N k) memory, in the selection model's feature
+    space or an ImageNet ResNet-18's (``neighbor_features``). Needs features and probabilities.
     """
 
     name = "cal"
@@ -108,6 +136,7 @@ class Cal(ScoreSelector):
         from deepcore_core import knn
 
         assert ctx.features is not None  # the method's needs
+        feats = self._neighbor_space(ctx)
         p = np.asarray(ctx.probs, dtype=np.float64)
         groups = [np.arange(ctx.n)]
         if ctx.balance and ctx.labels is not None:
@@ -117,7 +146,7 @@ class Cal(ScoreSelector):
             if g.size < 2:
                 continue
             _, nb = knn(
-                ctx.features[g],
+                feats[g],
                 self.options.neighbors,
                 self.options.metric,
                 exclude_self=True,
@@ -125,6 +154,38 @@ class Cal(ScoreSelector):
             )
             scores[g] = symmetric_kl(p[g][:, None, :], p[g][nb]).mean(1)
         return scores
+
+    def pick(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Pick:
+        """The most (or, with ``keep=least-contrastive``, the least) divergent of ``pool``."""
+        assert ctx.scores is not None
+        most = self.options.keep == "most-contrastive"
+        return Pick(top_k(ctx.scores, pool, k, most, rng))
+
+    def _neighbor_space(self, ctx: SelectionContext) -> np.ndarray:
+        """The features neighbours are found in (see ``neighbor_features``)."""
+        from deepcore_boundary.imagenet import default_weights, resnet18_features
+
+        assert ctx.features is not None
+        o = self.options
+        if o.neighbor_features == "model":
+            return ctx.features
+        path = Path(o.weights_file) if o.weights_file else default_weights()
+        if not path.is_file():
+            if o.neighbor_features == "auto":
+                log.warning("cal: no ResNet-18 weights at %s; neighbours from the model", path)
+                return ctx.features
+            raise DeepcoreError(
+                f"cal: neighbor_features=imagenet-resnet18 needs the torchvision ResNet-18 "
+                f"weights at '{path}' (download resnet18-f37072fd.pth from "
+                "download.pytorch.org/models, or set weights_file)"
+            )
+        if ctx.dataset is None:
+            raise DeepcoreError(
+                "cal: neighbor_features=imagenet-resnet18 needs the dataset's images, not arrays"
+            )
+        return resnet18_features(ctx.dataset.train, ctx.n, path, o.image_size, ctx.device)
 
 
 METHODS = (DeepFool, Cal)

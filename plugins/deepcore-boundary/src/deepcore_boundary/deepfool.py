@@ -11,14 +11,14 @@ def deepfool_batch(
     x: torch.Tensor,
     max_iter: int = 50,
     overshoot: float = 0.02,
-    top_k: int = 10,
+    top_k: int | None = 10,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Smallest DeepFool perturbation that changes each sample's prediction.
 
     The candidate classes of a sample are its ``top_k`` highest logits at the start (the
-    predicted class first). Each iteration costs one forward pass and ``top_k`` backward
-    passes for the whole batch (input gradients of each candidate logit; samples are
-    independent in eval mode). The step towards the nearest linearised boundary is
+    predicted class first; None: every class). Each iteration costs one forward pass and
+    ``top_k`` backward passes for the whole batch (input gradients of each candidate logit;
+    samples are independent in eval mode). The step towards the nearest linearised boundary is
     ``(|f_l - f_k| + 1e-4) / ||w_l||^2 * w_l``, accumulated in ``r``; the tested point is
     ``x + (1 + overshoot) r``. Samples stop as soon as their prediction changes.
 
@@ -29,7 +29,7 @@ def deepfool_batch(
     n = x.shape[0]
     with torch.no_grad():
         logits = model(x)
-    k = min(top_k, logits.shape[1])
+    k = logits.shape[1] if top_k is None else min(top_k, logits.shape[1])
     cand = torch.topk(logits, k, dim=1).indices  # cand[:, 0] is the predicted class
     orig = cand[:, 0]
     r = torch.zeros_like(x)

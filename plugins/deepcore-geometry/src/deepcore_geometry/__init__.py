@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from deepcore_core import DeepcoreError, Need, Pick, Selection, SelectionContext, Selector, hookimpl
+from deepcore_core import (
+    DeepcoreError,
+    Need,
+    Pick,
+    Selection,
+    SelectionContext,
+    Selector,
+    hookimpl,
+    original_rule,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -96,6 +105,15 @@ class KCenter(Selector):
         return Pick(pool[farthest_first(pool.size, k, dist, first, initial_min)])
 
 
+@dataclasses.dataclass(frozen=True)
+class HerdingOptions:
+    """Options of ``herding``."""
+
+    rule: Literal["argmin", "argmax"] = original_rule(
+        "argmin", "argmax", "picks the point farthest from the herding target (outliers)"
+    )  #: argmin tracks the mean (herding); argmax is the original code's rule
+
+
 class Herding(Selector):
     """Kernel herding: each pick brings the mean of the picks closest to the pool's mean.
 
@@ -107,6 +125,7 @@ class Herding(Selector):
     name = "herding"
     family = "geometry"
     needs = frozenset({Need.FEATURES})
+    Options = HerdingOptions
 
     def pick(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
@@ -115,7 +134,8 @@ class Herding(Selector):
         from deepcore_geometry.greedy import herding
 
         assert ctx.features is not None  # the method's needs
-        return Pick(pool[herding(_tensor(ctx.features[pool], ctx), k)])
+        x = _tensor(ctx.features[pool], ctx)
+        return Pick(pool[herding(x, k, farthest=self.options.rule == "argmax")])
 
 
 class ContextualDiversity(Selector):

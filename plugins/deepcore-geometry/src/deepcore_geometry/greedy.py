@@ -105,12 +105,13 @@ def symmetric_kl_distance_fn(p: torch.Tensor, eps: float = 1e-12) -> DistanceTo:
     return dist
 
 
-def herding(x: torch.Tensor, k: int) -> np.ndarray:
+def herding(x: torch.Tensor, k: int, farthest: bool = False) -> np.ndarray:
     """Kernel herding (Welling 2009; Chen et al. 2010) with a linear kernel.
 
     Step t picks the unselected point that brings the mean of the selected set closest to
     the mean of ``x``: argmin_i ||(t+1) mu - s_t - x_i||, with the running sum s_t of the
-    picks. Ties go to the lowest position.
+    picks (``farthest``: the argmax, the original DeepCore code's rule). Ties go to the
+    lowest position.
     """
     n = x.shape[0]
     mu = x.mean(0)
@@ -122,6 +123,8 @@ def herding(x: torch.Tensor, k: int) -> np.ndarray:
         target = (t + 1) * mu - running
         # ||target - x_i||^2 up to the constant ||target||^2
         score = sq - 2.0 * (x @ target)
+        if farthest:
+            score.neg_()
         score.masked_fill_(taken, float("inf"))
         p = int(torch.argmin(score))
         picks[t] = p

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from deepcore_core import Need, Pick, SelectionContext, Selector, hookimpl
+from deepcore_core import Need, Pick, SelectionContext, Selector, hookimpl, original_rule
 
 if TYPE_CHECKING:
     from deepcore_core import CosineBlocks
@@ -26,6 +26,9 @@ class CraigOptions:
     epsilon: float = 0.01
     dense_limit: int = 20000  #: pools larger than this use a k-NN graph
     knn: int = 50
+    weights: Literal["cluster-size", "cluster-size-plus-one"] = original_rule(
+        "cluster-size", "cluster-size-plus-one", "each weight is its cluster size + 1"
+    )  #: a pick's weight: how many pool samples it represents (+1 as in the original)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.epsilon < 1.0:
@@ -93,14 +96,17 @@ class Craig(Selector):
             else:
                 nearest.append(torch.argmin(blocks.distance(lo, hi, cols), 1))
         assign = torch.cat(nearest).cpu().numpy()
-        return np.bincount(assign, minlength=order.size).astype(np.float64)
+        w = np.bincount(assign, minlength=order.size).astype(np.float64)
+        return w + 1.0 if self.options.weights == "cluster-size-plus-one" else w
 
 
 @dataclasses.dataclass(frozen=True)
 class GradMatchOptions:
     """Options of ``gradmatch``."""
 
-    lam: float = 0.5  #: L2 regularisation of the weights
+    lam: float = original_rule(
+        0.5, 1.0, "lam is ignored: the regularisation is always 1"
+    )  #: L2 regularisation of the weights
     fill: Literal["alignment", "random"] = "alignment"
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ from deepcore_core import (
     ScoreSelector,
     SelectionContext,
     hookimpl,
+    original_rule,
     top_k,
 )
 
@@ -45,14 +46,24 @@ class _Hardness(ScoreSelector):
     def pick(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
-        """Drop the hardest share of the pool (never below k left), then keep one end."""
+        """Drop the hardest share of the pool (never below k left), then keep one end.
+
+        Equal scores are ordered by a seeded random permutation of the pool.
+        """
         assert ctx.scores is not None
-        ranked = top_k(ctx.scores, pool, pool.size, descending=True)  # hardest first
+        ranked = top_k(ctx.scores, pool, pool.size, descending=True, rng=rng)  # hardest first
         drop = min(math.floor(self.options.drop_hardest * pool.size), pool.size - k)
         rest = ranked[drop:]
-        if self.options.keep == "hardest":
-            return Pick(rest[:k])
-        return Pick(top_k(ctx.scores, np.sort(rest), k, descending=False))
+        return Pick(rest[:k] if self.options.keep == "hardest" else rest[::-1][:k])
+
+
+@dataclasses.dataclass(frozen=True)
+class ForgettingOptions(HardnessOptions):
+    """Options of ``forgetting``."""
+
+    never_learned: Literal["max", "zero"] = original_rule(
+        "max", "zero", "never-learned samples score 0 (as unforgettable ones), not the maximum"
+    )  #: score of samples never classified correctly: above any count, or 0
 
 
 class Forgetting(_Hardness):
@@ -61,23 +72,26 @@ class Forgetting(_Hardness):
     Toneva et al., ICLR 2019 (arXiv 1812.05159). Counted from the per-sample correctness the
     engine records at each presentation during selection-model training (one per epoch).
     Samples never classified correctly score the number of epochs, above any possible count,
-    so they rank as the most forgettable (as in the paper; the original DeepCore gave them 0).
-    Cost O(N E). Needs training dynamics.
+    so they rank as the most forgettable (as in the paper; ``never_learned=zero`` gives them
+    0, as the original DeepCore did). Cost O(N E). Needs training dynamics.
     """
 
     name = "forgetting"
     needs = frozenset({Need.DYNAMICS})
+    Options = ForgettingOptions
 
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Forgetting counts from ``ctx.dynamics.correct`` (epochs x N)."""
-        return forgetting_counts(np.asarray(ctx.dynamics.correct, dtype=bool))
+        correct = np.asarray(ctx.dynamics.correct, dtype=bool)
+        return forgetting_counts(correct, self.options.never_learned)
 
 
-def forgetting_counts(correct: np.ndarray) -> np.ndarray:
-    """Correct-to-wrong transitions per column; never-correct columns get ``len(correct)``."""
+def forgetting_counts(correct: np.ndarray, never_learned: str = "max") -> np.ndarray:
+    """Correct-to-wrong transitions per column; never-correct columns get ``len(correct)``
+    (``never_learned="max"``) or 0 (``"zero"``)."""
     correct = np.asarray(correct, dtype=bool)
     events = (correct[:-1] & ~correct[1:]).sum(0).astype(np.float64)
-    events[~correct.any(0)] = correct.shape[0]
+    events[~correct.any(0)] = correct.shape[0] if never_learned == "max" else 0.0
     return events
 
 

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from deepcore_core import DeepcoreError, Need, Pick, SelectionContext, Selector, hookimpl
+from deepcore_core import (
+    DeepcoreError,
+    Need,
+    Pick,
+    SelectionContext,
+    Selector,
+    hookimpl,
+    original_rule,
+)
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -175,11 +183,16 @@ class LogDetOptions(SubmodularOptions):
     """Options of ``log-determinant``."""
 
     reg: float = 1.0  #: added to the kernel's diagonal
+    gain: Literal["volume", "explained"] = original_rule(
+        "volume", "explained", "maximises the explained variance: picks redundant samples"
+    )  #: volume: log det gain (diversity); explained: s^T (S_A + reg I)^-1 s
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.reg <= 0:
             raise ValueError(f"reg must be > 0, got {self.reg}")
+        if self.gain == "explained" and self.backend == "submodlib":
+            raise ValueError("gain=explained has no submodlib counterpart: use backend=native")
 
 
 class LogDeterminantSelector(_Submodular):
@@ -198,7 +211,7 @@ class LogDeterminantSelector(_Submodular):
         """Log-determinant over ``kernel``."""
         from deepcore_core import LogDeterminant
 
-        return LogDeterminant(kernel, self.options.reg, k)
+        return LogDeterminant(kernel, self.options.reg, k, self.options.gain == "explained")
 
     def submodlib_function(self, kernel: np.ndarray) -> Any:
         """submodlib's LogDeterminantFunction over the same kernel."""

@@ -2,23 +2,55 @@
 
 All three methods score every sample from its predicted class probabilities ``p`` and keep
 the most uncertain ones: per class when balanced, over the whole set otherwise, with ties
-broken by the lower index. Unlike the original DeepCore code, the unbalanced mode does not
-keep the most confident samples, and least confidence uses probabilities, not raw logits.
+broken by a seeded random order. Unlike the original DeepCore code, the unbalanced mode does
+not keep the most confident samples (``unbalanced_keep=certain`` does, as the original), and
+least confidence uses probabilities, not raw logits (the original's logit rule cannot be
+reproduced from probabilities and is not offered).
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 
-from deepcore_core import Need, ScoreSelector, SelectionContext, hookimpl
+from deepcore_core import (
+    Need,
+    Pick,
+    ScoreSelector,
+    SelectionContext,
+    hookimpl,
+    original_rule,
+    top_k,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class UncertaintyOptions:
+    """Options of the uncertainty methods."""
+
+    unbalanced_keep: Literal["uncertain", "certain"] = original_rule(
+        "uncertain", "certain", "without balance, the most confident samples are kept"
+    )  #: which end of the ranking an unbalanced selection keeps
 
 
 class _Uncertainty(ScoreSelector):
     family = "uncertainty"
     needs = frozenset({Need.PROBABILITIES})
+    Options = UncertaintyOptions
+
+    def pick(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Pick:
+        """The most uncertain of ``pool`` (or the most certain, unbalanced, if asked)."""
+        flip = not ctx.balance and self.options.unbalanced_keep == "certain"
+        if not flip:
+            return super().pick(ctx, pool, k, rng)
+        assert ctx.scores is not None
+        return Pick(top_k(ctx.scores, pool, k, not self.descending, rng))
 
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Score every sample from ``ctx.probs``."""
