@@ -72,6 +72,9 @@ def test_uniform_weights_equal_no_weights_and_zero_weights_ignore_samples(digits
 
 
 def test_checkpoint_resume_matches_uninterrupted(digits, tmp_path, monkeypatch):
+    import deepcore_core.engine.training as training
+
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # every epoch
     cfg = TrainConfig(epochs=4, seed=0)
     ref = train_model(lenet(digits), digits.train, cfg, CPU).model
 

@@ -89,6 +89,10 @@ def evaluate(
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+#: the least time between two checkpoints (an interrupted run repeats at most this much)
+CHECKPOINT_SECONDS = 10.0
+
+
 def train_model(
     model: nn.Module,
     source: Source,
@@ -108,7 +112,8 @@ def train_model(
     :param weights: per-sample loss weights aligned with ``source`` (None: all ones).
     :param test: evaluated every ``config.eval_every`` epochs and after the last one.
     :param record_dynamics: keep per-sample loss/correctness/margin for every epoch.
-    :param checkpoint: save state here after every epoch and resume from it if present.
+    :param checkpoint: save state here after an epoch (at most every ``CHECKPOINT_SECONDS``,
+        and after the last) and resume from it if present.
     :param lr_option: the setting that the divergence error tells the user to lower.
     :param callbacks: called after every epoch with ``(epoch, metrics)``; metrics hold
         ``train_loss``, ``lr`` and, on evaluated epochs, ``test_accuracy`` and ``test_loss``.
@@ -120,7 +125,7 @@ def train_model(
     start_epoch = 0
     if checkpoint is not None and checkpoint.is_file():
         start_epoch = _resume(checkpoint, loop, history, config)
-    t0 = time.perf_counter()
+    t0 = saved = time.perf_counter()
     with Progress(loop.epochs - start_epoch, desc) as bar:
         for epoch in range(start_epoch, loop.epochs):
             entry = loop.epoch(epoch)
@@ -135,8 +140,11 @@ def train_model(
             ):
                 entry["test_accuracy"], entry["test_loss"] = evaluate(loop.model, test, device)
             history.append(entry)
-            if checkpoint is not None:
+            if checkpoint is not None and (
+                last or time.perf_counter() - saved >= CHECKPOINT_SECONDS
+            ):  # short epochs (small coresets) are saved at most every CHECKPOINT_SECONDS
                 _save_checkpoint(checkpoint, loop, history, config, epoch + 1)
+                saved = time.perf_counter()
             for callback in callbacks:
                 callback(epoch + 1, dict(entry))
             note = f"loss {entry['train_loss']:.3f}"
