@@ -67,7 +67,8 @@ def build_context(
     """Validate precomputed inputs and put them into a :class:`SelectionContext`.
 
     ``dynamics`` is per-sample training dynamics: an object or mapping with ``correct``
-    (epochs x N booleans) and optionally ``loss`` and ``margin`` (epochs x N).
+    (epochs x N booleans) and optionally ``loss``, ``margin``, ``max_other``, ``sum_sq`` and
+    ``change`` (epochs x N; see :class:`~deepcore_core.engine.training.Dynamics`).
     """
     if logits is not None and probs is not None:
         raise DeepcoreError("give logits or probabilities, not both")
@@ -127,14 +128,17 @@ def _as_dynamics(value: Any) -> Any:
     correct = np.asarray(correct)
     if correct.ndim != 2:
         raise DeepcoreError(f"dynamics 'correct' must be 2-D (epochs x N), got {correct.shape}")
-    parts = {}
-    for key in ("loss", "margin"):
+    parts: dict[str, Any] = {}
+    for key in ("loss", "margin", "max_other", "sum_sq", "change"):
         arr = get(key)
-        arr = np.zeros(correct.shape, np.float32) if arr is None else np.asarray(arr, np.float32)
+        if arr is None:  # loss and margin default to zeros; the others stay absent
+            parts[key] = np.zeros(correct.shape, np.float32) if key in ("loss", "margin") else None
+            continue
+        arr = np.asarray(arr, np.float32)
         if arr.shape != correct.shape or not np.isfinite(arr).all():
             raise DeepcoreError(f"dynamics '{key}' must be finite with shape {correct.shape}")
         parts[key] = arr
-    return Dynamics(parts["loss"], correct.astype(bool), parts["margin"])
+    return Dynamics(correct=correct.astype(bool), **parts)
 
 
 def run_selection(
@@ -145,8 +149,20 @@ def run_selection(
     fraction: float | None = None,
     budget: int | None = None,
     dataset_name: str | None = None,
+    sampler: Any = None,
 ) -> Selection:
-    """Run the stages (train, embed, score, select) for one selector on one context."""
+    """Run the stages (train, embed, score, select) for one selector on one context.
+
+    :param sampler: a :class:`~deepcore_core.samplers.Sampler` for a score-based method
+        (None: the method's ``default_sampler``).
+    """
+    if sampler is not None and not _uses_scores(selector):
+        raise DeepcoreError(
+            f"method '{selector.name}' picks its samples itself; a sampler ('{sampler.name}') "
+            "applies to score-based methods only"
+        )
+    if isinstance(selector, ScoreSelector):
+        ctx.sampler = sampler or host.create_sampler(selector.default_sampler)
     ctx.selector = selector
     ctx.hook = host.hook
     if ctx.dataset is not None and ctx.networks is None:
@@ -192,6 +208,7 @@ def run_selection(
         "distribution": f"{info.distribution} {info.version}",
         "options": selector.options_dict(),
         "variant": selector.variant,
+        **({"sampler": ctx.sampler.describe()} if ctx.sampler is not None else {}),
         "fraction": fraction,
         "budget": ctx.total,
         "n": ctx.n,
@@ -264,6 +281,8 @@ def select(
     collate_fn: Any = None,
     dataset_id: str | None = None,
     variant: str = "default",
+    sampler: str | None = None,
+    sampler_options: Mapping[str, Any] | None = None,
     host: PluginHost | None = None,
 ) -> Selection:
     """Select a coreset with ``method`` from a torch dataset or from precomputed arrays.
@@ -286,6 +305,9 @@ def select(
     :param variant: ``default`` (each method as its paper defines it) or ``original`` (the
         original DeepCore code's rules, and its constant-rate selection model); ``options``
         still override single rules.
+    :param sampler: how a score-based method picks from its ranking: ``top`` (its own end),
+        ``stratified``, ``beta``, ``band`` or a plugin's (default: the method's own);
+        ``sampler_options`` are that sampler's options.
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``: where networks, kernels,
         neighbours and greedy loops run; an unavailable device is an error.
     :returns: the :class:`Selection`.
@@ -314,7 +336,12 @@ def select(
             dynamics=dynamics, seed=seed, balance=balance, device=resolve(device),
         )  # fmt: skip
         name = None
-    return run_selection(host, selector, ctx, fraction=fraction, budget=budget, dataset_name=name)
+    if sampler_options and not sampler:
+        raise DeepcoreError("sampler_options need a sampler: give sampler=...")
+    chosen = host.create_sampler(sampler, dict(sampler_options or {})) if sampler else None
+    return run_selection(
+        host, selector, ctx, fraction=fraction, budget=budget, dataset_name=name, sampler=chosen
+    )
 
 
 def scores(method: str, **inputs: Any) -> np.ndarray:

@@ -39,6 +39,8 @@ class SelectionContext:
     :ivar cache_folder: where the ``train`` stage cached the model (``embed`` caches beside it).
     :ivar hook: the plugin host's hook relay, for a method that runs stages itself
         (see :meth:`outputs_for_seed`).
+    :ivar sampler: the :class:`~deepcore_core.samplers.Sampler` a score-based method picks
+        with (set by the core from ``--sampler`` or the method's default).
     :ivar extras: free space for plugins (caches, intermediate results); the core never uses it.
     """
 
@@ -59,6 +61,7 @@ class SelectionContext:
     networks: Any = None
     cache_folder: Path | None = None
     hook: Any = None
+    sampler: Any = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
     _grad: GradEmbedding | None = dataclasses.field(default=None, init=False, repr=False)
 

@@ -52,6 +52,14 @@ def register_datasets(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_samplers(register: Callable[[Any], None]) -> None:
+    """Register sampling rules: ``register(SamplerClass)``, a
+    :class:`~deepcore_core.samplers.Sampler` subclass with a ``name``; every score-based
+    method can then use it (``--sampler NAME``).
+    """
+
+
+@hookspec
 def register_networks(register: Callable[[Any], None]) -> None:
     """Register networks: ``register(NetworkInfo(name, build, description))``.
 

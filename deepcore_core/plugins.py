@@ -32,7 +32,7 @@ from deepcore_core._version import __version__
 from deepcore_core.errors import DeepcoreError, PluginError
 from deepcore_core.log import show_on_stderr
 from deepcore_core.options import parse_options
-from deepcore_core.registry import MethodInfo, MethodRegistry, Registry
+from deepcore_core.registry import MethodInfo, MethodRegistry, Registry, SamplerRegistry
 from deepcore_core.selector import Selector
 
 log = logging.getLogger("deepcore")
@@ -265,6 +265,15 @@ class PluginHost:
         from deepcore_core.nets import NetworkRegistry
 
         return self._registry("register_networks", NetworkRegistry)
+
+    @property
+    def samplers(self) -> Registry[Any]:
+        """The sampler registry (``top``, ``stratified``, ``beta``, ``band`` and plugins')."""
+        return self._registry("register_samplers", SamplerRegistry)
+
+    def create_sampler(self, name: str, options: Any = None) -> Any:
+        """Instantiate the sampler ``name`` with ``options`` (a mapping)."""
+        return self.samplers.get(name)(options)
 
     # -- queries -------------------------------------------------------------------------
     def failed_plugins(self) -> list[str]:

@@ -184,3 +184,20 @@ class MethodRegistry(Registry[MethodInfo]):
 
     def __iter__(self) -> Iterator[MethodInfo]:
         return iter(sorted(self._items.values(), key=lambda m: (m.family, m.name)))
+
+
+class SamplerRegistry(Registry[Any]):
+    """Sampler name -> :class:`~deepcore_core.samplers.Sampler` subclass."""
+
+    def __init__(self) -> None:
+        super().__init__("sampler")
+
+    def add(self, item: Any) -> None:
+        """Validate a sampler class, then add it."""
+        from deepcore_core.samplers import Sampler
+
+        if not (isinstance(item, type) and issubclass(item, Sampler)):
+            raise DeepcoreError(f"registered {item!r}, which is not a Sampler subclass")
+        if not isinstance(item.name, str) or not _NAME.match(item.name):
+            raise DeepcoreError(f"sampler {item!r} needs a lower-case name like 'my-sampler'")
+        super().add(item)

@@ -11,6 +11,7 @@ import numpy as np
 from deepcore_core.context import SelectionContext
 from deepcore_core.needs import Need
 from deepcore_core.options import NoOptions, options_dict, parse_options
+from deepcore_core.samplers import Ranking, Top
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,15 +74,27 @@ class Selector(abc.ABC):
 
 
 class ScoreSelector(Selector):
-    """A method that scores every sample and keeps the top of each pool.
+    """A method that scores every sample; a sampler turns each pool's ranking into picks.
 
-    Subclasses implement :meth:`compute_scores` and set ``descending`` (``True``: highest
-    scores are kept). Ties are broken by a random permutation drawn from the pool's seeded
-    generator: deterministic for a seed, with no bias towards the dataset's order. Scores
-    given by the user (``--scores``) take the place of computed ones.
+    Subclasses implement :meth:`compute_scores` and set ``descending`` (``True``: the high
+    end of the scores is the method's own end, the front of the ranking). The sampler is
+    the run's (``--sampler``), else ``default_sampler``; ``top`` keeps the front. Ties are
+    broken by a random permutation drawn from the pool's seeded generator: deterministic for
+    a seed, with no bias towards the dataset's order. Scores given by the user (``--scores``)
+    take the place of computed ones.
     """
 
     descending: ClassVar[bool] = True
+    default_sampler: ClassVar[str] = "top"
+
+    def front_is_high(self, ctx: SelectionContext) -> bool:
+        """Whether the front of the ranking is the high end (``descending`` unless options
+        turn the ranking around)."""
+        return self.descending
+
+    def sampler_extras(self, ctx: SelectionContext, pool: np.ndarray) -> dict[str, np.ndarray]:
+        """Pool-aligned arrays offered to samplers (see :class:`deepcore_core.samplers.Ranking`)."""
+        return {}
 
     @abc.abstractmethod
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
@@ -90,10 +103,16 @@ class ScoreSelector(Selector):
     def pick(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
-        """Keep the ``k`` best-scored samples of ``pool`` (ties: seeded random order)."""
+        """Let the sampler choose ``k`` of ``pool`` from its ranking (``top``: the front)."""
         if ctx.scores is None:
             raise RuntimeError(f"method '{self.name}' was asked to pick before it was scored")
-        return Pick(top_k(ctx.scores, pool, k, self.descending, rng))
+        ranking = Ranking(
+            np.asarray(ctx.scores[pool], dtype=np.float64),
+            self.front_is_high(ctx),
+            self.sampler_extras(ctx, pool),
+        )
+        positions = (ctx.sampler or Top()).sample(ranking, k, rng)
+        return Pick(pool[np.asarray(positions, dtype=np.int64)])
 
 
 def top_k(

@@ -128,6 +128,12 @@ class DataSettings(Settings):
         "default",
         "Rules as in each method's paper (default) or as in the original DeepCore code.",
     )
+    sampler: str | None = setting(
+        None,
+        "How score-based methods pick from their ranking: top, stratified, beta, band, "
+        "or a plugin's (default: each method's own).",
+    )
+    sampler_options: dict[str, Any] = setting({}, "The sampler's options (a mapping).", cli=False)
     device: Device = setting("auto", "Where networks run.")
     cache_dir: str | None = setting(
         None, "Selection-model cache (default $DEEPCORE_CACHE or ~/.cache/deepcore).", path=True
@@ -281,11 +287,13 @@ class ExperimentConfig(TrainSettings, DataSettings):
         """The selection model's training: the coreset optimiser unless ``selection_lr``."""
         return DataSettings.pretrain_spec(self, train or self.train_config(0))
 
-    def rules_key(self) -> dict[str, str]:
+    def rules_key(self) -> dict[str, Any]:
         """The selection rules for run keys: ties broken by a seeded permutation (results
         that broke them by index have no such key and are not reused), and the variant and
         the selection-model schedule where they are not the defaults."""
-        out = {"ties": "seeded"}
+        out: dict[str, Any] = {"ties": "seeded"}
+        if self.sampler:
+            out["sampler"] = {"name": self.sampler, "options": dict(self.sampler_options)}
         if self.variant != "default":
             out["variant"] = self.variant
         if self.schedule_of_selection_model() != "cosine":

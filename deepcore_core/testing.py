@@ -25,7 +25,7 @@ from deepcore_core.hookspecs import hookimpl
 from deepcore_core.options import original_values, parse_options
 from deepcore_core.plugins import PluginHost
 from deepcore_core.selection import Selection
-from deepcore_core.selector import Need, Selector
+from deepcore_core.selector import Need, ScoreSelector, Selector
 
 #: class sizes of the synthetic conformance data: uneven, with two tiny classes
 CLASS_SIZES = (24, 16, 9, 2, 1)
@@ -35,7 +35,8 @@ def synthetic_inputs(
     class_sizes: tuple[int, ...] = CLASS_SIZES, dim: int = 6, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """Gaussian blobs: ``features``, ``labels``, ``logits`` (matching the blobs), ``scores``,
-    and ``dynamics`` (six epochs of per-sample correctness and loss)."""
+    and ``dynamics`` (six epochs of per-sample correctness, loss, margin, largest other
+    probability, sum of squared probabilities and prediction change)."""
     rng = np.random.default_rng(seed)
     c = len(class_sizes)
     centres = rng.normal(scale=4.0, size=(c, dim))
@@ -47,6 +48,11 @@ def synthetic_inputs(
     scores = rng.normal(size=labels.size)
     correct = rng.random((6, labels.size)) < np.linspace(0.3, 0.9, 6)[:, None]
     dynamics = {"correct": correct, "loss": rng.random(correct.shape).astype(np.float32)}
+    for key, scale, shift in (("margin", 2, -1), ("max_other", 0.5, 0), ("sum_sq", 1, 0)):
+        dynamics[key] = (scale * rng.random(correct.shape) + shift).astype(np.float32)
+    change = (0.3 * rng.random(correct.shape)).astype(np.float32)
+    change[0] = 0.0  # the first epoch has no previous one
+    dynamics["change"] = change
     return {
         "features": features,
         "labels": labels,
@@ -83,15 +89,18 @@ def run_method(
     seed: int = 0,
     options: Mapping[str, Any] | None = None,
     host: PluginHost | None = None,
+    sampler: str | None = None,
 ) -> Selection:
-    """Run ``cls`` on precomputed ``inputs`` through the full stage pipeline."""
+    """Run ``cls`` on precomputed ``inputs`` through the full stage pipeline (``sampler``:
+    a registered sampler's name, for a score-based method)."""
     host = host or host_with(cls)
     selector = cls(dict(options or {}))
     if "dataset" in inputs:
         ctx = dataset_context(inputs["dataset"], host, seed, balance, inputs.get("pretrain"))
     else:
         ctx = build_context(**inputs, seed=seed, balance=balance)
-    return run_selection(host, selector, ctx, fraction=fraction, budget=budget)
+    chosen = host.create_sampler(sampler) if sampler else None
+    return run_selection(host, selector, ctx, fraction=fraction, budget=budget, sampler=chosen)
 
 
 _CACHE: list[str] = []
@@ -231,6 +240,17 @@ def check_selector(
             assert sel.indices.size == total_budget(n, 0.3), f"{cls.name}: original budget"
             assert np.unique(sel.indices).size == sel.indices.size, f"{cls.name}: duplicates"
             assert np.array_equal(sel.indices, again.indices), f"{cls.name}: not deterministic"
+    if issubclass(cls, ScoreSelector):  # any sampler can pick from the method's ranking
+        for name in host.samplers.names():
+            for balance in (True, False):
+                kw = {"fraction": 0.3, "balance": balance, "seed": 4, "sampler": name}
+                sel = run_method(cls, inputs, options=options, host=host, **kw)
+                again = run_method(cls, inputs, options=options, host=host, **kw)
+                what = f"{cls.name} with sampler {name}"
+                assert sel.indices.size == total_budget(n, 0.3), f"{what}: budget"
+                assert np.unique(sel.indices).size == sel.indices.size, f"{what}: duplicates"
+                assert np.array_equal(sel.indices, again.indices), f"{what}: not deterministic"
+                assert sel.meta["sampler"]["name"] == name, f"{what}: not recorded"
 
 
 def _check_metadata(cls: type[Selector]) -> None:

@@ -34,6 +34,7 @@ LAYERS = {
     # 1: what a selection is made of
     "context": 1,
     "selector": 1,
+    "samplers": 1,
     "registry": 1,
     "hookspecs": 1,
     "submodular": 1,

@@ -47,10 +47,8 @@ class Ends(ScoreSelector):
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         return np.asarray(ctx.dynamics.correct, dtype=float).sum(0)
 
-    def pick(self, ctx, pool, k, rng):
-        from deepcore_core import Pick, top_k
-
-        return Pick(top_k(ctx.scores, pool, k, self.options.end == "high", rng))
+    def front_is_high(self, ctx: SelectionContext) -> bool:
+        return self.options.end == "high"
 
 
 def test_original_values_start_the_original_variant_and_given_options_win():

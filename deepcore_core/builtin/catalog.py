@@ -18,6 +18,15 @@ def register_datasets(register: Callable[[Any], None]) -> None:
 
 
 @hookimpl
+def register_samplers(register: Callable[[Any], None]) -> None:
+    """Register the built-in sampling rules (top, stratified, beta, band)."""
+    from deepcore_core.samplers import BUILTIN_SAMPLERS
+
+    for cls in BUILTIN_SAMPLERS:
+        register(cls)
+
+
+@hookimpl
 def register_networks(register: Callable[[Any], None]) -> None:
     """Register the built-in networks."""
     from deepcore_core.nets import BUILTIN_NETWORKS

@@ -112,7 +112,9 @@ def format_table(
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
 
 
-def parse_option_pairs(pairs: list[str], methods: tuple[str, ...]) -> dict[str, dict[str, str]]:
+def parse_option_pairs(
+    pairs: list[str], methods: tuple[str, ...], flag: str = "--option"
+) -> dict[str, dict[str, str]]:
     """Parse ``--option key=value`` (one method) or ``--option method:key=value``."""
     out: dict[str, dict[str, str]] = {}
     for pair in pairs:
@@ -120,13 +122,15 @@ def parse_option_pairs(pairs: list[str], methods: tuple[str, ...]) -> dict[str, 
         if not sep or "=" in target:
             if len(methods) != 1:
                 raise DeepcoreError(
-                    f"--option {pair!r}: with several methods, write method:key=value"
+                    f"{flag} {pair!r}: with several methods, write method:key=value"
                 )
             target, rest = methods[0], pair
         key, eq, value = rest.partition("=")
         if not eq or not key.strip():
             raise DeepcoreError(
-                f"--option must look like key=value or method:key=value, got {pair!r}"
+                f"{flag} must look like key=value"
+                + (" or method:key=value" if flag == "--option" else "")
+                + f", got {pair!r}"
             )
         out.setdefault(target, {})[key.strip().replace("-", "_")] = value
     return out

@@ -32,6 +32,10 @@ def select(
     option: Annotated[
         list[str] | None, typer.Option(metavar="KEY=VALUE", help="Method option (repeatable).")
     ] = None,
+    sampler_option: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="Sampler option (repeatable; with --sampler)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Select a coreset and write it to a file.
@@ -63,8 +67,19 @@ def select(
         arrays = {k: load_array(v, k) if v is not None else None for k, v in s.arrays().items()}
         sel_ctx = build_context(seed=s.seed, balance=s.balance, device=device, **arrays)
         dataset_name = None
+    given = parse_option_pairs(sampler_option or [], ("sampler",), "--sampler-option")
+    sampler_opts = {**s.sampler_options, **given.get("sampler", {})}
+    if sampler_opts and not s.sampler:
+        raise DeepcoreError("--sampler-option needs --sampler")
+    sampler = host.create_sampler(s.sampler, sampler_opts) if s.sampler else None
     selection = run_selection(
-        host, selector, sel_ctx, fraction=s.fraction, budget=s.budget, dataset_name=dataset_name
+        host,
+        selector,
+        sel_ctx,
+        fraction=s.fraction,
+        budget=s.budget,
+        dataset_name=dataset_name,
+        sampler=sampler,
     )
     selection.save(out)
     summary = {

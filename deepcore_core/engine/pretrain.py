@@ -24,7 +24,8 @@ from deepcore_core.errors import DeepcoreError
 from deepcore_core.nets.base import Network, NetworkRegistry
 from deepcore_core.selection import dataset_fingerprint
 
-CACHE_FORMAT = 2  # 2: every file checksummed in manifest.json
+#: 2: every file checksummed in manifest.json; 3: dynamics with max_other, sum_sq and change
+CACHE_FORMAT = 3
 #: how many selection models were actually trained (not loaded) in this process
 TRAINED_COUNT = {"n": 0}
 

@@ -30,29 +30,65 @@ from deepcore_core.progress import Progress
 
 @dataclasses.dataclass
 class Dynamics:
-    """Per-sample training dynamics, one row per epoch: loss, correctness, logit margin.
+    """Per-sample training dynamics, one row per epoch (epochs x N arrays).
 
-    The margin is the true-class logit minus the largest other logit (negative when wrong).
-    Values are recorded from the forward pass of each sample's mini-batch, before the update.
+    Values are recorded from the forward pass of each sample's mini-batch, before the update:
+
+    * ``loss``: the cross-entropy; the true-class probability is ``p_true = exp(-loss)``.
+    * ``correct``: whether the prediction was right.
+    * ``margin``: the true-class logit minus the largest other logit (negative when wrong).
+    * ``max_other``: the largest other-class probability (CCS's probability margin is
+      ``p_true - max_other``).
+    * ``sum_sq``: the sum of squared probabilities (per-epoch EL2N is
+      ``sqrt(sum_sq - 2 p_true + 1)``).
+    * ``change``: TDDS's per-epoch contribution sum_c |p_t,c log(p_t,c / p_t-1,c)| (0 in the
+      first epoch), computed online against the previous epoch's probabilities.
+
+    The last three are None in dynamics made without them (older caches, user arrays).
+    Memory: 5 float32 and 1 bool per sample and epoch, 21 MB per million samples and epoch,
+    plus the previous epoch's probabilities while training (4 C bytes per sample).
     """
 
     loss: np.ndarray  # float32, epochs x N
     correct: np.ndarray  # bool, epochs x N
     margin: np.ndarray  # float32, epochs x N
+    max_other: np.ndarray | None = None  # float32, epochs x N
+    sum_sq: np.ndarray | None = None  # float32, epochs x N
+    change: np.ndarray | None = None  # float32, epochs x N
+
+    @property
+    def p_true(self) -> np.ndarray:
+        """The true-class probability per epoch, ``exp(-loss)``."""
+        return np.exp(-self.loss.astype(np.float64))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays that are present, by name."""
+        return {k: v for k, v in vars(self).items() if v is not None}
 
     def save(self, path: Path | IO[bytes]) -> None:
         """Write as a compressed ``.npz`` (to a path or an open binary file)."""
-        np.savez_compressed(path, loss=self.loss, correct=self.correct, margin=self.margin)
+        np.savez_compressed(path, **self.arrays())  # type: ignore[arg-type]
 
     def shapes(self) -> dict[str, list[Any]]:
         """Shape and dtype of each array, for the cache's records."""
-        return {k: [list(v.shape), str(v.dtype)] for k, v in vars(self).items()}
+        return {k: [list(v.shape), str(v.dtype)] for k, v in self.arrays().items()}
+
+    def need(self, name: str, method: str) -> np.ndarray:
+        """The array ``name``, or a clear error naming ``method`` when it was not recorded."""
+        value = self.p_true if name == "p_true" else getattr(self, name)
+        if value is None:
+            raise DeepcoreError(
+                f"method '{method}' needs the dynamics' '{name}', which these dynamics lack "
+                "(select from a dataset so that the engine records it, or give it)"
+            )
+        return np.asarray(value)
 
     @classmethod
     def load(cls, path: Path) -> Dynamics:
         """Read a file written by :meth:`save`."""
         with np.load(path) as z:
-            return cls(z["loss"], z["correct"], z["margin"])
+            names = [f.name for f in dataclasses.fields(cls)]
+            return cls(**{k: z[k] for k in names if k in z.files})
 
 
 @dataclasses.dataclass
@@ -212,8 +248,10 @@ class _Loop:
         if record_dynamics and config.iterations:
             raise DeepcoreError("training dynamics are recorded per epoch: train by epochs")
         if record_dynamics:
-            kinds = (("loss", torch.float32), ("correct", torch.bool), ("margin", torch.float32))
+            kinds = [(k, torch.float32) for k in ("loss", "margin", "max_other", "sum_sq")]
+            kinds += [("correct", torch.bool), ("change", torch.float32)]
             dyn = {k: torch.zeros(config.epochs, n, device=device, dtype=dt) for k, dt in kinds}
+            dyn["_prev"] = torch.zeros(0, device=device)  # last epoch's probabilities, N x C
         scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
         gen = torch.Generator().manual_seed(config.seed)
         iters = math.ceil(n / config.batch_size)
@@ -261,8 +299,8 @@ class _Loop:
         """The recorded dynamics as numpy arrays, if recorded."""
         if self.dyn is None:
             return None
-        d = {k: v.cpu().numpy() for k, v in self.dyn.items()}
-        return Dynamics(d["loss"], d["correct"], d["margin"])
+        d = {k: v.cpu().numpy() for k, v in self.dyn.items() if not k.startswith("_")}
+        return Dynamics(**d)
 
 
 def _record(
@@ -278,6 +316,16 @@ def _record(
     dyn["loss"][epoch, idx] = per
     dyn["correct"][epoch, idx] = out.argmax(1) == y
     dyn["margin"][epoch, idx] = true - other
+    logp = torch.log_softmax(out, 1)
+    p = logp.exp()
+    dyn["max_other"][epoch, idx] = p.scatter(1, y[:, None], 0.0).max(1).values
+    dyn["sum_sq"][epoch, idx] = (p * p).sum(1)
+    if dyn["_prev"].numel() == 0:  # the first batch: now the class count is known
+        dyn["_prev"] = torch.zeros(dyn["loss"].shape[1], p.shape[1], device=p.device)
+    if epoch > 0:
+        prev = dyn["_prev"][idx].clamp_min(1e-12).log()
+        dyn["change"][epoch, idx] = (p * (logp - prev)).abs().sum(1)
+    dyn["_prev"][idx] = p
 
 
 def _config_key(config: TrainConfig) -> str:

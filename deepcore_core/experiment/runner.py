@@ -46,6 +46,10 @@ class Experiment:
         self.methods = methods_of(config, host.registry.names())
         for m in self.methods:
             host.create_selector(m, config.method_options.get(m, {}), config.variant)  # validates
+        if config.sampler:
+            host.create_sampler(config.sampler, config.sampler_options)  # validates
+        elif config.sampler_options:
+            raise DeepcoreError("sampler_options need a sampler: set sampler")
         for m in config.method_options:
             if m not in self.methods:
                 raise DeepcoreError(f"method_options given for '{m}', which is not run")
@@ -154,9 +158,17 @@ class Experiment:
         selector = self.host.create_selector(
             method, self.config.method_options.get(method, {}), self.config.variant
         )
+        sampler = None  # the run's sampler, for the methods that rank (others pick themselves)
+        if self.config.sampler and isinstance(selector, ScoreSelector):
+            sampler = self.host.create_sampler(self.config.sampler, self.config.sampler_options)
         t0 = time.perf_counter()
         sel = run_selection(
-            self.host, selector, ctx, fraction=fraction, dataset_name=self.data.name
+            self.host,
+            selector,
+            ctx,
+            fraction=fraction,
+            dataset_name=self.data.name,
+            sampler=sampler,
         )
         seconds = time.perf_counter() - t0
         for k in _SHARED:

@@ -13,12 +13,10 @@ import numpy as np
 from deepcore_core import (
     DeepcoreError,
     Need,
-    Pick,
     ScoreSelector,
     SelectionContext,
     hookimpl,
     original_rule,
-    top_k,
 )
 
 log = logging.getLogger("deepcore")
@@ -155,13 +153,9 @@ class Cal(ScoreSelector):
             scores[g] = symmetric_kl(p[g][:, None, :], p[g][nb]).mean(1)
         return scores
 
-    def pick(
-        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
-    ) -> Pick:
-        """The most (or, with ``keep=least-contrastive``, the least) divergent of ``pool``."""
-        assert ctx.scores is not None
-        most = self.options.keep == "most-contrastive"
-        return Pick(top_k(ctx.scores, pool, k, most, rng))
+    def front_is_high(self, ctx: SelectionContext) -> bool:
+        """The most divergent first (or, with ``keep=least-contrastive``, the least)."""
+        return self.options.keep == "most-contrastive"
 
     def _neighbor_space(self, ctx: SelectionContext) -> np.ndarray:
         """The features neighbours are found in (see ``neighbor_features``)."""

@@ -46,15 +46,21 @@ class _Hardness(ScoreSelector):
     def pick(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
-        """Drop the hardest share of the pool (never below k left), then keep one end.
+        """Drop the hardest share of the pool (never below k left), then let the sampler pick
+        from the rest (``top``: the hardest, or the easiest with ``keep=easiest``).
 
         Equal scores are ordered by a seeded random permutation of the pool.
         """
         assert ctx.scores is not None
-        ranked = top_k(ctx.scores, pool, pool.size, descending=True, rng=rng)  # hardest first
         drop = min(math.floor(self.options.drop_hardest * pool.size), pool.size - k)
-        rest = ranked[drop:]
-        return Pick(rest[:k] if self.options.keep == "hardest" else rest[::-1][:k])
+        if drop:
+            ranked = top_k(ctx.scores, pool, pool.size, descending=True, rng=rng)  # hardest first
+            pool = np.sort(ranked[drop:])
+        return super().pick(ctx, pool, k, rng)
+
+    def front_is_high(self, ctx: SelectionContext) -> bool:
+        """The hardest first (the easiest with ``keep=easiest``)."""
+        return self.options.keep == "hardest"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,12 +19,10 @@ import numpy as np
 
 from deepcore_core import (
     Need,
-    Pick,
     ScoreSelector,
     SelectionContext,
     hookimpl,
     original_rule,
-    top_k,
 )
 
 
@@ -42,15 +40,10 @@ class _Uncertainty(ScoreSelector):
     needs = frozenset({Need.PROBABILITIES})
     Options = UncertaintyOptions
 
-    def pick(
-        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
-    ) -> Pick:
-        """The most uncertain of ``pool`` (or the most certain, unbalanced, if asked)."""
+    def front_is_high(self, ctx: SelectionContext) -> bool:
+        """The most uncertain first (the most certain, unbalanced, with the original rule)."""
         flip = not ctx.balance and self.options.unbalanced_keep == "certain"
-        if not flip:
-            return super().pick(ctx, pool, k, rng)
-        assert ctx.scores is not None
-        return Pick(top_k(ctx.scores, pool, k, not self.descending, rng))
+        return self.descending != flip
 
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Score every sample from ``ctx.probs``."""

@@ -1,0 +1,283 @@
+"""Scores from training dynamics (AUM, CCS, Dyn-Unc, DUAL, TDDS), Moderate-DS and D2.
+
+Every method here is a score method, so any sampler can pick from its ranking
+(``--sampler top|stratified|beta|band``); CCS, DUAL and Moderate default to the sampler their
+papers pair them with. The dynamics are the ones the engine records while it trains the
+selection model (one row per epoch), so these scores cost nothing beyond that training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+
+from deepcore_core import (
+    DeepcoreError,
+    Need,
+    Pick,
+    ScoreSelector,
+    SelectionContext,
+    Selector,
+    hookimpl,
+)
+from deepcore_dynamics import scores
+
+
+@dataclasses.dataclass(frozen=True)
+class AumOptions:
+    """Options of ``aum``."""
+
+    margin: Literal["logit", "probability"] = "logit"  #: logit (Pleiss) or probability (CCS)
+
+
+class Aum(ScoreSelector):
+    """Area under the margin: the mean over epochs of the true-class margin; lowest first.
+
+    Pleiss et al., NeurIPS 2020 (arXiv 2001.10528): the margin is the true-class logit minus
+    the largest other logit (``margin=probability``: the same with probabilities, as the CCS
+    code does). Low AUM marks hard or mislabelled samples; ``top`` keeps those. Cost O(E N).
+    Needs training dynamics.
+    """
+
+    name = "aum"
+    family = "dynamics"
+    needs = frozenset({Need.DYNAMICS})
+    Options = AumOptions
+    descending = False
+
+    def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
+        """Mean margin over the recorded epochs."""
+        d = ctx.dynamics
+        if self.options.margin == "logit":
+            return scores.aum(d.need("margin", self.name))
+        return scores.aum(d.need("p_true", self.name) - d.need("max_other", self.name))
+
+
+@dataclasses.dataclass(frozen=True)
+class CcsOptions(AumOptions):
+    """Options of ``ccs``."""
+
+    margin: Literal["logit", "probability"] = "probability"  #: the AUM margin (CCS: probability)
+
+
+class Ccs(Aum):
+    """Coverage-centric coreset selection: AUM ranked, then stratified sampling by default.
+
+    Zheng et al., ICLR 2023 (arXiv 2210.15809): drop the hardest share (by pruning rate),
+    split the AUM range into 50 equal-width strata and spread the budget over them, smallest
+    first. The score is the probability-margin AUM of the CCS code. Needs training dynamics.
+    """
+
+    name = "ccs"
+    Options = CcsOptions
+    default_sampler = "stratified"
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowOptions:
+    """Options of ``dyn-unc``."""
+
+    window: int = 10  #: epochs per sliding window (He et al.: 10)
+
+    def __post_init__(self) -> None:
+        if self.window < 2:
+            raise ValueError(f"window must be >= 2, got {self.window}")
+
+
+class DynUnc(ScoreSelector):
+    """Dynamic uncertainty: the mean over sliding windows of the std of p_y; highest first.
+
+    He et al., CVPR-W 2024 (arXiv 2306.05175): samples whose true-class probability keeps
+    moving during training are the informative ones. With fewer epochs than ``window`` the
+    one window spans all of them. Cost O(E N). Needs training dynamics.
+    """
+
+    name = "dyn-unc"
+    family = "dynamics"
+    needs = frozenset({Need.DYNAMICS})
+    Options = WindowOptions
+    descending = True
+
+    def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
+        """Windowed std of p_y = exp(-loss)."""
+        return scores.dyn_unc(ctx.dynamics.need("p_true", self.name), self.options.window)
+
+
+@dataclasses.dataclass(frozen=True)
+class DualOptions(WindowOptions):
+    """Options of ``dual``."""
+
+    epochs: int = 30  #: only the first epochs count (DUAL: 30 on CIFAR, 60 on ImageNet)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.epochs < 2:
+            raise ValueError(f"epochs must be >= 2, got {self.epochs}")
+
+
+class Dual(ScoreSelector):
+    """DUAL: windowed std(p_y) x (1 - mean p_y) over early epochs, Beta sampling by default.
+
+    Cho et al., ICML 2025 (arXiv 2502.06905): uncertain samples that are not yet learned score
+    high. The ``beta`` sampler draws with probability proportional to the Beta density at each
+    sample's mean p_y over the first ``epochs`` epochs, times its score, the density moving to
+    easier samples as the pruning rate grows. Cost O(E N). Needs training dynamics.
+    """
+
+    name = "dual"
+    family = "dynamics"
+    needs = frozenset({Need.DYNAMICS})
+    Options = DualOptions
+    descending = True
+    default_sampler = "beta"
+
+    def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
+        """The DUAL score over the first ``epochs`` epochs."""
+        o = self.options
+        return scores.dual(ctx.dynamics.need("p_true", self.name), o.window, o.epochs)
+
+    def sampler_extras(self, ctx: SelectionContext, pool: np.ndarray) -> dict[str, np.ndarray]:
+        """The Beta variable (mean p_y over the early epochs) and weights (the score)."""
+        assert ctx.scores is not None
+        p = ctx.dynamics.need("p_true", self.name)[: self.options.epochs]
+        return {"beta_x": p[:, pool].mean(0), "beta_weight": ctx.scores[pool]}
+
+
+@dataclasses.dataclass(frozen=True)
+class TddsOptions(DualOptions):
+    """Options of ``tdds``."""
+
+    decay: float = 0.9  #: weight of the latest window; earlier ones decay by (1 - decay)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {self.decay}")
+
+
+class Tdds(ScoreSelector):
+    """TDDS: how much the per-epoch prediction change varies within windows; highest first.
+
+    Zhang et al., CVPR 2024 (arXiv 2311.13613). The engine computes each epoch's change
+    sum_c |p_t,c log(p_t,c / p_t-1,c)| online (no per-epoch probability vectors are kept);
+    windows of ``window`` changes over the first ``epochs`` epochs, weighted by ``decay``.
+    Cost O(E N) (O(N C) memory while training). Needs training dynamics.
+    """
+
+    name = "tdds"
+    family = "dynamics"
+    needs = frozenset({Need.DYNAMICS})
+    Options = TddsOptions
+    descending = True
+
+    def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
+        """Decay-weighted windowed variability of the prediction change."""
+        o = self.options
+        change = ctx.dynamics.need("change", self.name)
+        return scores.tdds(change, o.window, o.epochs, o.decay)
+
+
+class Moderate(ScoreSelector):
+    """Moderate-DS: distance to the class-median feature, the middle band kept by default.
+
+    Xia et al., ICLR 2023: neither the easiest (closest to the median) nor the hardest
+    samples, the ones of moderate distance (the ``band`` sampler around the median rank).
+    Cost O(N D). Needs features and labels.
+    """
+
+    name = "moderate"
+    family = "dynamics"
+    needs = frozenset({Need.FEATURES, Need.LABELS})
+    descending = True
+    default_sampler = "band"
+
+    def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
+        """Distance of each sample's features to its class's per-dimension median."""
+        assert ctx.features is not None and ctx.labels is not None  # the method's needs
+        return scores.distance_to_class_median(ctx.features, ctx.labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class D2Options:
+    """Options of ``d2``."""
+
+    score: str = "forgetting"  #: the score method whose ranking is spread (any score method)
+    knn: int = 5  #: neighbours per sample (D2: 5)
+    gamma: float = 0.1  #: down-weighting of a pick's neighbours, exp(-gamma d) (D2: 0.1)
+    gamma_forward: float = 1.0  #: the forward message weight, exp(-gamma_forward d)
+    drop: float = 0.0  #: share of the pool at the score's front dropped first (D2: 0.4 on CIFAR)
+
+    def __post_init__(self) -> None:
+        if self.knn < 1 or self.gamma < 0 or self.gamma_forward < 0:
+            raise ValueError("knn must be >= 1 and the gammas >= 0")
+        if not 0.0 <= self.drop < 1.0:
+            raise ValueError(f"drop must be in [0, 1), got {self.drop}")
+
+
+class D2(Selector):
+    """D2 pruning: a score spread by message passing over the feature k-NN graph, then a greedy.
+
+    Maharana et al., ICLR 2024 (arXiv 2310.07931): any installed score method's ranking
+    (``score``; oriented so its front is high and scaled to [0, 1] per pool) is smoothed
+    over each sample's ``knn`` nearest neighbours in feature space, then picks alternate
+    with down-weighting the pick's neighbours. Neighbours by blockwise exact top-k on the
+    run's device: O(n knn) memory per pool. Needs features plus the score method's inputs.
+    """
+
+    name = "d2"
+    family = "dynamics"
+    needs = frozenset({Need.FEATURES, Need.DYNAMICS})  # with the default score, forgetting
+    Options = D2Options
+
+    def inner(self) -> ScoreSelector:
+        """The score method, from the default plugin host."""
+        from deepcore_core import get_host
+
+        sel = get_host().create_selector(self.options.score)
+        if not isinstance(sel, ScoreSelector):
+            raise DeepcoreError(f"d2: score method '{self.options.score}' does not score samples")
+        return sel
+
+    def required(self) -> frozenset[Need]:
+        """Features and whatever the score method needs."""
+        return frozenset({Need.FEATURES}) | self.inner().required()
+
+    def pick(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Pick:
+        """Drop the front share, then message passing and the greedy within the pool."""
+        from deepcore_core import knn
+        from deepcore_dynamics.d2 import d2_select
+
+        o = self.options
+        assert ctx.features is not None
+        inner = self.inner()
+        if "d2_scores" not in ctx.extras:  # once per selection: every pool shares them
+            ctx.extras["d2_scores"] = inner.compute_scores(ctx)
+        s = np.asarray(ctx.extras["d2_scores"], dtype=np.float64)
+        s = s if inner.front_is_high(ctx) else -s
+        drop = min(int(o.drop * pool.size), pool.size - k)
+        if drop:
+            keep = np.lexsort((rng.permutation(pool.size), -s[pool]))[drop:]
+            pool = np.sort(pool[keep])
+        v = s[pool]
+        span = v.max() - v.min()
+        v = (v - v.min()) / span if span > 0 else np.ones_like(v)
+        m = min(o.knn, pool.size - 1)
+        if m < 1:
+            return Pick(pool[:k])
+        dist, nbr = knn(ctx.features[pool], m, "euclidean", exclude_self=True, device=ctx.device)
+        return Pick(pool[d2_select(v, dist, nbr, k, o.gamma, o.gamma_forward)])
+
+
+METHODS = (Aum, Ccs, DynUnc, Dual, Tdds, Moderate, D2)
+
+
+@hookimpl
+def register_selectors(register: Callable[[type], None]) -> None:
+    """Register aum, ccs, dyn-unc, dual, tdds, moderate and d2."""
+    for cls in METHODS:
+        register(cls)

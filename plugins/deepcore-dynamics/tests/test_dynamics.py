@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from deepcore_core import PluginHost, select
+from deepcore_core.testing import check_end_to_end, check_selector
+from deepcore_dynamics import METHODS, scores
+
+RNG = np.random.default_rng
+
+
+def scripted(epochs=12, n=9, seed=0):
+    """A scripted dynamics matrix: loss, margin, max_other, change (epochs x n)."""
+    rng = RNG(seed)
+    loss = rng.uniform(0.01, 3.0, size=(epochs, n)).astype(np.float32)
+    p = np.exp(-loss.astype(np.float64))
+    max_other = (rng.uniform(size=(epochs, n)) * (1 - p)).astype(np.float32)
+    change = rng.uniform(size=(epochs, n)).astype(np.float32)
+    change[0] = 0
+    return {
+        "correct": rng.random((epochs, n)) < 0.6,
+        "loss": loss,
+        "margin": rng.normal(size=(epochs, n)).astype(np.float32),
+        "max_other": max_other,
+        "change": change,
+    }
+
+
+def test_aum_is_the_mean_margin_by_hand():
+    d = scripted()
+    for j in range(9):
+        by_hand = sum(float(d["margin"][t, j]) for t in range(12)) / 12
+        assert scores.aum(d["margin"])[j] == pytest.approx(by_hand)
+    sel = select("aum", dynamics=d, budget=3, balance=False)
+    assert sorted(sel.indices.tolist()) == sorted(np.argsort(d["margin"].mean(0))[:3].tolist())
+    prob = select("aum", dynamics=d, budget=3, balance=False, options={"margin": "probability"})
+    want = (np.exp(-d["loss"].astype(np.float64)) - d["max_other"]).mean(0)
+    np.testing.assert_allclose(prob.scores, want, rtol=1e-6)
+
+
+def hand_windows(column, size):
+    size = min(size, len(column))
+    return [column[k : k + size] for k in range(len(column) - size + 1)]
+
+
+def test_dyn_unc_and_dual_by_hand():
+    d = scripted(epochs=14)
+    p = np.exp(-d["loss"].astype(np.float64))
+    for j in range(9):
+        ws = hand_windows(list(p[:, j]), 10)
+        dyn = sum(float(np.std(w)) for w in ws) / len(ws)
+        assert scores.dyn_unc(p, 10)[j] == pytest.approx(dyn)
+        ws = hand_windows(list(p[:12, j]), 5)
+        du = sum(float(np.std(w)) * (1 - float(np.mean(w))) for w in ws) / len(ws)
+        assert scores.dual(p, 5, 12)[j] == pytest.approx(du)
+    short = scores.dyn_unc(p[:4], 10)  # fewer epochs than the window: one window
+    np.testing.assert_allclose(short, p[:4].std(0))
+
+
+def test_tdds_by_hand():
+    d = scripted(epochs=16)
+    ch = d["change"].astype(np.float64)
+    got = scores.tdds(ch, window=4, epochs=12, decay=0.9)
+    for j in range(9):
+        col = list(ch[1:12, j])  # changes of epochs 1..11
+        ws = hand_windows(col, 4)
+        k = len(ws)
+        total = 0.0
+        for i, w in enumerate(ws):
+            m = sum(w) / len(w)
+            total += 0.9 * 0.1 ** (k - 1 - i) * math.sqrt(sum((v - m) ** 2 for v in w))
+        assert got[j] == pytest.approx(total)
+
+
+def test_moderate_by_hand_and_its_band():
+    rng = RNG(1)
+    x = rng.normal(size=(30, 3))
+    y = np.repeat([0, 1], 15)
+    got = scores.distance_to_class_median(x, y)
+    for i in range(30):
+        med = np.median(x[y == y[i]], axis=0)
+        assert got[i] == pytest.approx(float(np.sqrt(((x[i] - med) ** 2).sum())))
+    sel = select("moderate", features=x, labels=y, budget=6, balance=False)
+    assert sel.meta["sampler"]["name"] == "band"
+    ranks = np.empty(30, int)
+    ranks[np.argsort(-got)] = np.arange(30)
+    assert sorted(ranks[sel.indices].tolist()) == list(range(12, 18))
+
+
+def test_default_samplers_and_overrides():
+    d = scripted(epochs=12, n=200, seed=2)
+    labels = RNG(3).integers(0, 2, 200)
+    ccs = select("ccs", dynamics=d, labels=labels, fraction=0.1)
+    assert ccs.meta["sampler"] == {"name": "stratified", "options": {"bins": 50, "drop": None}}
+    top = select("ccs", dynamics=d, labels=labels, fraction=0.1, sampler="top")
+    assert top.meta["sampler"]["name"] == "top"
+    assert set(top.indices.tolist()) != set(ccs.indices.tolist())
+    dual = select("dual", dynamics=d, labels=labels, fraction=0.1)
+    assert dual.meta["sampler"]["name"] == "beta"
+    assert dual.meta["options"] == {"window": 10, "epochs": 30}
+
+
+def test_dual_beta_sampler_sees_mean_p_true_and_the_score():
+    from deepcore_core.api import build_context
+    from deepcore_dynamics import Dual
+
+    d = scripted(epochs=12, n=50, seed=4)
+    ctx = build_context(dynamics=d)
+    sel = Dual()
+    ctx.scores = sel.compute_scores(ctx)
+    pool = np.arange(10, 40)
+    extras = sel.sampler_extras(ctx, pool)
+    p = np.exp(-d["loss"].astype(np.float64))
+    np.testing.assert_allclose(extras["beta_x"], p[:, pool].mean(0))
+    np.testing.assert_allclose(extras["beta_weight"], ctx.scores[pool])
+
+
+def test_missing_dynamics_arrays_are_named():
+    from deepcore_core import DeepcoreError
+
+    d = {"correct": np.ones((5, 8), bool)}
+    with pytest.raises(DeepcoreError, match="'tdds' needs the dynamics' 'change'"):
+        select("tdds", dynamics=d, budget=2, balance=False)
+
+
+@pytest.mark.parametrize("cls", METHODS, ids=lambda c: c.name)
+def test_conformance(cls):
+    check_selector(cls)
+
+
+def test_registered():
+    host = PluginHost(load_entrypoints=True, strict=True)
+    for cls in METHODS:
+        assert host.method(cls.name).distribution == "deepcore-dynamics"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["ccs", "tdds", "dual"])
+def test_end_to_end_run_on_digits(method, tmp_path):
+    check_end_to_end(method, tmp_path)
+
+
+def brute_d2(score, x, k, knn, gamma, gamma_forward):
+    """D2 written out with a dense distance matrix and explicit loops."""
+    n = len(score)
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    nbrs = []
+    for i in range(n):
+        others = sorted((j for j in range(n) if j != i), key=lambda j: (d[i, j], j))
+        nbrs.append(others[:knn])
+    msg = [
+        score[i] + sum(math.exp(-gamma_forward * d[i, j]) * score[j] for j in nbrs[i])
+        for i in range(n)
+    ]
+    picks = []
+    for _ in range(k):
+        best = max((i for i in range(n) if i not in picks), key=lambda i: (msg[i], -i))
+        picks.append(best)
+        for j in nbrs[best]:
+            msg[j] -= math.exp(-gamma * d[best, j]) * msg[best]
+    return picks
+
+
+def test_d2_matches_a_brute_force_greedy_on_a_small_graph():
+    from deepcore_core import knn
+    from deepcore_dynamics.d2 import d2_select
+
+    rng = RNG(7)
+    x = rng.normal(size=(25, 3))
+    s = rng.uniform(size=25)
+    dist, nbr = knn(x, 4, "euclidean", exclude_self=True)
+    got = d2_select(s, dist, nbr, 8, gamma=0.5, gamma_forward=1.0)
+    assert got.tolist() == brute_d2(s, x, 8, 4, 0.5, 1.0)
+
+
+def test_d2_spreads_any_score_method_through_select():
+    d = scripted(epochs=8, n=120, seed=5)
+    x = RNG(6).normal(size=(120, 4))
+    labels = RNG(8).integers(0, 3, 120)
+    kw = {"dynamics": d, "features": x, "labels": labels, "fraction": 0.2}
+    a = select("d2", options={"score": "aum"}, **kw)
+    assert len(a) == 24 and a.meta["options"]["score"] == "aum"
+    # the AUM front (lowest) is spread: message passing changes the pure top-k set
+    top = select("aum", **kw)
+    assert set(a.indices.tolist()) != set(top.indices.tolist())
+    from deepcore_core import DeepcoreError
+
+    with pytest.raises(DeepcoreError, match="does not score samples"):
+        select("d2", options={"score": "uniform"}, **kw)
