@@ -204,3 +204,13 @@ def test_cli_sampler_and_its_options(tmp_path):
     assert r.exit_code == 2 and "--sampler-option needs --sampler" in r.output
     r = CliRunner().invoke(app, [*args, "--sampler", "stratified", "--sampler-option", "bins"])
     assert r.exit_code == 2 and "--sampler-option must look like key=value" in r.output
+
+
+def test_list_samplers_names_every_rule_and_its_options():
+    r = CliRunner().invoke(create_app(), ["list-samplers", "--json"])
+    assert r.exit_code == 0, r.output
+    items = {i["name"]: i for i in json.loads(r.output)}
+    assert set(items) == {"top", "stratified", "beta", "band"}
+    assert [o["name"] for o in items["stratified"]["options"]] == ["bins", "drop"]
+    text = CliRunner().invoke(create_app(), ["list-samplers"]).output
+    assert "stratified" in text and "bins=50" in text

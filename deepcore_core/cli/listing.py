@@ -1,4 +1,5 @@
-"""Commands that describe the installation: methods, one method, plugins, datasets, networks."""
+"""Commands that describe the installation: methods, one method, plugins, datasets, networks,
+samplers."""
 
 from __future__ import annotations
 
@@ -128,6 +129,33 @@ def list_datasets(ctx: typer.Context, as_json: AsJson = False) -> None:
 
 
 @handle_errors
+def list_samplers(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """List the sampling rules a score-based method can pick with (--sampler)."""
+    from deepcore_core.options import option_table
+
+    items = [
+        {
+            "name": s.name,
+            "summary": (inspect.getdoc(s) or "").splitlines()[0],
+            "options": option_table(s.Options),
+        }
+        for s in host_of(ctx).samplers
+    ]
+    if as_json:
+        echo_json(items)
+        return
+    rows = [
+        [
+            i["name"],
+            ", ".join(f"{o['name']}={o['default']!r}" for o in i["options"]) or "-",
+            i["summary"],
+        ]
+        for i in items
+    ]
+    typer.echo(format_table(rows, ["sampler", "options", "summary"]))
+
+
+@handle_errors
 def list_networks(ctx: typer.Context, as_json: AsJson = False) -> None:
     """List the networks (all expose penultimate features and a linear head)."""
     items = [
@@ -176,3 +204,4 @@ def register(app: typer.Typer) -> None:
     app.command("plugins")(plugins)
     app.command("list-datasets")(list_datasets)
     app.command("list-networks")(list_networks)
+    app.command("list-samplers")(list_samplers)
