@@ -1,9 +1,10 @@
-"""The runner: selections (one selection model per seed, shared), then training runs.
+"""The runner: selections (one selection model per seed, shared) and training runs.
 
 Selections are made in this process, so each seed's selection model, embeddings and scores
-are computed once and shared by every method and fraction. Training runs then go to
-``jobs`` worker processes (1: this process). Observers hear of every epoch, selection and
-finished run through the ``on_*`` hooks.
+are computed once and shared by every method and fraction. Training runs go to ``jobs``
+worker processes (1: this process) as soon as their selection exists, so workers train
+while later selections are made. Observers hear of every epoch, selection and finished run
+through the ``on_*`` hooks.
 """
 
 from __future__ import annotations
@@ -87,13 +88,8 @@ class Experiment:
             todo = [k for k in plan if not self.store.done(k)]
             if len(todo) < len(plan):
                 self.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} runs already done")
-            selections = selections_of(todo)
-            with Progress(len(selections), "selections") as bar:
-                for method, fraction, seed in selections:
-                    self.select(method, fraction, seed)
-                    bar.update(1, f"{method} f={fraction:g} s{seed}")
             with Progress(len(todo), "training runs") as bar:
-                for key, record in self._train_all(todo, jobs):
+                for key, record in self._run_all(todo, jobs):
                     self.store.finish(key, record)
                     self.host.hook.on_run_end(record=record.as_dict())
                     bar.update(
@@ -103,9 +99,16 @@ class Experiment:
             write_summary(records, self.out)
         return records
 
-    def _train_all(
+    def _run_all(
         self, todo: list[dict[str, Any]], jobs: int
     ) -> Iterator[tuple[dict[str, Any], RunRecord]]:
+        """Select and train every run of ``todo``; yield each as it finishes.
+
+        With one job, each run is selected (or its selection loaded) and trained in turn.
+        With several, selections are made here in order while the workers train the runs
+        whose selection is ready (full-data runs first).
+        """
+        selections = selections_of(todo)
         if jobs == 1 or len(todo) <= 1:
             for key in todo:
                 yield key, self.run_one(key)
@@ -114,6 +117,10 @@ class Experiment:
         import multiprocessing as mp
         import os
 
+        waiting: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
+        for key in todo:
+            if key["method"] != FULL:
+                waiting.setdefault((key["method"], key["fraction"], key["seed"]), []).append(key)
         threads = max(1, (os.cpu_count() or 1) // jobs)
         pool = cf.ProcessPoolExecutor(
             jobs,
@@ -122,9 +129,17 @@ class Experiment:
             initargs=(self.config, threads, os.getpid()),
         )
         try:
-            futures = {pool.submit(_worker_run, key): key for key in todo}
-            for fut in cf.as_completed(futures):
-                yield futures[fut], RunRecord(**fut.result())
+            futures = {pool.submit(_worker_run, k): k for k in todo if k["method"] == FULL}
+            with Progress(len(selections), "selections") as bar:
+                for method, fraction, seed in selections:
+                    self.select(method, fraction, seed)
+                    bar.update(1, f"{method} f={fraction:g} s{seed}")
+                    for key in waiting.pop((method, fraction, seed)):
+                        futures[pool.submit(_worker_run, key)] = key
+                    for fut in [f for f in futures if f.done()]:  # report what has finished
+                        yield futures.pop(fut), RunRecord(**fut.result())
+            for fut in cf.as_completed(list(futures)):
+                yield futures.pop(fut), RunRecord(**fut.result())
         except BaseException:  # Ctrl-C or a failed run: stop now, finished runs are stored
             pool.shutdown(wait=False, cancel_futures=True)
             for child in mp.active_children():  # the runs in flight resume from checkpoints
