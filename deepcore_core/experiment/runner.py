@@ -117,6 +117,8 @@ class Experiment:
         import multiprocessing as mp
         import os
 
+        import torch
+
         waiting: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
         for key in todo:
             if key["method"] != FULL:
@@ -128,6 +130,10 @@ class Experiment:
             initializer=_worker_init,
             initargs=(self.config, threads, os.getpid()),
         )
+        # selections here share the cores with the workers: one thread, as more threads than
+        # cores make torch many times slower
+        parent_threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - jobs * threads))
         try:
             futures = {pool.submit(_worker_run, k): k for k in todo if k["method"] == FULL}
             with Progress(len(selections), "selections") as bar:
@@ -145,6 +151,8 @@ class Experiment:
             for child in mp.active_children():  # the runs in flight resume from checkpoints
                 child.terminate()
             raise
+        finally:
+            torch.set_num_threads(parent_threads)
         pool.shutdown()
 
     def select(self, method: str, fraction: float, seed: int) -> tuple[Selection, float]:
