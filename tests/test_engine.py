@@ -213,3 +213,25 @@ def test_dynamics_without_the_newer_arrays_say_what_is_missing(tmp_path):
     assert back.max_other is None and np.allclose(back.p_true, 1.0)
     with pytest.raises(DeepcoreError, match="'tdds' needs the dynamics' 'change'"):
         back.need("change", "tdds")
+
+
+def test_resume_of_a_selection_model_keeps_its_dynamics(digits, tmp_path, monkeypatch):
+    import deepcore_core.engine.training as training
+
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)
+    cfg = TrainConfig(epochs=3, seed=0, augment=False)
+    ref = train_model(lenet(digits), digits.train, cfg, CPU, record_dynamics=True).dynamics
+
+    def die_after_one(epoch, metrics):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_model(
+            lenet(digits), digits.train, cfg, CPU, record_dynamics=True, checkpoint=ckpt,
+            callbacks=[die_after_one],
+        )  # fmt: skip
+    res = train_model(lenet(digits), digits.train, cfg, CPU, record_dynamics=True, checkpoint=ckpt)
+    for name, value in ref.arrays().items():
+        np.testing.assert_allclose(getattr(res.dynamics, name), value, rtol=1e-5, atol=1e-6)

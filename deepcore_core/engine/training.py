@@ -373,7 +373,13 @@ def _resume(path: Path, loop: _Loop, history: list[dict[str, float]], config: Tr
     loop.gen.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
     if loop.dyn is not None and state["dynamics"] is not None:
-        for k in loop.dyn:
-            loop.dyn[k].copy_(state["dynamics"][k])
+        saved = state["dynamics"]
+        if set(saved) != set(loop.dyn):
+            raise DeepcoreError(
+                f"checkpoint '{path}' holds other training dynamics (another deepcore "
+                "version); delete it to restart"
+            )
+        for k in loop.dyn:  # replaced, not copied: some are sized on the first batch
+            loop.dyn[k] = saved[k].to(loop.device)
     history.extend(state["history"])
     return int(state["epoch"])
