@@ -66,8 +66,8 @@ def benchmark(ctx: typer.Context, settings: ExperimentConfig, option: OptionPair
     """Run the comparison grid (as run) and write the report: tables, plot, timings.
 
     Methods x fractions x seeds x networks, always with uniform and the full-data model.
-    Selections come first and share one selection model per seed; training runs are spread
-    over --jobs processes. Finished runs are appended to results.jsonl; running the same
+    Selections share one selection model per seed; with --jobs N, training runs go to N
+    processes as soon as their selection exists. Finished runs are appended to results.jsonl; running the same
     command again resumes.
     """
     from deepcore_core.report import write_report
