@@ -318,6 +318,7 @@ class PluginHost:
             options = parse_options(cls.Options, options, cls.name, variant)
         selector = cls(options)
         selector.variant = variant
+        selector.host = self
         return selector
 
     def versions(self) -> dict[str, str]:

@@ -36,6 +36,9 @@ class Selector(abc.ABC):
     Options: ClassVar[type] = NoOptions
     #: the rule set the options started from (``original``: the original code's rules)
     variant: str = "default"
+    #: the plugin host that made this selector (None when constructed directly); a method
+    #: that builds another method (d2 and its score) asks it
+    host: Any = None
 
     def __init__(self, options: Any = None, **values: Any) -> None:
         if options is not None and values:

@@ -67,8 +67,8 @@ def benchmark(ctx: typer.Context, settings: ExperimentConfig, option: OptionPair
 
     Methods x fractions x seeds x networks, always with uniform and the full-data model.
     Selections share one selection model per seed; with --jobs N, training runs go to N
-    processes as soon as their selection exists. Finished runs are appended to results.jsonl; running the same
-    command again resumes.
+    processes as soon as their selection exists. Finished runs are appended to
+    results.jsonl; running the same command again resumes.
     """
     from deepcore_core.report import write_report
 

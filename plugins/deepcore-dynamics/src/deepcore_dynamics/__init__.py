@@ -204,7 +204,7 @@ class Moderate(ScoreSelector):
 class D2Options:
     """Options of ``d2``."""
 
-    score: str = "forgetting"  #: the score method whose ranking is spread (any score method)
+    score: str = "aum"  #: the score method whose ranking is spread (any score method)
     knn: int = 5  #: neighbours per sample (D2: 5)
     gamma: float = 0.1  #: down-weighting of a pick's neighbours, exp(-gamma d) (D2: 0.1)
     gamma_forward: float = 1.0  #: the forward message weight, exp(-gamma_forward d)
@@ -229,14 +229,14 @@ class D2(Selector):
 
     name = "d2"
     family = "dynamics"
-    needs = frozenset({Need.FEATURES, Need.DYNAMICS})  # with the default score, forgetting
+    needs = frozenset({Need.FEATURES, Need.DYNAMICS})  # with the default score, aum
     Options = D2Options
 
     def inner(self) -> ScoreSelector:
-        """The score method, from the default plugin host."""
+        """The score method, from the host that made this selector (else the default one)."""
         from deepcore_core import get_host
 
-        sel = get_host().create_selector(self.options.score)
+        sel = (self.host or get_host()).create_selector(self.options.score)
         if not isinstance(sel, ScoreSelector):
             raise DeepcoreError(f"d2: score method '{self.options.score}' does not score samples")
         return sel
