@@ -105,8 +105,9 @@ class Experiment:
         """Select and train every run of ``todo``; yield each as it finishes.
 
         With one job, each run is selected (or its selection loaded) and trained in turn.
-        With several, selections are made here in order while the workers train the runs
-        whose selection is ready (full-data runs first).
+        With several, a thread of this process makes the selections in order and hands each
+        selection's runs to the workers (full-data runs first), while this thread stores every
+        finished run as soon as it arrives, even during a long selection.
         """
         selections = selections_of(todo)
         if jobs == 1 or len(todo) <= 1:
@@ -116,6 +117,7 @@ class Experiment:
         import concurrent.futures as cf
         import multiprocessing as mp
         import os
+        import threading
 
         import torch
 
@@ -134,19 +136,53 @@ class Experiment:
         # cores make torch many times slower
         parent_threads = torch.get_num_threads()
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - jobs * threads))
+        futures: dict[cf.Future[Any], dict[str, Any]] = {}
+        lock = threading.Lock()
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def submit(key: dict[str, Any]) -> None:
+            with lock:
+                futures[pool.submit(_worker_run, key)] = key
+
+        def make_selections() -> None:
+            try:
+                with Progress(len(selections), "selections") as bar:
+                    for method, fraction, seed in selections:
+                        if failure:
+                            return  # the main thread is stopping
+                        self.select(method, fraction, seed)
+                        bar.update(1, f"{method} f={fraction:g} s{seed}")
+                        for key in waiting.pop((method, fraction, seed)):
+                            submit(key)
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                done.set()
+
+        selector = threading.Thread(target=make_selections, name="selections", daemon=True)
         try:
-            futures = {pool.submit(_worker_run, k): k for k in todo if k["method"] == FULL}
-            with Progress(len(selections), "selections") as bar:
-                for method, fraction, seed in selections:
-                    self.select(method, fraction, seed)
-                    bar.update(1, f"{method} f={fraction:g} s{seed}")
-                    for key in waiting.pop((method, fraction, seed)):
-                        futures[pool.submit(_worker_run, key)] = key
-                    for fut in [f for f in futures if f.done()]:  # report what has finished
-                        yield futures.pop(fut), RunRecord(**fut.result())
-            for fut in cf.as_completed(list(futures)):
-                yield futures.pop(fut), RunRecord(**fut.result())
-        except BaseException:  # Ctrl-C or a failed run: stop now, finished runs are stored
+            for key in todo:
+                if key["method"] == FULL:
+                    submit(key)
+            selector.start()
+            while True:
+                if failure:
+                    raise failure[0]
+                with lock:
+                    pending = list(futures)
+                if not pending:
+                    if done.is_set():
+                        break
+                    done.wait(0.5)  # nothing to train until the next selection exists
+                    continue
+                finished, _ = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    with lock:
+                        key = futures.pop(fut)
+                    yield key, RunRecord(**fut.result())
+        except BaseException as exc:  # Ctrl-C or a failed run: stop now, finished runs are stored
+            failure.append(exc)  # the selection thread stops after its current selection
             pool.shutdown(wait=False, cancel_futures=True)
             for child in mp.active_children():  # the runs in flight resume from checkpoints
                 child.terminate()
