@@ -110,7 +110,7 @@ def claims(t: dict[float, dict[str, float]]) -> list[tuple[str, str, str]]:
                 "; ".join(ev_parts),
             )
         )
-    mid = [f for f in (0.1, 0.3) if f in t and "forgetting" in t[f]]
+    mid = [f for f in (0.1, 0.3) if f in t and {"forgetting", "uniform"} <= set(t[f])]
     if mid:
         ok = all(abs(t[f]["forgetting"] - t[f]["uniform"]) <= ON_PAR for f in mid)
         ev = ", ".join(f"{pct(f)}: {gap('forgetting', f)}" for f in mid)
@@ -121,7 +121,7 @@ def claims(t: dict[float, dict[str, float]]) -> list[tuple[str, str, str]]:
                 ev,
             )
         )
-    if 0.5 in t:
+    if 0.5 in t and "uniform" in t[0.5]:
         ms = [m for m in ("grand", *UNCERTAINTY) if m in t[0.5]]
         ok = bool(ms) and all(t[0.5][m] >= t[0.5]["uniform"] - ON_PAR for m in ms)
         ev = ", ".join(f"{m} {gap(m, 0.5)} (rank {rank(t[0.5], m)})" for m in ms)
@@ -132,7 +132,7 @@ def claims(t: dict[float, dict[str, float]]) -> list[tuple[str, str, str]]:
                 ev,
             )
         )
-    if 0.7 in t:
+    if 0.7 in t and "uniform" in t[0.7]:
         ms = [m for m in ("glister", "grand") if m in t[0.7]]
         ok = bool(ms) and all(rank(t[0.7], m) <= 3 for m in ms)
         best = max(t[0.7], key=t[0.7].get)
