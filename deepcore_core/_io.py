@@ -13,6 +13,9 @@ import numpy as np
 
 from deepcore_core.errors import DeepcoreError, file_error
 
+_UMASK = os.umask(0)  # read once, at import (setting it is the only way to read it)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
@@ -25,6 +28,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a written file gets the usual mode
     except OSError as exc:
         raise file_error(exc, target) from None
     try:

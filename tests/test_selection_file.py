@@ -59,3 +59,14 @@ def test_fingerprint():
     assert dataset_fingerprint(y, 3, "d") == dataset_fingerprint(y.astype(np.int32), 3, "d")
     assert dataset_fingerprint(y, 3, "d") != dataset_fingerprint(y[::-1], 3, "d")
     assert dataset_fingerprint(y, 3, "d") != dataset_fingerprint(y, 3, "e")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    from deepcore_core._io import _UMASK, atomic_write
+
+    with atomic_write(tmp_path / "x.json", "w") as fh:
+        fh.write("{}")
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~_UMASK
+    assert os.umask(_UMASK) == _UMASK  # reading it left it unchanged
