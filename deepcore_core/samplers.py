@@ -27,6 +27,7 @@ permutation.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from typing import Any, ClassVar
@@ -56,7 +57,7 @@ class Ranking:
         return np.lexsort((rng.permutation(len(key)), key))
 
 
-class Sampler:
+class Sampler(abc.ABC):
     """Base class of a sampling rule: set ``name`` and ``Options``, implement :meth:`sample`."""
 
     name: ClassVar[str] = ""
@@ -67,9 +68,9 @@ class Sampler:
             options = parse_options(self.Options, options or {}, f"sampler {self.name}")
         self.options = options
 
+    @abc.abstractmethod
     def sample(self, ranking: Ranking, k: int, rng: np.random.Generator) -> np.ndarray:
         """Return ``k`` distinct pool positions."""
-        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """Name and options, for a selection's metadata."""
