@@ -45,12 +45,21 @@ def _stable_topk(m: torch.Tensor, k: int) -> torch.Tensor:
     """Column indices of the k largest entries per row, ties broken by the lower column."""
     if k == 0:
         return torch.empty(m.shape[0], 0, dtype=torch.long, device=m.device)
-    kth = torch.topk(m, k, dim=1).values[:, -1:]
-    better = m > kth
-    equal = m == kth
-    need = k - better.sum(1, keepdim=True)
-    chosen = better | (equal & (torch.cumsum(equal, dim=1) <= need))
-    cols = torch.nonzero(chosen)[:, 1].view(m.shape[0], k)  # exactly k per row, column order
+    top = torch.topk(m, min(k + 1, m.shape[1]), dim=1)
+    kth = top.values[:, k - 1 : k]
+    # rows whose (k+1)-th value equals the k-th have ties across the cut: which of the tied
+    # entries are kept is decided by column order (topk's choice among ties is unspecified)
+    if top.values.shape[1] > k:
+        tied = torch.nonzero(top.values[:, k] == top.values[:, k - 1]).flatten()
+    else:
+        tied = torch.empty(0, dtype=torch.long, device=m.device)
+    cols = torch.sort(top.indices[:, :k], dim=1).values
+    if tied.numel():
+        sub, kt = m[tied], kth[tied]
+        equal = sub == kt
+        need = k - (sub > kt).sum(1, keepdim=True)
+        chosen = (sub > kt) | (equal & (torch.cumsum(equal, dim=1) <= need))
+        cols[tied] = torch.nonzero(chosen)[:, 1].view(tied.numel(), k)  # column order
     order = torch.sort(torch.gather(m, 1, cols), dim=1, descending=True, stable=True).indices
     return torch.gather(cols, 1, order)
 
@@ -75,9 +84,13 @@ def knn(
     if metric != "euclidean":
         raise ValueError(f"metric must be euclidean or cosine, got {metric!r}")
     sq = (t * t).sum(1)
+    minus_sq = -sq[None]
 
-    def neg_d2(lo: int, hi: int) -> torch.Tensor:
-        return (2.0 * (t[lo:hi] @ t.T) - sq[lo:hi, None] - sq[None]).clamp_(max=0.0)
+    def closeness(lo: int, hi: int) -> torch.Tensor:
+        # 2<a, b> - |b|^2 ranks a row's neighbours as -|a - b|^2 does (|a|^2 is constant
+        # along the row): one product accumulated onto one broadcast, no further passes
+        return torch.addmm(minus_sq, t[lo:hi], t.T, alpha=2.0)
 
-    vals, idx = blockwise_topk(neg_d2, len(t), k, True, exclude_self)
-    return np.sqrt(-vals), idx
+    vals, idx = blockwise_topk(closeness, len(t), k, True, exclude_self)
+    d2 = (sq.cpu().numpy()[:, None] - vals).clip(min=0.0)
+    return np.sqrt(d2), idx

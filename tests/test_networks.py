@@ -58,3 +58,24 @@ def test_pretrained_from_local_file_only(tmp_path):
         REG.build("resnet18", 3, 5, 224, pretrained=tmp_path / "missing.pt")
     with pytest.raises(DeepcoreError, match="has no torchvision weights"):
         REG.build("lenet", 1, 5, 28, pretrained=tmp_path / "r18.pt")
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize(("h", "w"), [(28, 28), (7, 9), (3, 2), (10, 5)])
+def test_fast_pooling_equals_max_pool(ceil_mode, h, w):
+    from deepcore_core.nets.architectures import MaxPool2x2
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, h, w)
+    x[0, 0] = 0.0  # tied windows
+    ref = torch.nn.functional.max_pool2d(x, 2, 2, ceil_mode=ceil_mode)
+    pool = MaxPool2x2(ceil_mode=ceil_mode)
+    with torch.no_grad():
+        assert torch.equal(pool(x), ref)
+        cl = x.contiguous(memory_format=torch.channels_last)
+        assert torch.equal(pool(cl), ref)
+    y = x.clone().requires_grad_(True)  # with a gradient: nn.MaxPool2d itself
+    pool(y).sum().backward()
+    z = x.clone().requires_grad_(True)
+    torch.nn.functional.max_pool2d(z, 2, 2, ceil_mode=ceil_mode).sum().backward()
+    assert torch.equal(y.grad, z.grad)

@@ -21,8 +21,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-_ROWS = 1024  # candidate rows per block when a gain needs a row of the kernel each
-
 
 def _tensor(kernel: Any) -> torch.Tensor:
     return kernel if isinstance(kernel, torch.Tensor) else torch.from_numpy(np.asarray(kernel))
@@ -36,32 +34,48 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.to(torch.float64).cpu().numpy()
 
 
-class FacilityLocation:
-    """Facility location on a symmetric dense kernel or a sparse one (column e = who e covers)."""
+def _rows_per_block(n: int) -> int:
+    return max(1, 2**20 // max(1, n))  # about 8 MB of float64 per block
 
-    cheap = False  # gains of every candidate cost O(N^2): use lazy evaluation
+
+def _column_sums(k: torch.Tensor, f: Any = None) -> torch.Tensor:
+    """Column sums of ``f(k)`` in float64, block by block (one pass; summing a float32
+    matrix's columns with ``dtype=float64`` in one call is ten times slower)."""
+    acc = torch.zeros(k.shape[1], dtype=torch.float64, device=k.device)
+    step = _rows_per_block(k.shape[1])
+    for lo in range(0, k.shape[0], step):
+        b = k[lo : lo + step]
+        acc += (f(b) if f is not None else b).to(torch.float64).sum(0)
+    return acc
+
+
+class FacilityLocation:
+    """Facility location on a symmetric dense kernel or a sparse one (column e = who e covers).
+
+    On a dense kernel the gain of every candidate is kept up to date: a pick changes the
+    coverage of only the rows it covers better than before, and only their terms of each
+    gain are updated (O(changed rows x N) per pick, about N^2 log k in all), so the greedy
+    needs no lazy bounds. The arithmetic is float64 on the float32 kernel, so every term is
+    exact and a kept gain differs from a fresh sum by float64 rounding only. A sparse kernel
+    is evaluated on demand with lazy bounds.
+    """
 
     def __init__(self, kernel: Any) -> None:
         self.sparse = sp.issparse(kernel)
         self.n = kernel.shape[0]
+        self.cheap = not self.sparse  # dense gains are kept, sparse ones computed lazily
         if self.sparse:
             self.k: Any = kernel.tocsc()
             self.curmax: Any = np.zeros(self.n, dtype=np.float32)
         else:
             self.k = _tensor(kernel)
             self.curmax = torch.zeros(self.n, dtype=self.k.dtype, device=self.k.device)
+            self.g = _column_sums(self.k, lambda b: b.clamp(min=0.0))  # nothing covered yet
 
     def gains(self, cand: np.ndarray) -> np.ndarray:
         """sum_i max(0, s_ie - curmax_i) for each candidate e."""
         if not self.sparse:
-            idx = _index(cand, self.k.device)
-            blocks = [
-                (self.k[idx[lo : lo + _ROWS]] - self.curmax)
-                .clamp_(min=0.0)
-                .sum(1, dtype=torch.float64)
-                for lo in range(0, len(idx), _ROWS)
-            ]
-            return _numpy(torch.cat(blocks)) if blocks else np.zeros(0)
+            return _numpy(self.g[_index(cand, self.k.device)])
         cols = self.k[:, cand]
         diff = np.maximum(cols.data - self.curmax[cols.indices], 0.0).astype(np.float64)
         out = np.zeros(len(cand))
@@ -73,7 +87,17 @@ class FacilityLocation:
     def add(self, e: int) -> None:
         """Update the best coverage of every point with the new centre ``e``."""
         if not self.sparse:
-            torch.maximum(self.curmax, self.k[e], out=self.curmax)
+            row = self.k[e]
+            changed = torch.nonzero(row > self.curmax).flatten()
+            old = self.curmax[changed].to(torch.float64)[:, None]
+            rise = row[changed].to(torch.float64)[:, None] - old
+            step = _rows_per_block(self.n)
+            for lo in range(0, changed.numel(), step):
+                # each changed row's term falls by min(max(s - old, 0), new - old)
+                s = self.k[changed[lo : lo + step]].to(torch.float64)
+                fall = s.sub_(old[lo : lo + step]).clamp_(min=0.0)
+                self.g -= torch.minimum(fall, rise[lo : lo + step]).sum(0)
+            self.curmax[changed] = row[changed]
             return
         lo, hi = self.k.indptr[e], self.k.indptr[e + 1]
         rows = self.k.indices[lo:hi]
@@ -95,7 +119,7 @@ class GraphCut:
             self.k: Any = kernel
         else:
             self.k = _tensor(kernel)
-            self.rowsum = self.k.sum(0, dtype=torch.float64)
+            self.rowsum = _column_sums(self.k)
             self.diag = torch.diagonal(self.k).to(torch.float64)
             self.acc = torch.zeros(self.k.shape[0], dtype=torch.float64, device=self.k.device)
         self.lam = lam
@@ -136,7 +160,9 @@ class LogDeterminant:
         self.n = kernel.shape[0]
         self.d2 = torch.diagonal(self.k).to(torch.float64) + reg
         self.full = self.d2.clone() if explained else None
-        self.c = torch.zeros((self.n, budget), dtype=torch.float64, device=self.k.device)
+        # row t holds the t-th Cholesky column over every element (contiguous rows: the
+        # per-pick product reads them in order, twice as fast as strided columns)
+        self.c = torch.zeros((budget, self.n), dtype=torch.float64, device=self.k.device)
         self.t = 0
 
     def gains(self, cand: np.ndarray) -> np.ndarray:
@@ -151,8 +177,8 @@ class LogDeterminant:
         row = self.k[e].to(torch.float64)
         row[e] += self.reg
         d = float(self.d2[e].clamp(min=1e-300).sqrt())
-        col = (row - self.c[:, : self.t] @ self.c[e, : self.t]) / d
-        self.c[:, self.t] = col
+        col = (row - self.c[: self.t].T @ self.c[: self.t, e]) / d
+        self.c[self.t] = col
         self.d2 -= col * col
         self.d2[e] = 0.0
         self.t += 1

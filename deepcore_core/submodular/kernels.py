@@ -8,6 +8,8 @@ N x C(D+1) gradient matrix. A zero vector has cosine 0 with everything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -39,33 +41,57 @@ class CosineBlocks:
         self.inv = torch.where(norms > 0, 1.0 / norms.clamp_min(1e-30), torch.zeros_like(norms))
         self.sq = norms * norms
         self.n = len(pool)
+        # unit-norm factors: cosines are plain products of these (no per-element scaling)
+        if self.e is None:
+            self.unit_e, self.unit_h = None, self.h * self.inv[:, None]
+        else:
+            self.unit_e, self.unit_h = self.e * self.inv[:, None], self.h
 
-    def inner(self, lo: int, hi: int, cols: torch.Tensor | None = None) -> torch.Tensor:
-        """Inner products of rows lo:hi with the pool (or with the positions ``cols``)."""
-        e = self.e if cols is None or self.e is None else self.e[cols]
-        h = self.h if cols is None else self.h[cols]
+    def inner(
+        self, lo: int, hi: int, cols: torch.Tensor | None = None, start: int = 0
+    ) -> torch.Tensor:
+        """Inner products of rows lo:hi with the pool from ``start`` (or the positions ``cols``)."""
+        e = self.e if self.e is None else self.e[start:] if cols is None else self.e[cols]
+        h = self.h[start:] if cols is None else self.h[cols]
         if self.e is None or e is None:
             return self.h[lo:hi] @ h.T
         return (self.h[lo:hi] @ h.T).add_(1.0).mul_(self.e[lo:hi] @ e.T)
 
-    def block(self, lo: int, hi: int) -> torch.Tensor:
-        """Cosine similarities of rows lo:hi against the whole pool."""
-        c = self.inner(lo, hi)
-        return c.mul_(self.inv[lo:hi, None]).mul_(self.inv[None]).clamp_(-1.0, 1.0)
+    def block(self, lo: int, hi: int, start: int = 0) -> torch.Tensor:
+        """Cosine similarities of rows lo:hi against the pool (its columns from ``start``)."""
+        c = self.unit_h[lo:hi] @ self.unit_h[start:].T
+        if self.unit_e is not None:
+            c.add_(1.0).mul_(self.unit_e[lo:hi] @ self.unit_e[start:].T)
+        return c.clamp_(-1.0, 1.0)
 
-    def distance(self, lo: int, hi: int, cols: torch.Tensor | None = None) -> torch.Tensor:
-        """Euclidean distances of rows lo:hi to the pool (or to the positions ``cols``)."""
-        sq = self.sq if cols is None else self.sq[cols]
-        d2 = self.sq[lo:hi, None] + sq[None] - 2.0 * self.inner(lo, hi, cols)
+    def distance(
+        self, lo: int, hi: int, cols: torch.Tensor | None = None, start: int = 0
+    ) -> torch.Tensor:
+        """Euclidean distances of rows lo:hi to the pool from ``start`` (or to ``cols``)."""
+        sq = self.sq[start:] if cols is None else self.sq[cols]
+        twice = self.inner(lo, hi, cols, start).mul_(2.0)
+        d2 = torch.add(self.sq[lo:hi, None], sq[None]).sub_(twice)
         return d2.clamp_(min=0.0).sqrt_()
 
-    def dense_tensor(self, block: int = 2048) -> torch.Tensor:
-        """The full kernel (1 + cos) / 2 as a float32 tensor on the run's device."""
+    def symmetric(self, rows: Callable[[int, int, int], torch.Tensor], block: int = 1024):
+        """The N x N matrix whose rows lo:hi from column ``start`` are ``rows(lo, hi, start)``,
+        built from the upper triangle of blocks and mirrored: exactly symmetric, and about
+        half the products of the full square."""
         out = torch.empty((self.n, self.n), dtype=torch.float32, device=self.h.device)
         for lo in range(0, self.n, block):
             hi = min(self.n, lo + block)
-            out[lo:hi] = self.block(lo, hi).add_(1.0).mul_(0.5)
+            b = rows(lo, hi, lo)
+            out[lo:hi, lo:] = b
+            out[hi:, lo:hi] = b[:, hi - lo :].T
         return out
+
+    def dense_tensor(self, block: int = 1024) -> torch.Tensor:
+        """The full kernel (1 + cos) / 2 as a float32 tensor on the run's device."""
+        return self.symmetric(lambda lo, hi, at: self.block(lo, hi, at).add_(1.0).mul_(0.5), block)
+
+    def distances(self, block: int = 1024) -> torch.Tensor:
+        """The full Euclidean distance matrix as a float32 tensor on the run's device."""
+        return self.symmetric(lambda lo, hi, at: self.distance(lo, hi, start=at), block)
 
     def dense(self, block: int = 2048) -> np.ndarray:
         """The full kernel (1 + cos) / 2 as a float32 array."""

@@ -100,6 +100,21 @@ def test_objectives_against_brute_force_definitions():
     )
 
 
+def test_facility_location_kept_gains_equal_fresh_sums():
+    # the dense objective updates its gains pick by pick; they must equal the definition
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 5)).astype(np.float32)
+    k = (x @ x.T / 5).astype(np.float32)  # symmetric, with negative entries
+    obj = FacilityLocation(k)
+    k64 = k.astype(np.float64)
+    cover = np.zeros(300)
+    for e in rng.permutation(300)[:40]:
+        obj.add(int(e))
+        cover = np.maximum(cover, k64[:, e])
+        fresh = np.maximum(k64 - cover[:, None], 0.0).sum(0)
+        np.testing.assert_allclose(obj.gains(np.arange(300)), fresh, rtol=1e-12, atol=1e-9)
+
+
 @pytest.mark.parametrize("method", ["graph-cut", "facility-location", "log-determinant"])
 def test_stochastic_within_guarantee_and_seeded(method):
     d = data(4, n=200)

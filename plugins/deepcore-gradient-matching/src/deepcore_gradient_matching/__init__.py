@@ -57,7 +57,6 @@ class Craig(Selector):
     ) -> Pick:
         """Greedy facility location, then assign every sample to its most similar pick."""
         import scipy.sparse as sp
-        import torch
 
         from deepcore_core import CosineBlocks, FacilityLocation, blockwise_topk, maximize
 
@@ -67,8 +66,9 @@ class Craig(Selector):
         if o.similarity == "cosine":
             sim = blocks.dense_tensor() if n <= o.dense_limit else blocks.knn(o.knn)
         elif n <= o.dense_limit:
-            d = torch.cat([blocks.distance(lo, min(n, lo + 2048)) for lo in range(0, n, 2048)])
-            sim = d.max() - d  # stays on the run's device
+            d = blocks.distances()
+            far = d.max()
+            sim = d.neg_().add_(far)  # max distance - d, in place on the run's device
         else:
             vals, idx = blockwise_topk(lambda lo, hi: -blocks.distance(lo, hi), n, o.knn)
             dist = -vals

@@ -1,0 +1,232 @@
+"""Selection speed per method from a cached selection model, before and after a change.
+
+Fashion-MNIST, a LeNet selection model trained one epoch (cached once, shared by every
+measurement), fraction 0.1, balanced, seed 0. Each measurement runs in a fresh interpreter
+and times ``run_selection`` (cached model loaded, embedding pass, scores, picks) with the data
+already in memory, as ``deepcore select --dataset`` does it. Columns:
+
+- ``embed+select``: the embedding pass included (the cached embedding is deleted first),
+  as the original DeepCore's ``select()`` always recomputes it;
+- ``select``: the same selection from the cached embedding (the method's own arithmetic);
+- the split of ``embed+select`` into the train (cache load), embed, score and select stages.
+
+With ``--baseline REF`` every measurement also runs against the core and plugins of git
+revision REF (a temporary worktree put first on ``PYTHONPATH``), the two interleaved, and the
+ratio baseline/now is printed; ``--original`` prints the ratio against the original DeepCore
+code's times measured on this machine (the table of the performance issue, both passes).
+
+Usage: python benchmarks/selection_speed.py --data-root DIR [--baseline REF] [--methods a,b]
+       [--rounds 2] [--threads 1] [--original]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from startup import pythonpath  # noqa: E402
+
+#: the methods timed by default, with the options the comparison uses (GraNd: one model)
+METHODS = {
+    "uniform": {},
+    "least-confidence": {},
+    "entropy": {},
+    "margin": {},
+    "contextual-diversity": {},
+    "kcenter": {},
+    "herding": {},
+    "forgetting": {},
+    "grand": {"repeats": 1},
+    "el2n": {"repeats": 1},
+    "graph-cut": {},
+    "facility-location": {},
+    "log-determinant": {},
+    "craig": {},
+    "gradmatch": {},
+    "glister": {},
+    "cal": {},
+    "deepfool": {},
+}
+
+#: the original DeepCore code's select() minus its training epoch on this machine, in seconds
+#: (two passes where measured twice; DeepFool's run was stopped after 870 s)
+ORIGINAL = {
+    "margin": (38.4, 12.9),
+    "kcenter": (18.3, 27.7),
+    "herding": (35.7, 17.3),
+    "grand": (24.6, 13.9),
+    "graph-cut": (206.0, 73.5),
+    "facility-location": (150.5, 124.6),
+    "craig": (59.5, 92.8),
+    "gradmatch": (138.6,),
+    "glister": (9.3, 13.5),
+    "cal": (41.9, 42.8),
+    "deepfool": (870.0,),
+}
+
+
+def child(args: argparse.Namespace) -> None:
+    """In a fresh interpreter: one selection, timed by stage; prints one JSON line."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from deepcore_core.api import run_selection
+    from deepcore_core.cli.select import dataset_context
+    from deepcore_core.plugins import get_host
+    from deepcore_core.settings import SelectSettings
+
+    host = get_host()
+    s = SelectSettings(
+        method=args.method,
+        dataset="fashion-mnist",
+        data_root=args.data_root,
+        fraction=args.fraction,
+        selection_epochs=1,
+        device=args.device,
+        cache_dir=args.cache_dir,
+    )
+    ctx = dataset_context(host, s)
+    stages: dict[str, float] = {}
+    started: dict[str, float] = {}
+
+    def before(name: str, impls: object, kwargs: object) -> None:
+        started[name] = time.perf_counter()
+
+    def after(outcome: object, name: str, impls: object, kwargs: object) -> None:
+        stages[name] = stages.get(name, 0.0) + time.perf_counter() - started.pop(name)
+
+    host.pm.add_hookcall_monitoring(before, after)
+    selector = host.create_selector(args.method, json.loads(args.options), "default")
+    t0 = time.perf_counter()
+    sel = run_selection(host, selector, ctx, fraction=args.fraction, dataset_name="x")
+    total = time.perf_counter() - t0
+    picks = sorted(int(i) for i in sel.indices)
+    stages = {
+        k: round(v, 4) for k, v in stages.items() if k in ("train", "embed", "score", "select")
+    }
+    print(json.dumps({"seconds": total, "stages": stages, "picks": hash(tuple(picks))}))
+
+
+def measure(tree: Path, method: str, args: argparse.Namespace, embed: bool) -> dict:
+    """One child run on ``tree``; ``embed`` deletes the cached embedding first."""
+    if embed:
+        for f in Path(args.cache_dir).rglob("embedding.npz"):
+            f.unlink()
+    env = {**os.environ, "PYTHONPATH": pythonpath(tree), "DEEPCORE_PROGRESS": "0"}
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "selection_speed.py"),
+        "--child",
+        "--method",
+        method,
+        "--options",
+        json.dumps(METHODS.get(method, {})),
+        "--data-root",
+        args.data_root,
+        "--cache-dir",
+        args.cache_dir,
+        "--threads",
+        str(args.threads),
+        "--fraction",
+        str(args.fraction),
+        "--device",
+        args.device,
+    ]
+    out = subprocess.run(
+        cmd, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{method} on {tree} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Time every method and print one line per method (and the geometric means)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--baseline", help="git revision to compare against")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fraction", type=float, default=0.1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--original", action="store_true", help="ratios against the original code")
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--method", help=argparse.SUPPRESS)
+    ap.add_argument("--options", default="{}", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    own_cache = args.cache_dir is None
+    args.cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="deepcore-speed-cache-")
+    trees = {"now": ROOT}
+    tmp = None
+    if args.baseline:
+        tmp = tempfile.mkdtemp(prefix="deepcore-speed-")
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", tmp, args.baseline],
+            check=True,
+            capture_output=True,
+        )
+        trees = {"baseline": Path(tmp), "now": ROOT}
+    methods = [m for m in args.methods.split(",") if m]
+    print(f"{args.threads} thread(s), fraction {args.fraction}, device {args.device}", flush=True)
+    try:
+        measure(ROOT, "margin", args, embed=False)  # trains and caches the selection model
+        ratios: dict[str, list[float]] = {"baseline": [], "original": []}
+        for m in methods:
+            res: dict[str, dict[str, list]] = {}
+            for _ in range(args.rounds):
+                for k, tree in trees.items():
+                    for embed in (True, False):
+                        r = measure(tree, m, args, embed)
+                        col = res.setdefault(k, {}).setdefault(embed, [])
+                        col.append(r)
+            line = f"{m:21s}"
+            med = {}
+            for k in trees:
+                full = res[k][True]
+                med[k] = statistics.median(r["seconds"] for r in full)
+                sel = statistics.median(r["seconds"] for r in res[k][False])
+                st = full[len(full) // 2]["stages"]
+                parts = " ".join(f"{s}={v:.2f}" for s, v in st.items())
+                line += f" | {k} embed+select {med[k]:7.2f} s, select {sel:7.2f} s ({parts})"
+            if "baseline" in med:
+                same = res["baseline"][True][0]["picks"] == res["now"][True][0]["picks"]
+                ratios["baseline"].append(med["baseline"] / med["now"])
+                line += f" | ratio {ratios['baseline'][-1]:.2f}x, same picks: {same}"
+            if args.original and m in ORIGINAL:
+                orig = ORIGINAL[m]
+                r = [o / med["now"] for o in orig]
+                ratios["original"].append(math.exp(statistics.mean(math.log(x) for x in r)))
+                line += " | vs original " + "; ".join(f"{x:.1f}x" for x in r)
+            print(line, flush=True)
+        for k, v in ratios.items():
+            if v:
+                gm = math.exp(statistics.mean(math.log(x) for x in v))
+                print(f"geometric mean vs {k}: {gm:.2f}x (min {min(v):.2f}x) over {len(v)}")
+    finally:
+        if tmp is not None:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", tmp], check=False
+            )
+        if own_cache:
+            shutil.rmtree(args.cache_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
