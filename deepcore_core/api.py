@@ -283,6 +283,7 @@ def select(
     variant: str = "default",
     sampler: str | None = None,
     sampler_options: Mapping[str, Any] | None = None,
+    threads: int | None = None,
     host: PluginHost | None = None,
 ) -> Selection:
     """Select a coreset with ``method`` from a torch dataset or from precomputed arrays.
@@ -310,9 +311,16 @@ def select(
         ``sampler_options`` are that sampler's options.
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``: where networks, kernels,
         neighbours and greedy loops run; an unavailable device is an error.
+    :param threads: set torch's CPU threads for this process (0: one per available CPU;
+        None: leave them as they are).
     :returns: the :class:`Selection`.
     """
     from deepcore_core.user_inputs import DataOptions, dataset_context, resolve
+
+    if threads is not None:
+        from deepcore_core.engine.devices import use_threads
+
+        use_threads(threads)
 
     host = host or get_host()
     selector = host.create_selector(method, dict(options or {}), variant)

@@ -135,6 +135,9 @@ class DataSettings(Settings):
     )
     sampler_options: dict[str, Any] = setting({}, "The sampler's options (a mapping).", cli=False)
     device: Device = setting("auto", "Where networks run.")
+    threads: int = setting(
+        0, "CPU threads for torch (0: the CPUs this process may use, shared among jobs).", min=0
+    )
     cache_dir: str | None = setting(
         None, "Selection-model cache (default $DEEPCORE_CACHE or ~/.cache/deepcore).", path=True
     )
@@ -242,6 +245,9 @@ class TrainCommandSettings(TrainSettings):
     network: str = setting(_PRETRAIN.network, "Network to train.")
     seed: int = setting(0, "Seed.")
     device: Device = setting("auto", "Where networks run.")
+    threads: int = setting(
+        0, "CPU threads for torch (0: the CPUs this process may use, shared among jobs).", min=0
+    )
     output: str | None = setting(None, "Write the result as JSON here.", path=True)
 
 

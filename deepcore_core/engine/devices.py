@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +28,36 @@ def resolve_device(device: str) -> torch.device:
             )
         return torch.device(device)
     raise DeepcoreError(f"device must be one of auto, cpu, cuda, got '{device}'")
+
+
+def available_cpus() -> int:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup (v2) CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def default_threads(jobs: int = 1) -> int:
+    """Threads per process when ``jobs`` processes share the CPUs: never more threads than
+    CPUs in all (more threads than cores make small-network work many times slower)."""
+    return max(1, available_cpus() // max(1, jobs))
+
+
+def use_threads(threads: int, jobs: int = 1) -> int:
+    """Set torch's CPU threads: ``threads``, or with 0 :func:`default_threads`; returns it."""
+    if threads < 0:
+        raise DeepcoreError(f"threads must be >= 0 (0: one per available CPU), got {threads}")
+    n = threads or default_threads(jobs)
+    torch.set_num_threads(n)
+    return n
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -109,8 +109,11 @@ class Experiment:
         selection's runs to the workers (full-data runs first), while this thread stores every
         finished run as soon as it arrives, even during a long selection.
         """
+        from deepcore_core.engine.devices import available_cpus, default_threads, use_threads
+
         selections = selections_of(todo)
         if jobs == 1 or len(todo) <= 1:
+            use_threads(self.config.threads)
             for key in todo:
                 yield key, self.run_one(key)
             return
@@ -125,7 +128,7 @@ class Experiment:
         for key in todo:
             if key["method"] != FULL:
                 waiting.setdefault((key["method"], key["fraction"], key["seed"]), []).append(key)
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = self.config.threads or default_threads(jobs)
         pool = cf.ProcessPoolExecutor(
             jobs,
             mp_context=mp.get_context("spawn"),
@@ -135,7 +138,7 @@ class Experiment:
         # selections here share the cores with the workers: one thread, as more threads than
         # cores make torch many times slower
         parent_threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - jobs * threads))
+        torch.set_num_threads(max(1, available_cpus() - jobs * threads))
         futures: dict[cf.Future[Any], dict[str, Any]] = {}
         lock = threading.Lock()
         done = threading.Event()

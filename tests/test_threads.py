@@ -1,0 +1,54 @@
+"""--threads: torch's CPU threads, never more in all than the CPUs the process may use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from deepcore_core import DeepcoreError, select
+from deepcore_core.cli import create_app
+from deepcore_core.engine import devices
+from deepcore_core.testing import synthetic_inputs
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_default_shares_the_available_cpus(monkeypatch):
+    monkeypatch.setattr(devices, "available_cpus", lambda: 8)
+    assert devices.default_threads() == 8
+    assert devices.default_threads(jobs=3) == 2
+    assert devices.default_threads(jobs=16) == 1
+    assert devices.use_threads(0, jobs=4) == 2 and torch.get_num_threads() == 2
+    assert devices.use_threads(1) == 1 and torch.get_num_threads() == 1
+    with pytest.raises(DeepcoreError, match="threads must be >= 0"):
+        devices.use_threads(-1)
+
+
+def test_available_cpus_is_at_most_the_affinity():
+    import os
+
+    assert 1 <= devices.available_cpus() <= len(os.sched_getaffinity(0))
+
+
+def test_cli_and_python_set_the_threads(tmp_path):
+    d = synthetic_inputs()
+    np.save(tmp_path / "y.npy", d["labels"])
+    app = create_app()
+    args = ["select", "--method", "uniform", "--labels", str(tmp_path / "y.npy")]
+    args += ["--fraction", "0.2"]
+    args += ["--output", str(tmp_path / "s.npz"), "--threads", "1"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert torch.get_num_threads() == 1
+    r = CliRunner().invoke(app, [*args[:-1], "-2"])
+    assert r.exit_code == 2 and "threads" in r.output
+    torch.set_num_threads(2)
+    select("uniform", labels=d["labels"], fraction=0.2, threads=1)
+    assert torch.get_num_threads() == 1
