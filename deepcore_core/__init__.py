@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from deepcore_core._version import __version__
 from deepcore_core.api import scores, select
+from deepcore_core.blocks import map_rows
 from deepcore_core.budget import allocate, plan_pools, total_budget
 from deepcore_core.context import SelectionContext
 from deepcore_core.errors import DeepcoreError, MissingInputError, OptionError, PluginError
@@ -88,6 +89,7 @@ __all__ = [
     "get_host",
     "hookimpl",
     "knn",
+    "map_rows",
     "maximize",
     "original_rule",
     "plan_pools",

@@ -65,8 +65,12 @@ def check_writable(path: str | os.PathLike[str], folder: bool = False) -> None:
         raise file_error(exc, target) from None
 
 
-def load_array(path: str | os.PathLike[str], what: str) -> np.ndarray:
-    """Load a ``.npy`` (or single-array ``.npz``/text) file, with a clear error on failure."""
+def load_array(path: str | os.PathLike[str], what: str, mmap: bool = False) -> np.ndarray:
+    """Load a ``.npy`` (or single-array ``.npz``/text) file, with a clear error on failure.
+
+    With ``mmap``, a ``.npy`` file is memory-mapped read-only instead of read: pages come in
+    as blockwise code touches them, and the file is never copied into a private array.
+    """
     p = Path(path)
     if not p.exists():
         raise DeepcoreError(f"{what} file '{p}' does not exist")
@@ -83,7 +87,7 @@ def load_array(path: str | os.PathLike[str], what: str) -> np.ndarray:
                 return np.asarray(z[keys[0]])
         if p.suffix in {".txt", ".csv"}:
             return np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None)
-        return np.load(p, allow_pickle=False)
+        return np.load(p, allow_pickle=False, mmap_mode="r" if mmap else None)
     except DeepcoreError:
         raise
     except PermissionError:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from deepcore_core.blocks import row_blocks
 from deepcore_core.budget import total_budget
 from deepcore_core.context import SelectionContext
 from deepcore_core.errors import DeepcoreError, MissingInputError, PluginError
@@ -42,14 +43,35 @@ def as_array(value: Any, what: str, ndim: int, dtype: Any) -> np.ndarray | None:
         raise DeepcoreError(f"{what} must be {ndim}-D, got shape {arr.shape}")
     if arr.dtype.kind not in "biuf":
         raise DeepcoreError(f"{what} must be numeric, got dtype {arr.dtype}")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = int(np.flatnonzero((~np.isfinite(arr.reshape(arr.shape[0], -1))).any(1))[0])
-        raise DeepcoreError(f"{what} contains NaN or inf (first at row {bad})")
+    if arr.dtype.kind == "f":
+        for lo, block in row_blocks(arr):
+            if not np.isfinite(block).all():
+                rows = (~np.isfinite(block)).reshape(len(block), -1).any(1)
+                bad = lo + int(np.flatnonzero(rows)[0])
+                raise DeepcoreError(f"{what} contains NaN or inf (first at row {bad})")
     if dtype is np.int64:
         if arr.dtype.kind == "f" and not np.equal(np.mod(arr, 1), 0).all():
             raise DeepcoreError(f"{what} must be whole numbers (class labels)")
         return arr.astype(np.int64)
+    if dtype is None:  # floats as given, other numbers as float64
+        dtype = arr.dtype if arr.dtype.kind == "f" else np.float64
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        return arr  # as given (a memory map stays one)
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _probabilities(logits: np.ndarray | None, p: np.ndarray | None) -> np.ndarray | None:
+    """Probabilities from logits (softmax, block by block, float32), or the given ones checked."""
+    if logits is not None:
+        out = np.empty(logits.shape, dtype=np.float32)
+        for lo, block in row_blocks(logits):
+            out[lo : lo + len(block)] = softmax(block)
+        return out
+    if p is not None:
+        for _, block in row_blocks(p):
+            if (block < 0).any() or not np.allclose(block.sum(axis=1), 1.0, atol=1e-3):
+                raise DeepcoreError("probabilities must be non-negative and sum to 1 in every row")
+    return p
 
 
 def build_context(
@@ -76,7 +98,7 @@ def build_context(
         "features": as_array(features, "features", 2, np.float32),
         "labels": as_array(labels, "labels", 1, np.int64),
         "scores": as_array(scores, "scores", 1, np.float64),
-        "logits": as_array(logits, "logits", 2, np.float64),
+        "logits": as_array(logits, "logits", 2, None),  # any float: softmax is float64
         "probs": as_array(probs, "probabilities", 2, np.float32),
     }
     dyn = _as_dynamics(dynamics)
@@ -91,11 +113,7 @@ def build_context(
         detail = ", ".join(f"{k} has {v}" for k, v in lengths.items())
         raise DeepcoreError(f"inputs disagree on the number of samples: {detail}")
     n = next(iter(lengths.values()))
-    p = arrays["probs"]
-    if arrays["logits"] is not None:
-        p = softmax(arrays["logits"])
-    elif p is not None and ((p < 0).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3)):
-        raise DeepcoreError("probabilities must be non-negative and sum to 1 in every row")
+    p = _probabilities(arrays["logits"], arrays["probs"])
     y = arrays["labels"]
     if y is not None and (y < 0).any():
         raise DeepcoreError(f"labels must be non-negative class ids, got {int(y.min())}")

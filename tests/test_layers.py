@@ -26,6 +26,7 @@ LAYERS = {
     "progress": 0,
     "gradients": 0,
     "budget": 0,
+    "blocks": 0,
     "selection": 0,
     "neighbors": 0,
     "config": 0,

@@ -67,7 +67,9 @@ def select(
         dataset_name = sel_ctx.dataset.name
     else:
         device = resolve(s.device)  # kernels, neighbours and greedy loops run there too
-        arrays = {k: load_array(v, k) if v is not None else None for k, v in s.arrays().items()}
+        arrays = {  # large inputs are memory-mapped and processed block by block
+            k: load_array(v, k, mmap=True) if v is not None else None for k, v in s.arrays().items()
+        }
         sel_ctx = build_context(seed=s.seed, balance=s.balance, device=device, **arrays)
         dataset_name = None
     given = parse_option_pairs(sampler_option or [], ("sampler",), "--sampler-option")

@@ -22,6 +22,7 @@ from deepcore_core import (
     ScoreSelector,
     SelectionContext,
     hookimpl,
+    map_rows,
     original_rule,
 )
 
@@ -48,7 +49,7 @@ class _Uncertainty(ScoreSelector):
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Score every sample from ``ctx.probs``."""
         assert ctx.probs is not None
-        return self.from_probs(np.asarray(ctx.probs, dtype=np.float64))
+        return map_rows(self.from_probs, ctx.probs)  # blockwise: a memory map stays one
 
     @staticmethod
     @abc.abstractmethod
