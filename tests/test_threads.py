@@ -15,8 +15,11 @@ from deepcore_core.testing import synthetic_inputs
 
 @pytest.fixture(autouse=True)
 def keep_threads():
+    from threadpoolctl import threadpool_limits
+
     before = torch.get_num_threads()
-    yield
+    with threadpool_limits(None):  # restores the BLAS pools' threads afterwards
+        yield
     torch.set_num_threads(before)
 
 
@@ -27,6 +30,9 @@ def test_default_shares_the_available_cpus(monkeypatch):
     assert devices.default_threads(jobs=16) == 1
     assert devices.use_threads(0, jobs=4) == 2 and torch.get_num_threads() == 2
     assert devices.use_threads(1) == 1 and torch.get_num_threads() == 1
+    from threadpoolctl import threadpool_info
+
+    assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
     with pytest.raises(DeepcoreError, match="threads must be >= 0"):
         devices.use_threads(-1)
 

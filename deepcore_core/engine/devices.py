@@ -52,11 +52,15 @@ def default_threads(jobs: int = 1) -> int:
 
 
 def use_threads(threads: int, jobs: int = 1) -> int:
-    """Set torch's CPU threads: ``threads``, or with 0 :func:`default_threads`; returns it."""
+    """Set the CPU threads of torch and of the BLAS libraries numpy and scipy use:
+    ``threads``, or with 0 :func:`default_threads`; returns the number."""
     if threads < 0:
         raise DeepcoreError(f"threads must be >= 0 (0: one per available CPU), got {threads}")
+    from threadpoolctl import threadpool_limits
+
     n = threads or default_threads(jobs)
     torch.set_num_threads(n)
+    threadpool_limits(n, user_api="blas")  # numpy's and scipy's BLAS, too
     return n
 
 

@@ -155,3 +155,42 @@ def test_gradmatch_residual_never_grows_with_the_budget(lam):
         if lam == 0:
             assert r1 <= r0 * (1 + 1e-6) + 1e-9
     assert residuals[-1][0] < 0.5 * residuals[0][0]
+
+
+def test_active_set_with_a_known_factor_equals_fresh_solves():
+    # the Lagrange correction from the whole factor must give the fresh solve's answer
+    from scipy.optimize import nnls
+
+    from deepcore_gradient_matching.omp import active_set_qp
+
+    rng = np.random.default_rng(5)
+    for s in (3, 12, 40):
+        a = rng.normal(size=(2 * s, s))
+        q = a.T @ a + 0.5 * np.eye(s)
+        b = rng.normal(size=s) * 3  # many weights end at zero
+        chol = np.linalg.cholesky(q)
+        fresh = active_set_qp(q, b, np.zeros(s))
+        with_factor = active_set_qp(q, b, np.zeros(s), chol)
+        np.testing.assert_allclose(with_factor, fresh, atol=1e-9)
+        # and both are the NNLS optimum of 0.5 w'qw - b'w (as least squares with q = L L')
+        ref = nnls(chol.T, np.linalg.solve(chol, b))[0]
+        np.testing.assert_allclose(fresh, ref, atol=1e-7)
+
+
+def test_passive_solve_by_lagrange_correction_equals_the_sub_solve():
+    from deepcore_gradient_matching.omp import _passive_solve
+
+    rng = np.random.default_rng(6)
+    s = 64
+    a = rng.normal(size=(2 * s, s))
+    q = a.T @ a + 0.5 * np.eye(s)
+    b = rng.normal(size=s)
+    chol = np.linalg.cholesky(q)
+    for out in (0, 1, 5, 8):  # atoms outside the passive set: the corrected path (<= s/8)
+        passive = np.ones(s, dtype=bool)
+        passive[rng.choice(s, out, replace=False)] = False
+        z = _passive_solve(q, b, passive, chol)
+        p = np.flatnonzero(passive)
+        np.testing.assert_allclose(z[p], np.linalg.solve(q[np.ix_(p, p)], b[p]), rtol=1e-9)
+        assert (z[~passive] == 0).all()
+        np.testing.assert_allclose(z, _passive_solve(q, b, passive, None), atol=1e-10)
