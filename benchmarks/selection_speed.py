@@ -60,6 +60,9 @@ METHODS = {
     "deepfool": {},
 }
 
+#: methods that never use the embedding: timed once
+WITHOUT_EMBEDDING = {"uniform", "forgetting", "deepfool"}
+
 #: the original DeepCore code's select() minus its training epoch on this machine, in seconds
 #: (two passes where measured twice; DeepFool's run was stopped after 870 s)
 ORIGINAL = {
@@ -192,7 +195,7 @@ def main() -> None:
             res: dict[str, dict[str, list]] = {}
             for _ in range(args.rounds):
                 for k, tree in trees.items():
-                    for embed in (True, False):
+                    for embed in (True, False) if m not in WITHOUT_EMBEDDING else (True,):
                         r = measure(tree, m, args, embed)
                         col = res.setdefault(k, {}).setdefault(embed, [])
                         col.append(r)
@@ -201,7 +204,7 @@ def main() -> None:
             for k in trees:
                 full = res[k][True]
                 med[k] = statistics.median(r["seconds"] for r in full)
-                sel = statistics.median(r["seconds"] for r in res[k][False])
+                sel = statistics.median(r["seconds"] for r in res[k].get(False, full))
                 st = full[len(full) // 2]["stages"]
                 parts = " ".join(f"{s}={v:.2f}" for s, v in st.items())
                 line += f" | {k} embed+select {med[k]:7.2f} s, select {sel:7.2f} s ({parts})"

@@ -1,11 +1,18 @@
-"""Exact k-nearest neighbours, blockwise: memory O(N k + block N), never a full N x N sort."""
+"""k-nearest neighbours: exact and blockwise (memory O(N k + block N), never a full N x N
+sort), or through FAISS (``pip install faiss-cpu``) for large N: its exact flat index or an
+approximate HNSW graph. ``backend="auto"`` is exact up to :data:`AUTO_FAISS_ABOVE` rows and
+HNSW beyond, where FAISS is installed.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+
+from deepcore_core.errors import DeepcoreError
 
 
 def blockwise_topk(
@@ -64,25 +71,60 @@ def _stable_topk(m: torch.Tensor, k: int) -> torch.Tensor:
     return torch.gather(cols, 1, order)
 
 
+BACKENDS = ("auto", "exact", "faiss", "faiss-hnsw")
+AUTO_FAISS_ABOVE = 100_000  #: rows from which ``auto`` uses FAISS HNSW (where installed)
+HNSW_M = 32  #: HNSW graph degree
+HNSW_EF = 128  #: HNSW search breadth (at least 2 k)
+
+
+def faiss_available() -> bool:
+    """Whether FAISS can be imported."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_backend(backend: str, n: int) -> str:
+    """The backend ``backend`` means for ``n`` rows (``auto``: exact below the threshold)."""
+    if backend not in BACKENDS:
+        allowed = ", ".join(BACKENDS)
+        raise DeepcoreError(f"neighbour backend must be one of {allowed}, got {backend!r}")
+    if backend == "auto":
+        return "faiss-hnsw" if n > AUTO_FAISS_ABOVE and faiss_available() else "exact"
+    if backend.startswith("faiss") and not faiss_available():
+        raise DeepcoreError(
+            f"neighbour backend '{backend}' needs FAISS: pip install faiss-cpu (or faiss-gpu)"
+        )
+    return backend
+
+
 def knn(
     x: np.ndarray | torch.Tensor,
     k: int,
     metric: str = "euclidean",
     exclude_self: bool = True,
     device: str = "cpu",
+    backend: str = "exact",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of every row of ``x``: (distances, indices), nearest first.
 
-    ``metric`` is ``euclidean`` or ``cosine`` (distance 1 - cosine similarity).
+    ``metric`` is ``euclidean`` or ``cosine`` (distance 1 - cosine similarity). ``backend``
+    (see :data:`BACKENDS`): ``exact`` breaks ties by the lower index; FAISS's exact index
+    may order exact ties differently, and HNSW is approximate (recall in docs/benchmarks.md).
     """
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"metric must be euclidean or cosine, got {metric!r}")
+    chosen = choose_backend(backend, len(x))
+    if chosen != "exact":
+        return _faiss_knn(np.asarray(x, dtype=np.float32), k, metric, exclude_self, chosen)
     # float64: neighbour identity should not depend on rounding of ||a||^2 + ||b||^2 - 2ab
     t = torch.as_tensor(np.asarray(x, dtype=np.float64), device=device)
     if metric == "cosine":
         t = t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
         vals, idx = blockwise_topk(lambda lo, hi: t[lo:hi] @ t.T, len(t), k, True, exclude_self)
         return 1.0 - vals, idx
-    if metric != "euclidean":
-        raise ValueError(f"metric must be euclidean or cosine, got {metric!r}")
     sq = (t * t).sum(1)
     minus_sq = -sq[None]
 
@@ -94,3 +136,38 @@ def knn(
     vals, idx = blockwise_topk(closeness, len(t), k, True, exclude_self)
     d2 = (sq.cpu().numpy()[:, None] - vals).clip(min=0.0)
     return np.sqrt(d2), idx
+
+
+def _faiss_knn(
+    x: np.ndarray, k: int, metric: str, exclude_self: bool, backend: str
+) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    x = np.ascontiguousarray(x)
+    if metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    d = x.shape[1]
+    inner = metric == "cosine"
+    index: Any
+    if backend == "faiss":
+        index = faiss.IndexFlatIP(d) if inner else faiss.IndexFlatL2(d)
+    else:
+        kind = faiss.METRIC_INNER_PRODUCT if inner else faiss.METRIC_L2
+        index = faiss.IndexHNSWFlat(d, HNSW_M, kind)
+        index.hnsw.efSearch = max(HNSW_EF, 2 * (k + 1))
+    index.add(x)
+    want = min(len(x), k + 1 if exclude_self else k)
+    vals, idx = index.search(x, want)
+    if (idx < 0).any():  # HNSW found fewer than asked for (tiny or degenerate data)
+        raise DeepcoreError(
+            f"{backend} found fewer than {want} neighbours for some rows; use the exact backend"
+        )
+    if exclude_self:  # drop each row's own index (or its last neighbour if self was missed)
+        own = idx == np.arange(len(x))[:, None]
+        own[~own.any(1), -1] = True
+        keep = ~own
+        vals = vals[keep].reshape(len(x), want - 1)
+        idx = idx[keep].reshape(len(x), want - 1)
+    vals = vals.astype(np.float64)
+    dist = 1.0 - vals if inner else np.sqrt(np.maximum(vals, 0.0))
+    return dist, idx.astype(np.int64)

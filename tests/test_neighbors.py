@@ -48,3 +48,41 @@ def test_blockwise_topk_breaks_ties_by_column_in_every_block():
     ref = np.argsort(-m.numpy(), axis=1, kind="stable")[:, :6]
     np.testing.assert_array_equal(idx, ref)
     np.testing.assert_array_equal(vals, np.take_along_axis(m.numpy(), ref, 1))
+
+
+@pytest.fixture
+def faiss():
+    return pytest.importorskip("faiss", reason="the FAISS backends need faiss-cpu")
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_faiss_exact_index_equals_exact_search(metric, faiss):
+    x = np.random.default_rng(3).normal(size=(400, 8))
+    d0, i0 = knn(x, 6, metric=metric)
+    d1, i1 = knn(x, 6, metric=metric, backend="faiss")
+    np.testing.assert_array_equal(i1, i0)  # continuous data: no ties
+    np.testing.assert_allclose(d1, d0, rtol=1e-4, atol=1e-5)
+
+
+def test_faiss_hnsw_recall_on_clustered_data(faiss):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(20, 16))[rng.integers(0, 20, 3000)] + rng.normal(size=(3000, 16)) * 0.3
+    _, exact = knn(x, 10)
+    _, approx = knn(x, 10, backend="faiss-hnsw")
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx, strict=True)])
+    assert recall > 0.95
+    assert not (approx == np.arange(3000)[:, None]).any()  # never a row itself
+
+
+def test_backend_choice(monkeypatch):
+    from deepcore_core import DeepcoreError, neighbors
+
+    monkeypatch.setattr(neighbors, "faiss_available", lambda: True)
+    assert neighbors.choose_backend("auto", 10) == "exact"
+    assert neighbors.choose_backend("auto", neighbors.AUTO_FAISS_ABOVE + 1) == "faiss-hnsw"
+    with pytest.raises(DeepcoreError, match="must be one of auto, exact, faiss, faiss-hnsw"):
+        neighbors.choose_backend("annoy", 10)
+    monkeypatch.setattr(neighbors, "faiss_available", lambda: False)
+    assert neighbors.choose_backend("auto", 10**7) == "exact"
+    with pytest.raises(DeepcoreError, match="pip install faiss-cpu"):
+        neighbors.choose_backend("faiss", 10)

@@ -97,9 +97,17 @@ class CosineBlocks:
         """The full kernel (1 + cos) / 2 as a float32 array."""
         return self.dense_tensor(block).cpu().numpy()
 
-    def knn(self, k: int, block: int = 1024) -> sp.csr_matrix:
-        """Each row keeps its ``k`` most similar samples (itself included), exactly, blockwise."""
-        vals, idx = blockwise_topk(self.block, self.n, k, largest=True, block_rows=block)
+    def knn(self, k: int, block: int = 1024, backend: str = "exact") -> sp.csr_matrix:
+        """Each row keeps its ``k`` most similar samples (itself included): exactly and
+        blockwise, or on a features kernel through a FAISS ``backend`` (see
+        :func:`deepcore_core.neighbors.knn`; gradient kernels are always exact)."""
+        from deepcore_core.neighbors import choose_backend, knn
+
+        if self.e is None and choose_backend(backend, self.n) != "exact":
+            dist, idx = knn(self.unit_h.cpu().numpy(), k, "cosine", False, backend=backend)
+            vals = 1.0 - dist  # the cosine
+        else:
+            vals, idx = blockwise_topk(self.block, self.n, k, largest=True, block_rows=block)
         k = idx.shape[1]
         rows = np.repeat(np.arange(self.n), k)
         return sp.csr_matrix(

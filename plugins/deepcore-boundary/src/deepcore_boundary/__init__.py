@@ -100,6 +100,9 @@ class CalOptions:
     )  #: model: the selection model's; auto: the ResNet-18 where its weights file exists
     weights_file: str | None = None  #: ResNet-18 weights (default: torch hub's cached file)
     image_size: int = 224  #: inputs are resized to this for the ResNet-18
+    #: neighbour search: exact, FAISS's exact index, FAISS HNSW (approximate), or auto
+    #: (HNSW for pools above 100,000 samples where FAISS is installed)
+    knn_backend: Literal["auto", "exact", "faiss", "faiss-hnsw"] = "auto"
 
     def __post_init__(self) -> None:
         if self.neighbors < 1:
@@ -151,6 +154,7 @@ class Cal(ScoreSelector):
                 self.options.metric,
                 exclude_self=True,
                 device=ctx.device,
+                backend=self.options.knn_backend,
             )
             scores[g] = symmetric_kl(p[g][:, None, :], p[g][nb]).mean(1)
         return scores

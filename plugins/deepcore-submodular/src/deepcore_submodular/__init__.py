@@ -46,6 +46,9 @@ class SubmodularOptions:
     backend: Literal["native", "submodlib"] = "native"
     dense_limit: int = 20000  #: pools larger than this use the sparse k-NN path
     knn: int = 50  #: neighbours per sample on the sparse path
+    #: how the sparse path finds neighbours on a features kernel: exact, FAISS's exact
+    #: index, FAISS HNSW (approximate), or auto (HNSW above 100,000 samples where installed)
+    knn_backend: Literal["auto", "exact", "faiss", "faiss-hnsw"] = "auto"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.epsilon < 1.0:
@@ -88,7 +91,7 @@ class _Submodular(Selector):
                 f"{self.options.dense_limit} and {what} needs a dense kernel "
                 f"({pool.size**2 * 4 / 2**30:.1f} GiB); select per class or raise dense_limit"
             )
-        return blocks.knn(self.options.knn)
+        return blocks.knn(self.options.knn, backend=self.options.knn_backend)
 
     def pick(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
