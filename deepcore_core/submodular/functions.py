@@ -63,7 +63,7 @@ class FacilityLocation:
     def __init__(self, kernel: Any) -> None:
         self.sparse = sp.issparse(kernel)
         self.n = kernel.shape[0]
-        self.cheap = not self.sparse  # dense gains are kept, sparse ones computed lazily
+        self.cheap = self.vector = not self.sparse  # dense gains are kept; sparse: lazily
         if self.sparse:
             self.k: Any = kernel.tocsc()
             self.curmax: Any = np.zeros(self.n, dtype=np.float32)
@@ -71,6 +71,10 @@ class FacilityLocation:
             self.k = _tensor(kernel)
             self.curmax = torch.zeros(self.n, dtype=self.k.dtype, device=self.k.device)
             self.g = _column_sums(self.k, lambda b: b.clamp(min=0.0))  # nothing covered yet
+
+    def gain_vector(self) -> torch.Tensor:
+        """Every element's gain (dense kernels: kept up to date)."""
+        return self.g
 
     def gains(self, cand: np.ndarray) -> np.ndarray:
         """sum_i max(0, s_ie - curmax_i) for each candidate e."""
@@ -125,6 +129,12 @@ class GraphCut:
         self.lam = lam
         self.n = kernel.shape[0]
 
+    vector = True
+
+    def gain_vector(self) -> Any:
+        """Every element's gain (as :meth:`gains` computes it)."""
+        return self.rowsum - self.lam * (2.0 * self.acc + self.diag)
+
     def gains(self, cand: np.ndarray) -> np.ndarray:
         """sum_i s_ie - lam * (2 sum_{j in A} s_je + s_ee)."""
         if self.sparse:
@@ -164,6 +174,14 @@ class LogDeterminant:
         # per-pick product reads them in order, twice as fast as strided columns)
         self.c = torch.zeros((budget, self.n), dtype=torch.float64, device=self.k.device)
         self.t = 0
+
+    vector = True
+
+    def gain_vector(self) -> torch.Tensor:
+        """Every element's gain (as :meth:`gains` computes it)."""
+        if self.full is not None:
+            return self.full - self.d2
+        return self.d2.clamp(min=0.0).log()
 
     def gains(self, cand: np.ndarray) -> np.ndarray:
         """log of the Schur complement of each candidate (or the explained part)."""

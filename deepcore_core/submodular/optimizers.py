@@ -4,10 +4,12 @@ the result."""
 
 from __future__ import annotations
 
+import heapq
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 
 class Objective(Protocol):
@@ -30,6 +32,10 @@ def maximize(
     """Pick ``k`` elements greedily; returns positions in pick order."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if optimizer in ("naive", "lazy") and getattr(obj, "vector", False):
+        return _vector_greedy(obj, k)  # every gain at hand: lazy bounds would not save work
+    if optimizer == "lazy" and not obj.cheap:
+        return _heap_greedy(obj, k)
     n = obj.n
     taken = np.zeros(n, dtype=bool)
     picks = np.empty(k, dtype=np.int64)
@@ -83,3 +89,59 @@ def _lazy_pick(obj: Objective, ub: np.ndarray, free: np.ndarray, batch: int = 32
         fresh[pos] = True
         best = bounds[fresh].max()
     return int(free[np.flatnonzero(fresh & (bounds == best))[0]])
+
+
+def _vector_greedy(obj: Any, k: int) -> np.ndarray:
+    """Naive greedy over an objective that gives every element's gain at once (``vector``
+    true; ``gain_vector()``: a NumPy array or a tensor on the kernel's device): one masked argmax
+    per pick, the first maximum (lowest index) as everywhere."""
+    n = obj.n
+    picks = np.empty(k, dtype=np.int64)
+    taken: Any = None
+    for t in range(k):
+        g = obj.gain_vector()
+        if isinstance(g, np.ndarray):
+            if taken is None:
+                taken = np.zeros(n, dtype=bool)
+            masked = np.where(taken, -np.inf, g)
+            e = int(np.argmax(masked))
+            stuck = masked[e] == -np.inf
+        else:
+            if taken is None:
+                taken = torch.zeros(n, dtype=torch.bool, device=g.device)
+            masked = g.masked_fill(taken, -math.inf)
+            e = int(torch.argmax(masked))
+            stuck = bool(masked[e] == -math.inf)
+        if stuck:  # every free gain is -inf (log det of a singular set): the lowest free index
+            free = ~taken
+            e = int(np.argmax(free) if isinstance(free, np.ndarray) else torch.argmax(free.byte()))
+        picks[t] = e
+        taken[e] = True
+        obj.add(e)
+    return picks
+
+
+def _heap_greedy(obj: Objective, k: int) -> np.ndarray:
+    """Lazy greedy with a heap of stale upper bounds (gains only decrease): each pick
+    re-evaluates only the top of the heap until a fresh gain leads. The heap orders by
+    (-gain, index), so the result is the naive greedy's, ties to the lowest index."""
+    n = obj.n
+    gains = np.concatenate(
+        [obj.gains(np.arange(lo, min(n, lo + 65536))) for lo in range(0, n, 65536)]
+    )
+    heap = list(zip((-gains).tolist(), range(n), strict=True))
+    heapq.heapify(heap)
+    fresh = np.zeros(n, dtype=np.int64)  # the pick number at which each bound was computed
+    picks = np.empty(k, dtype=np.int64)
+    for t in range(k):
+        while True:
+            _, i = heap[0]
+            if fresh[i] == t:
+                heapq.heappop(heap)
+                break
+            g = float(obj.gains(np.array([i]))[0])
+            fresh[i] = t
+            heapq.heapreplace(heap, (-g, i))
+        picks[t] = i
+        obj.add(i)
+    return picks

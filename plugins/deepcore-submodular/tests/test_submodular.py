@@ -273,3 +273,27 @@ def test_original_variant_sets_the_explained_gain_and_rejects_submodlib():
     assert host.create_selector("log-determinant", {}, "original").options.gain == "explained"
     with pytest.raises(Exception, match="explained"):
         host.create_selector("log-determinant", {"backend": "submodlib"}, "original")
+
+
+def test_heap_lazy_greedy_equals_naive_on_sparse_kernels_with_ties():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 3, size=(150, 3)).astype(np.float32)  # duplicates: tied gains
+    blocks = CosineBlocks(build_context(features=x), np.arange(150), "features")
+    k = blocks.knn(12)
+    assert sp.issparse(k)
+    naive = maximize(FacilityLocation(k), 30, "naive", np.random.default_rng(0))
+    lazy = maximize(FacilityLocation(k), 30, "lazy", np.random.default_rng(0))
+    assert lazy.tolist() == naive.tolist()
+    dense = blocks.dense()
+    for obj in (lambda: GraphCut(dense, 0.4), lambda: LogDeterminant(dense, 0.1, 30)):
+        via_vector = maximize(obj(), 30, "naive", np.random.default_rng(0))
+        o, taken, picks = obj(), np.zeros(150, bool), []
+        for _ in range(30):  # the definition: the first maximum among the free elements
+            free = np.flatnonzero(~taken)
+            e = int(free[np.argmax(o.gains(free))])
+            picks.append(e)
+            taken[e] = True
+            o.add(e)
+        assert via_vector.tolist() == picks
