@@ -80,6 +80,10 @@ class FacilityLocation:
         """sum_i max(0, s_ie - curmax_i) for each candidate e."""
         if not self.sparse:
             return _numpy(self.g[_index(cand, self.k.device)])
+        if len(cand) == 1:  # the lazy greedy's re-evaluation: straight from the CSC arrays
+            lo, hi = self.k.indptr[cand[0]], self.k.indptr[cand[0] + 1]
+            diff = self.k.data[lo:hi] - self.curmax[self.k.indices[lo:hi]]
+            return np.array([np.maximum(diff, 0.0).astype(np.float64).sum()])
         cols = self.k[:, cand]
         diff = np.maximum(cols.data - self.curmax[cols.indices], 0.0).astype(np.float64)
         out = np.zeros(len(cand))
@@ -109,9 +113,12 @@ class FacilityLocation:
 
 
 class GraphCut:
-    """Graph cut with redundancy weight ``lam``; gains updated in O(N) (or O(degree)) per pick."""
+    """Graph cut with redundancy weight ``lam``; gains updated in O(N) (or O(degree)) per pick.
 
-    cheap = True
+    Dense: every gain at once per pick. Sparse (large N): a pick changes only its
+    neighbours' gains, so the lazy greedy's heap re-evaluates a few of them per pick
+    instead of an O(N) pass.
+    """
 
     def __init__(self, kernel: Any, lam: float) -> None:
         self.sparse = sp.issparse(kernel)
@@ -128,8 +135,7 @@ class GraphCut:
             self.acc = torch.zeros(self.k.shape[0], dtype=torch.float64, device=self.k.device)
         self.lam = lam
         self.n = kernel.shape[0]
-
-    vector = True
+        self.cheap = self.vector = not self.sparse
 
     def gain_vector(self) -> Any:
         """Every element's gain (as :meth:`gains` computes it)."""
