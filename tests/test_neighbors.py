@@ -86,3 +86,27 @@ def test_backend_choice(monkeypatch):
     assert neighbors.choose_backend("auto", 10**7) == "exact"
     with pytest.raises(DeepcoreError, match="pip install faiss-cpu"):
         neighbors.choose_backend("faiss", 10)
+
+
+def test_float32_screen_falls_back_where_rounding_could_decide():
+    # far from the origin and close together: float32 cannot rank these neighbours, so
+    # every row must come from the float64 fallback, and still equal the brute force
+    rng = np.random.default_rng(8)
+    x = 100.0 + rng.normal(size=(120, 3)) * 1e-2
+    dist, idx = knn(x, 4)
+    ref_d, ref_i = brute(x, 4, True)
+    np.testing.assert_array_equal(idx, ref_i)
+    np.testing.assert_allclose(dist, ref_d, atol=1e-7)  # |a|^2 + |b|^2 - 2ab cancels
+
+
+def test_float32_screen_equals_the_float64_search():
+    from deepcore_core.neighbors import blockwise_topk
+
+    x = np.random.default_rng(9).normal(size=(1500, 20)) * 3
+    t = torch.as_tensor(x)
+    sq = (t * t).sum(1)
+    _, ref = blockwise_topk(
+        lambda lo, hi: torch.addmm(-sq[None], t[lo:hi], t.T, alpha=2.0), 1500, 10, True, True
+    )
+    _, idx = knn(x, 10)
+    np.testing.assert_array_equal(idx, ref)
