@@ -209,6 +209,8 @@ class D2Options:
     gamma: float = 0.1  #: down-weighting of a pick's neighbours, exp(-gamma d) (D2: 0.1)
     gamma_forward: float = 1.0  #: the forward message weight, exp(-gamma_forward d)
     drop: float = 0.0  #: share of the pool at the score's front dropped first (D2: 0.4 on CIFAR)
+    #: neighbour search: exact, FAISS's exact index, FAISS HNSW, or auto (HNSW above 100,000)
+    knn_backend: Literal["auto", "exact", "faiss", "faiss-hnsw"] = "auto"
 
     def __post_init__(self) -> None:
         if self.knn < 1 or self.gamma < 0 or self.gamma_forward < 0:
@@ -269,7 +271,7 @@ class D2(Selector):
         m = min(o.knn, pool.size - 1)
         if m < 1:
             return Pick(pool[:k])
-        dist, nbr = knn(ctx.features[pool], m, "euclidean", exclude_self=True, device=ctx.device)
+        dist, nbr = knn(ctx.features[pool], m, "euclidean", True, ctx.device, backend=o.knn_backend)
         return Pick(pool[d2_select(v, dist, nbr, k, o.gamma, o.gamma_forward)])
 
 
