@@ -97,15 +97,15 @@ class FacilityLocation:
         if not self.sparse:
             row = self.k[e]
             changed = torch.nonzero(row > self.curmax).flatten()
-            old = self.curmax[changed].to(torch.float64)[:, None]
-            rise = row[changed].to(torch.float64)[:, None] - old
+            old, new = self.curmax[changed], row[changed]
             step = _rows_per_block(self.n)
             for lo in range(0, changed.numel(), step):
-                # each changed row's term falls by min(max(s - old, 0), new - old)
-                s = self.k[changed[lo : lo + step]].to(torch.float64)
-                fall = s.sub_(old[lo : lo + step]).clamp_(min=0.0)
-                self.g -= torch.minimum(fall, rise[lo : lo + step]).sum(0)
-            self.curmax[changed] = row[changed]
+                # changed row i lowers the gain of e by clamp(s_ie, old_i, new_i) - old_i:
+                # the clamp only selects float32 values, the sums are float64
+                lo_, hi_ = old[lo : lo + step, None], new[lo : lo + step, None]
+                s = torch.clamp(self.k[changed[lo : lo + step]], min=lo_, max=hi_)
+                self.g -= s.to(torch.float64).sum(0) - lo_.to(torch.float64).sum()
+            self.curmax[changed] = new
             return
         lo, hi = self.k.indptr[e], self.k.indptr[e + 1]
         rows = self.k.indices[lo:hi]
