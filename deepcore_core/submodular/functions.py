@@ -55,9 +55,9 @@ class FacilityLocation:
     On a dense kernel the gain of every candidate is kept up to date: a pick changes the
     coverage of only the rows it covers better than before, and only their terms of each
     gain are updated (O(changed rows x N) per pick, about N^2 log k in all), so the greedy
-    needs no lazy bounds. The arithmetic is float64 on the float32 kernel, so every term is
-    exact and a kept gain differs from a fresh sum by float64 rounding only. A sparse kernel
-    is evaluated on demand with lazy bounds.
+    needs no lazy bounds. The terms are selections of float32 kernel values summed in
+    float64, so a kept gain differs from a fresh float64 sum by float64 rounding only. A
+    sparse kernel is evaluated on demand, with lazy bounds in a heap.
     """
 
     def __init__(self, kernel: Any) -> None:
@@ -102,9 +102,9 @@ class FacilityLocation:
             for lo in range(0, changed.numel(), step):
                 # changed row i lowers the gain of e by clamp(s_ie, old_i, new_i) - old_i:
                 # the clamp only selects float32 values, the sums are float64
-                lo_, hi_ = old[lo : lo + step, None], new[lo : lo + step, None]
-                s = torch.clamp(self.k[changed[lo : lo + step]], min=lo_, max=hi_)
-                self.g -= s.to(torch.float64).sum(0) - lo_.to(torch.float64).sum()
+                floor, ceil = old[lo : lo + step, None], new[lo : lo + step, None]
+                s = torch.clamp(self.k[changed[lo : lo + step]], min=floor, max=ceil)
+                self.g -= s.to(torch.float64).sum(0) - floor.to(torch.float64).sum()
             self.curmax[changed] = new
             return
         lo, hi = self.k.indptr[e], self.k.indptr[e + 1]
