@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from startup import pythonpath  # noqa: E402
+from _trees import compared_trees, pythonpath  # noqa: E402
 
 
 def write_inputs(folder: Path, n: int, c: int) -> tuple[Path, Path]:
@@ -64,38 +64,24 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=100)
     ap.add_argument("--baseline", help="git revision to compare against")
     args = ap.parse_args()
-    trees = {"now": ROOT}
-    tmp_tree = None
-    if args.baseline:
-        tmp_tree = tempfile.mkdtemp(prefix="deepcore-mem-")
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", tmp_tree, args.baseline],
-            check=True,
-            capture_output=True,
-        )
-        trees = {"baseline": Path(tmp_tree), "now": ROOT}
-    with tempfile.TemporaryDirectory(prefix="deepcore-margin-") as d:
+    with (
+        tempfile.TemporaryDirectory(prefix="deepcore-margin-") as d,
+        compared_trees(args.baseline) as trees,
+    ):
         folder = Path(d)
         (folder / "small").mkdir()
         big = write_inputs(folder, args.n, args.classes)
         small = write_inputs(folder / "small", 1000, args.classes)
         size = args.n * args.classes * 4 / 2**30
         print(f"input: {args.n:,} x {args.classes} float32 = {size:.3f} GiB")
-        try:
-            for name, tree in trees.items():
-                base, _ = peak_of(tree, *small, folder / "small.npz")
-                peak, secs = peak_of(tree, *big, folder / "sel.npz")
-                print(
-                    f"{name:8s} peak {peak:.3f} GiB, footprint {base:.3f} GiB, "
-                    f"(peak - footprint) / input = {(peak - base) / size:.2f}x, {secs:.1f} s",
-                    flush=True,
-                )
-        finally:
-            if tmp_tree is not None:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", tmp_tree],
-                    check=False,
-                )
+        for name, tree in trees.items():
+            base, _ = peak_of(tree, *small, folder / "small.npz")
+            peak, secs = peak_of(tree, *big, folder / "sel.npz")
+            print(
+                f"{name:8s} peak {peak:.3f} GiB, footprint {base:.3f} GiB, "
+                f"(peak - footprint) / input = {(peak - base) / size:.2f}x, {secs:.1f} s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -33,10 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from startup import pythonpath  # noqa: E402
+from _trees import ROOT, compared_trees, pythonpath
 
 #: the methods timed by default, with the options the comparison uses (GraNd: one model);
 #: ``name:label`` times ``name`` with the given options under its own label
@@ -178,60 +177,51 @@ def main() -> None:
         return
     own_cache = args.cache_dir is None
     args.cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="deepcore-speed-cache-")
-    trees = {"now": ROOT}
-    tmp = None
-    if args.baseline:
-        tmp = tempfile.mkdtemp(prefix="deepcore-speed-")
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", tmp, args.baseline],
-            check=True,
-            capture_output=True,
-        )
-        trees = {"baseline": Path(tmp), "now": ROOT}
     methods = [m for m in args.methods.split(",") if m]
     print(f"{args.threads} thread(s), fraction {args.fraction}, device {args.device}", flush=True)
     try:
-        measure(ROOT, "margin", args, embed=False)  # trains and caches the selection model
-        ratios: dict[str, list[float]] = {"baseline": [], "original": []}
-        for m in methods:
-            res: dict[str, dict[str, list]] = {}
-            for _ in range(args.rounds):
-                for k, tree in trees.items():
-                    for embed in (True, False) if m not in WITHOUT_EMBEDDING else (True,):
-                        r = measure(tree, m, args, embed)
-                        col = res.setdefault(k, {}).setdefault(embed, [])
-                        col.append(r)
-            line = f"{m:21s}"
-            med = {}
-            for k in trees:
-                full = res[k][True]
-                med[k] = statistics.median(r["seconds"] for r in full)
-                sel = statistics.median(r["seconds"] for r in res[k].get(False, full))
-                st = full[len(full) // 2]["stages"]
-                parts = " ".join(f"{s}={v:.2f}" for s, v in st.items())
-                line += f" | {k} embed+select {med[k]:7.2f} s, select {sel:7.2f} s ({parts})"
-            if "baseline" in med:
-                before, now = res["baseline"][True][0]["picks"], res["now"][True][0]["picks"]
-                shared = len(set(before) & set(now)) / max(1, len(now))
-                ratios["baseline"].append(med["baseline"] / med["now"])
-                line += f" | ratio {ratios['baseline'][-1]:.2f}x, picks shared {100 * shared:.2f}%"
-            if args.original and m in ORIGINAL:
-                orig = ORIGINAL[m]
-                r = [o / med["now"] for o in orig]
-                ratios["original"].append(math.exp(statistics.mean(math.log(x) for x in r)))
-                line += " | vs original " + "; ".join(f"{x:.1f}x" for x in r)
-            print(line, flush=True)
-        for k, v in ratios.items():
-            if v:
-                gm = math.exp(statistics.mean(math.log(x) for x in v))
-                print(f"geometric mean vs {k}: {gm:.2f}x (min {min(v):.2f}x) over {len(v)}")
+        with compared_trees(args.baseline) as trees:
+            compare(trees, methods, args)
     finally:
-        if tmp is not None:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", tmp], check=False
-            )
         if own_cache:
             shutil.rmtree(args.cache_dir, ignore_errors=True)
+
+
+def compare(trees: dict[str, Path], methods: list[str], args: argparse.Namespace) -> None:
+    """Time every method on every tree, one printed line per method, then the means."""
+    measure(ROOT, "margin", args, embed=False)  # trains and caches the selection model
+    ratios: dict[str, list[float]] = {"baseline": [], "original": []}
+    for m in methods:
+        res: dict[str, dict[bool, list]] = {}
+        for _ in range(args.rounds):
+            for k, tree in trees.items():
+                for embed in (True, False) if m not in WITHOUT_EMBEDDING else (True,):
+                    res.setdefault(k, {}).setdefault(embed, []).append(
+                        measure(tree, m, args, embed)
+                    )
+        line = f"{m:21s}"
+        med = {}
+        for k in trees:
+            full = res[k][True]
+            med[k] = statistics.median(r["seconds"] for r in full)
+            sel = statistics.median(r["seconds"] for r in res[k].get(False, full))
+            st = full[len(full) // 2]["stages"]
+            parts = " ".join(f"{s}={v:.2f}" for s, v in st.items())
+            line += f" | {k} embed+select {med[k]:7.2f} s, select {sel:7.2f} s ({parts})"
+        if "baseline" in med:
+            before, now = res["baseline"][True][0]["picks"], res["now"][True][0]["picks"]
+            shared = len(set(before) & set(now)) / max(1, len(now))
+            ratios["baseline"].append(med["baseline"] / med["now"])
+            line += f" | ratio {ratios['baseline'][-1]:.2f}x, picks shared {100 * shared:.2f}%"
+        if args.original and m in ORIGINAL:
+            r = [o / med["now"] for o in ORIGINAL[m]]
+            ratios["original"].append(math.exp(statistics.mean(math.log(x) for x in r)))
+            line += " | vs original " + "; ".join(f"{x:.1f}x" for x in r)
+        print(line, flush=True)
+    for k, v in ratios.items():
+        if v:
+            gm = math.exp(statistics.mean(math.log(x) for x in v))
+            print(f"geometric mean vs {k}: {gm:.2f}x (min {min(v):.2f}x) over {len(v)}")
 
 
 if __name__ == "__main__":

@@ -20,15 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _trees import compared_trees, pythonpath
+
 COMMANDS = (["--help"], ["list-methods"], ["plugins"])
-
-
-def pythonpath(tree: Path) -> str:
-    """The core and every plugin's ``src`` folder of ``tree``."""
-    parts = [str(tree), *(str(p) for p in sorted(tree.glob("plugins/*/src")))]
-    parts += [str(p) for p in sorted(tree.glob("examples/*/src"))]
-    return os.pathsep.join(parts)
 
 
 def wall(args: list[str], env: dict[str, str]) -> float:
@@ -55,18 +51,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--baseline", help="git revision to compare against")
     args = ap.parse_args()
-    trees = {"now": ROOT}
-    tmp = None
-    if args.baseline:
-        tmp = tempfile.mkdtemp(prefix="deepcore-startup-")
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", tmp, args.baseline],
-            check=True,
-            capture_output=True,
-        )
-        trees = {"baseline": Path(tmp), "now": ROOT}
-    envs = {k: {**os.environ, "PYTHONPATH": pythonpath(t)} for k, t in trees.items()}
-    try:
+    with compared_trees(args.baseline) as trees:
+        envs = {k: {**os.environ, "PYTHONPATH": pythonpath(t)} for k, t in trees.items()}
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         print(f"bare interpreter: {time.perf_counter() - t0:.3f} s")
@@ -84,11 +70,6 @@ def main() -> None:
             if "baseline" in med:
                 line += f"  ratio {med['baseline'] / med['now']:.1f}x"
             print(line, flush=True)
-    finally:
-        if tmp is not None:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", tmp], check=False
-            )
 
 
 if __name__ == "__main__":
