@@ -16,6 +16,7 @@ from deepcore_core.api import scores, select
 from deepcore_core.blocks import map_rows
 from deepcore_core.budget import allocate, plan_pools, total_budget
 from deepcore_core.context import SelectionContext
+from deepcore_core.dynamics import Dynamics, RunningDynamics, RunningSpec
 from deepcore_core.errors import DeepcoreError, MissingInputError, OptionError, PluginError
 from deepcore_core.gradients import GradEmbedding, softmax
 from deepcore_core.hookspecs import hookimpl
@@ -63,6 +64,7 @@ __all__ = [
     "CosineBlocks",
     "DataOptions",
     "DeepcoreError",
+    "Dynamics",
     "FacilityLocation",
     "GradEmbedding",
     "GraphCut",
@@ -76,6 +78,8 @@ __all__ = [
     "PluginHost",
     "PretrainSpec",
     "Progress",
+    "RunningDynamics",
+    "RunningSpec",
     "ScoreSelector",
     "Selection",
     "SelectionContext",

@@ -104,7 +104,7 @@ def build_context(
     dyn = _as_dynamics(dynamics)
     lengths = {k: len(v) for k, v in arrays.items() if v is not None}
     if dyn is not None:
-        lengths["dynamics"] = dyn.correct.shape[1]
+        lengths["dynamics"] = dyn.samples
     if not lengths:
         raise DeepcoreError(
             "nothing to select from: give features, labels, scores, logits or probabilities"
@@ -135,9 +135,10 @@ def build_context(
 
 
 def _as_dynamics(value: Any) -> Any:
-    if value is None:
-        return None
-    from deepcore_core.engine.training import Dynamics
+    from deepcore_core.dynamics import Dynamics, RunningDynamics
+
+    if value is None or isinstance(value, RunningDynamics):
+        return value
 
     get = value.get if isinstance(value, dict) else lambda k: getattr(value, k, None)
     correct = get("correct")
@@ -301,6 +302,7 @@ def select(
     variant: str = "default",
     sampler: str | None = None,
     sampler_options: Mapping[str, Any] | None = None,
+    dynamics_options: Mapping[str, Any] | None = None,
     threads: int | None = None,
     host: PluginHost | None = None,
 ) -> Selection:
@@ -327,6 +329,9 @@ def select(
     :param sampler: how a score-based method picks from its ranking: ``top`` (its own end),
         ``stratified``, ``beta``, ``band`` or a plugin's (default: the method's own);
         ``sampler_options`` are that sampler's options.
+    :param dynamics_options: with ``dataset`` and no ``model``: keep running statistics of
+        the training dynamics (``window``, ``horizon``, ``decay``; ``{}`` for the defaults)
+        instead of every epoch's values, for large datasets (default: the full history).
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``: where networks, kernels,
         neighbours and greedy loops run; an unavailable device is an error.
     :param threads: set torch's CPU threads for this process (0: one per available CPU;
@@ -351,12 +356,14 @@ def select(
         ctx = dataset_context(
             host, dataset, model=model, feature_layer=feature_layer, network=network,
             selection_epochs=selection_epochs, cache_dir=cache_dir, data=data, seed=seed,
-            balance=balance, device=device, variant=variant,
+            balance=balance, device=device, variant=variant, running=dynamics_options,
         )  # fmt: skip
         name = ctx.dataset.name
     else:
         if model is not None:
             raise DeepcoreError("a model needs the dataset to run on: give dataset=...")
+        if dynamics_options is not None:
+            raise DeepcoreError("dynamics_options need a dataset the engine trains on")
         ctx = build_context(
             features=features, labels=labels, scores=scores, logits=logits, probs=probs,
             dynamics=dynamics, seed=seed, balance=balance, device=resolve(device),

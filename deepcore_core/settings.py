@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from deepcore_core.dynamics import RunningSpec
 from deepcore_core.engine.config import PretrainSpec, TrainConfig
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.options import accepts, convert_value, scalar, type_name
@@ -124,6 +125,14 @@ class DataSettings(Settings):
     pretrained: str | None = setting(
         None, "Local torchvision weights for the selection network.", path=True
     )
+    dynamics: Literal["full", "running"] = setting(
+        "full",
+        "Training dynamics kept: every epoch (full), or running window statistics for "
+        "large datasets (running).",
+    )
+    dynamics_options: dict[str, Any] = setting(
+        {}, "Running statistics' window, horizon and decay (a mapping).", cli=False
+    )
     variant: Variant = setting(
         "default",
         "Rules as in each method's paper (default) or as in the original DeepCore code.",
@@ -141,6 +150,10 @@ class DataSettings(Settings):
     cache_dir: str | None = setting(
         None, "Selection-model cache (default $DEEPCORE_CACHE or ~/.cache/deepcore).", path=True
     )
+
+    def validate(self) -> None:
+        """The running statistics' options, when given."""
+        self.running_spec()
 
     def schedule_of_selection_model(self) -> str:
         """``selection_schedule``, else constant for the original variant, else cosine."""
@@ -163,7 +176,16 @@ class DataSettings(Settings):
             base,
             self.pretrained,
             Path(self.cache_dir) if self.cache_dir else None,
+            self.running_spec(),
         )
+
+    def running_spec(self) -> RunningSpec | None:
+        """The running statistics to keep, or None for the full history."""
+        if self.dynamics == "running":
+            return RunningSpec.parse(dict(self.dynamics_options))
+        if self.dynamics_options:
+            raise DeepcoreError("dynamics_options need dynamics: running")
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +249,7 @@ class SelectSettings(DataSettings):
 
     def validate(self) -> None:
         """Fraction and budget exclude each other."""
+        super().validate()
         if self.fraction is not None and self.budget is not None:
             raise DeepcoreError("give --fraction or --budget, not both")
 
@@ -304,6 +327,9 @@ class ExperimentConfig(TrainSettings, DataSettings):
             out["variant"] = self.variant
         if self.schedule_of_selection_model() != "cosine":
             out["selection_schedule"] = self.schedule_of_selection_model()
+        running = self.running_spec()
+        if running is not None:
+            out["dynamics"] = running.key()
         return out
 
     def selection_lr_key(self) -> dict[str, float]:

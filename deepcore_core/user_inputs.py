@@ -8,11 +8,12 @@ model, honouring a selection's weights.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
 from deepcore_core.context import SelectionContext
+from deepcore_core.dynamics import RunningSpec
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.plugins import PluginHost
 from deepcore_core.selection import Selection
@@ -61,6 +62,7 @@ def dataset_context(
     balance: bool = True,
     device: str = "auto",
     variant: str = "default",
+    running: Mapping[str, Any] | None = None,
 ) -> SelectionContext:
     """A selection context over ``dataset``.
 
@@ -69,7 +71,8 @@ def dataset_context(
     trains the selection model on the dataset and caches it: ``network`` is a registered
     name, or a factory ``network(channels, num_classes, image_size) -> nn.Module`` (cached
     under its qualified name). ``variant="original"`` trains it at a constant learning rate,
-    as the original DeepCore code does.
+    as the original DeepCore code does. ``running`` (a mapping of window, horizon and decay)
+    keeps running dynamics statistics instead of the full history.
     """
     from deepcore_core.data.user import UserSource, fingerprint_name, user_splits
     from deepcore_core.engine.config import PretrainSpec
@@ -82,6 +85,8 @@ def dataset_context(
     spec = None  # with the user's model: no selection-model training
     wrapped = None
     if model is not None:
+        if running is not None:
+            raise DeepcoreError("dynamics_options need a selection model the engine trains")
         wrapped = with_features(model, feature_layer).to(dev).eval()
     else:
         if callable(network):
@@ -94,6 +99,7 @@ def dataset_context(
                 default.train, schedule="constant" if variant == "original" else "cosine"
             ),
             cache_dir=Path(cache_dir) if cache_dir else None,
+            running=None if running is None else RunningSpec.parse(dict(running)),
         )
         networks.get(spec.network)
     return SelectionContext(

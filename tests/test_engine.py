@@ -171,20 +171,18 @@ def test_epoch_callbacks_see_every_epoch_and_periodic_evaluation(digits):
 
 
 def test_recorded_dynamics_match_their_definitions():
-    from deepcore_core.engine.training import _record
+    from deepcore_core.engine.recording import Recorder
 
     n, c = 5, 3
-    names = ("loss", "margin", "max_other", "sum_sq", "change")
-    dyn = {k: torch.zeros(2, n) for k in names}
-    dyn["correct"] = torch.zeros(2, n, dtype=torch.bool)
-    dyn["_prev"] = torch.zeros(0)
+    recorder = Recorder(2, n, CPU)
+    dyn = recorder.state
     g = torch.Generator().manual_seed(0)
     y = torch.tensor([0, 1, 2, 0, 1])
     outs = [torch.randn(n, c, generator=g) for _ in range(2)]
     for epoch, out in enumerate(outs):
         for idx in (torch.tensor([3, 0]), torch.tensor([1, 4, 2])):  # two batches per epoch
             per = torch.nn.functional.cross_entropy(out[idx], y[idx], reduction="none")
-            _record(dyn, epoch, idx, out[idx], y[idx], per)
+            recorder.record(epoch, idx, out[idx], y[idx], per)
     p0, p1 = (o.softmax(1).double() for o in outs)
     rows = torch.arange(n)
     other = p1.clone()
@@ -203,13 +201,14 @@ def test_recorded_dynamics_match_their_definitions():
 
 def test_dynamics_without_the_newer_arrays_say_what_is_missing(tmp_path):
     from deepcore_core import DeepcoreError
+    from deepcore_core.dynamics import load_dynamics
     from deepcore_core.engine.training import Dynamics
 
     old = Dynamics(
         np.zeros((2, 3), np.float32), np.ones((2, 3), bool), np.zeros((2, 3), np.float32)
     )
     old.save(tmp_path / "d.npz")
-    back = Dynamics.load(tmp_path / "d.npz")
+    back = load_dynamics(tmp_path / "d.npz")
     assert back.max_other is None and np.allclose(back.p_true, 1.0)
     with pytest.raises(DeepcoreError, match="'tdds' needs the dynamics' 'change'"):
         back.need("change", "tdds")

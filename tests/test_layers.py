@@ -28,6 +28,7 @@ LAYERS = {
     "budget": 0,
     "blocks": 0,
     "selection": 0,
+    "dynamics": 0,
     "neighbors": 0,
     "config": 0,
     "cache": 0,

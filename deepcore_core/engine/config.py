@@ -11,6 +11,7 @@ import math
 import os
 from pathlib import Path
 
+from deepcore_core.dynamics import RunningSpec
 from deepcore_core.errors import DeepcoreError
 
 
@@ -109,6 +110,7 @@ class PretrainSpec:
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(augment=False))
     pretrained: str | None = None
     cache_dir: Path | None = None
+    running: RunningSpec | None = None  #: running dynamics statistics (None: the full history)
 
     def config_for(self, seed: int) -> TrainConfig:
         """The training config of the selection model for ``seed``."""

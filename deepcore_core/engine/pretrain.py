@@ -17,9 +17,10 @@ import torch
 from deepcore_core._version import __version__
 from deepcore_core.cache import CacheEntry
 from deepcore_core.data.sources import DatasetSplits, on_device
+from deepcore_core.dynamics import Dynamics, RunningDynamics, load_dynamics
 from deepcore_core.engine.config import PretrainSpec, default_cache_dir
 from deepcore_core.engine.devices import resolve_device, seed_everything
-from deepcore_core.engine.training import Dynamics, EpochCallback, train_model
+from deepcore_core.engine.training import EpochCallback, train_model
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.nets.base import Network, NetworkRegistry
 from deepcore_core.selection import dataset_fingerprint
@@ -35,7 +36,7 @@ class Pretrained:
     """A trained selection model, its training dynamics and its cache folder."""
 
     model: Network
-    dynamics: Dynamics
+    dynamics: Dynamics | RunningDynamics
     folder: Path
     cached: bool
 
@@ -55,6 +56,8 @@ def cache_key(data: DatasetSplits, spec: PretrainSpec, seed: int) -> str:
         "train": spec.config_for(seed).key(),
         "pretrained": pre,
     }
+    if spec.running is not None:  # absent for the full history: older keys stay valid
+        payload["dynamics"] = spec.running.key()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -87,7 +90,7 @@ def pretrain(
         model.load_state_dict(
             torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
         )
-        return Pretrained(model.to(dev), Dynamics.load(folder / "dynamics.npz"), folder, True)
+        return Pretrained(model.to(dev), load_dynamics(folder / "dynamics.npz"), folder, True)
     if folder.exists():  # a broken or partial entry: replaced by the one trained now
         shutil.rmtree(folder, ignore_errors=True)
     model = build()
@@ -98,6 +101,7 @@ def pretrain(
         spec.config_for(seed),
         dev,
         record_dynamics=True,
+        running=spec.running,
         checkpoint=folder.parent / f".{folder.name}.partial.pt",
         desc=f"selection model {spec.network} seed {seed}",
         lr_option="--selection-lr",
@@ -117,11 +121,16 @@ def _meta(data: DatasetSplits, spec: PretrainSpec, seed: int, result: Any) -> di
         "train": spec.config_for(seed).key(),
         "seconds": result.seconds,
         "images_per_second": result.images_per_second,
+        "dynamics": spec.running.key() if spec.running else {"kind": "full"},
     }
 
 
 def _store(
-    folder: Path, key: str, model: Network, dynamics: Dynamics, meta: dict[str, Any]
+    folder: Path,
+    key: str,
+    model: Network,
+    dynamics: Dynamics | RunningDynamics,
+    meta: dict[str, Any],
 ) -> None:
     """Fill a temporary folder (every file checksummed) and move it into place at once."""
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -16,79 +16,18 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from deepcore_core.data.sources import Source
+from deepcore_core.dynamics import Dynamics, RunningDynamics, RunningSpec
 from deepcore_core.engine.config import TrainConfig
+from deepcore_core.engine.recording import Recorder
 from deepcore_core.errors import DeepcoreError, TrainingDiverged
 from deepcore_core.progress import Progress
-
-
-@dataclasses.dataclass
-class Dynamics:
-    """Per-sample training dynamics, one row per epoch (epochs x N arrays).
-
-    Values are recorded from the forward pass of each sample's mini-batch, before the update:
-
-    * ``loss``: the cross-entropy; the true-class probability is ``p_true = exp(-loss)``.
-    * ``correct``: whether the prediction was right.
-    * ``margin``: the true-class logit minus the largest other logit (negative when wrong).
-    * ``max_other``: the largest other-class probability (CCS's probability margin is
-      ``p_true - max_other``).
-    * ``sum_sq``: the sum of squared probabilities (per-epoch EL2N is
-      ``sqrt(sum_sq - 2 p_true + 1)``).
-    * ``change``: TDDS's per-epoch contribution sum_c |p_t,c log(p_t,c / p_t-1,c)| (0 in the
-      first epoch), computed online against the previous epoch's probabilities.
-
-    The last three are None in dynamics made without them (older caches, user arrays).
-    Memory: 5 float32 and 1 bool per sample and epoch, 21 MB per million samples and epoch,
-    plus the previous epoch's probabilities while training (4 C bytes per sample).
-    """
-
-    loss: np.ndarray  # float32, epochs x N
-    correct: np.ndarray  # bool, epochs x N
-    margin: np.ndarray  # float32, epochs x N
-    max_other: np.ndarray | None = None  # float32, epochs x N
-    sum_sq: np.ndarray | None = None  # float32, epochs x N
-    change: np.ndarray | None = None  # float32, epochs x N
-
-    @property
-    def p_true(self) -> np.ndarray:
-        """The true-class probability per epoch, ``exp(-loss)``."""
-        return np.exp(-self.loss.astype(np.float64))
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The arrays that are present, by name."""
-        return {k: v for k, v in vars(self).items() if v is not None}
-
-    def save(self, path: Path | IO[bytes]) -> None:
-        """Write as a compressed ``.npz`` (to a path or an open binary file)."""
-        np.savez_compressed(path, **self.arrays())  # type: ignore[arg-type]
-
-    def shapes(self) -> dict[str, list[Any]]:
-        """Shape and dtype of each array, for the cache's records."""
-        return {k: [list(v.shape), str(v.dtype)] for k, v in self.arrays().items()}
-
-    def need(self, name: str, method: str) -> np.ndarray:
-        """The array ``name``, or a clear error naming ``method`` when it was not recorded."""
-        value = self.p_true if name == "p_true" else getattr(self, name)
-        if value is None:
-            raise DeepcoreError(
-                f"method '{method}' needs the dynamics' '{name}', which these dynamics lack "
-                "(select from a dataset so that the engine records it, or give it)"
-            )
-        return np.asarray(value)
-
-    @classmethod
-    def load(cls, path: Path) -> Dynamics:
-        """Read a file written by :meth:`save`."""
-        with np.load(path) as z:
-            names = [f.name for f in dataclasses.fields(cls)]
-            return cls(**{k: z[k] for k in names if k in z.files})
 
 
 @dataclasses.dataclass
@@ -99,7 +38,7 @@ class TrainResult:
     history: list[dict[str, float]]
     final_accuracy: float | None
     best_accuracy: float | None
-    dynamics: Dynamics | None
+    dynamics: Dynamics | RunningDynamics | None
     seconds: float
     images_per_second: float
 
@@ -138,6 +77,7 @@ def train_model(
     weights: np.ndarray | None = None,
     test: Source | None = None,
     record_dynamics: bool = False,
+    running: RunningSpec | None = None,
     checkpoint: Path | None = None,
     desc: str = "training",
     lr_option: str = "--lr",
@@ -148,6 +88,8 @@ def train_model(
     :param weights: per-sample loss weights aligned with ``source`` (None: all ones).
     :param test: evaluated every ``config.eval_every`` epochs and after the last one.
     :param record_dynamics: keep per-sample loss/correctness/margin for every epoch.
+    :param running: with ``record_dynamics``, keep only these running statistics instead of
+        the epochs x N history.
     :param checkpoint: save state here after an epoch (at most every ``CHECKPOINT_SECONDS``,
         and after the last) and resume from it if present.
     :param lr_option: the setting that the divergence error tells the user to lower.
@@ -156,7 +98,7 @@ def train_model(
     """
     if len(source) == 0:
         raise DeepcoreError("cannot train on an empty set")
-    loop = _Loop.start(model, source, config, device, weights, record_dynamics)
+    loop = _Loop.start(model, source, config, device, weights, record_dynamics, running)
     history: list[dict[str, float]] = []
     start_epoch = 0
     if checkpoint is not None and checkpoint.is_file():
@@ -212,7 +154,7 @@ class _Loop:
     scaler: Any
     gen: torch.Generator
     weights: torch.Tensor | None
-    dyn: dict[str, torch.Tensor] | None
+    dyn: Recorder | None
     iters: int  #: steps per full epoch
     epochs: int  #: epochs to run (the last one cut short to ``total`` steps)
     total: int  #: steps in all
@@ -227,6 +169,7 @@ class _Loop:
         device: torch.device,
         weights: np.ndarray | None,
         record_dynamics: bool,
+        running: RunningSpec | None = None,
     ) -> _Loop:
         n, cuda = len(source), device.type == "cuda"
         model = model.to(device)
@@ -248,10 +191,7 @@ class _Loop:
         if record_dynamics and config.iterations:
             raise DeepcoreError("training dynamics are recorded per epoch: train by epochs")
         if record_dynamics:
-            kinds = [(k, torch.float32) for k in ("loss", "margin", "max_other", "sum_sq")]
-            kinds += [("correct", torch.bool), ("change", torch.float32)]
-            dyn = {k: torch.zeros(config.epochs, n, device=device, dtype=dt) for k, dt in kinds}
-            dyn["_prev"] = torch.zeros(0, device=device)  # last epoch's probabilities, N x C
+            dyn = Recorder(config.epochs, n, device, running)
         scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
         gen = torch.Generator().manual_seed(config.seed)
         iters = math.ceil(n / config.batch_size)
@@ -292,40 +232,14 @@ class _Loop:
             steps += 1
             self.seen += len(y)
             if self.dyn is not None:
-                _record(self.dyn, epoch, idx.to(device), out.detach().float(), y, per.detach())
+                self.dyn.record(epoch, idx.to(device), out.detach().float(), y, per.detach())
+        if self.dyn is not None:
+            self.dyn.end_epoch(epoch)
         return {"epoch": epoch + 1, "train_loss": float(run_loss) / max(1, steps), "lr": lr}
 
-    def dynamics(self) -> Dynamics | None:
+    def dynamics(self) -> Dynamics | RunningDynamics | None:
         """The recorded dynamics as numpy arrays, if recorded."""
-        if self.dyn is None:
-            return None
-        d = {k: v.cpu().numpy() for k, v in self.dyn.items() if not k.startswith("_")}
-        return Dynamics(**d)
-
-
-def _record(
-    dyn: dict[str, torch.Tensor],
-    epoch: int,
-    idx: torch.Tensor,
-    out: torch.Tensor,
-    y: torch.Tensor,
-    per: torch.Tensor,
-) -> None:
-    true = out.gather(1, y[:, None]).squeeze(1)
-    other = out.scatter(1, y[:, None], float("-inf")).max(1).values
-    dyn["loss"][epoch, idx] = per
-    dyn["correct"][epoch, idx] = out.argmax(1) == y
-    dyn["margin"][epoch, idx] = true - other
-    logp = torch.log_softmax(out, 1)
-    p = logp.exp()
-    dyn["max_other"][epoch, idx] = p.scatter(1, y[:, None], 0.0).max(1).values
-    dyn["sum_sq"][epoch, idx] = (p * p).sum(1)
-    if dyn["_prev"].numel() == 0:  # the first batch: now the class count is known
-        dyn["_prev"] = torch.zeros(dyn["loss"].shape[1], p.shape[1], device=p.device)
-    if epoch > 0:
-        prev = dyn["_prev"][idx].clamp_min(1e-12).log()
-        dyn["change"][epoch, idx] = (p * (logp - prev)).abs().sum(1)
-    dyn["_prev"][idx] = p
+        return None if self.dyn is None else self.dyn.result()
 
 
 def _config_key(config: TrainConfig) -> str:
@@ -340,7 +254,7 @@ def _save_checkpoint(
         "optimizer": loop.opt.state_dict(),
         "generator": loop.gen.get_state(),
         "torch_rng": torch.get_rng_state(),
-        "dynamics": loop.dyn,
+        "dynamics": None if loop.dyn is None else loop.dyn.state,
         "history": history,
         "config": _config_key(config),
         "epoch": epoch,
@@ -374,12 +288,12 @@ def _resume(path: Path, loop: _Loop, history: list[dict[str, float]], config: Tr
     torch.set_rng_state(state["torch_rng"])
     if loop.dyn is not None and state["dynamics"] is not None:
         saved = state["dynamics"]
-        if set(saved) != set(loop.dyn):
+        if set(saved) != set(loop.dyn.state):
             raise DeepcoreError(
                 f"checkpoint '{path}' holds other training dynamics (another deepcore "
                 "version); delete it to restart"
             )
-        for k in loop.dyn:  # replaced, not copied: some are sized on the first batch
-            loop.dyn[k] = saved[k].to(loop.device)
+        for k in loop.dyn.state:  # replaced, not copied: some are sized on the first batch
+            loop.dyn.state[k] = saved[k].to(loop.device)
     history.extend(state["history"])
     return int(state["epoch"])

@@ -190,3 +190,54 @@ def test_d2_spreads_any_score_method_through_select():
 
     with pytest.raises(DeepcoreError, match="does not score samples"):
         select("d2", options={"score": "uniform"}, **kw)
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "spec"),
+    [
+        ("aum", {}, {}),
+        ("aum", {"margin": "probability"}, {}),
+        ("ccs", {}, {}),
+        ("dyn-unc", {"window": 4}, {"window": 4}),
+        ("dual", {"window": 3, "epochs": 8}, {"window": 3, "horizon": 8}),
+        (
+            "tdds",
+            {"window": 3, "epochs": 9, "decay": 0.6},
+            {"window": 3, "horizon": 9, "decay": 0.6},
+        ),
+        ("d2", {"knn": 3}, {}),
+    ],
+)
+def test_running_statistics_score_as_the_full_history(method, options, spec):
+    from deepcore_core import Dynamics, RunningSpec
+    from deepcore_core import scores as score_of
+    from deepcore_core.engine.recording import summarize
+
+    d = scripted(epochs=12, n=60, seed=5)
+    running = summarize(Dynamics(**d), RunningSpec(**spec))
+    features = RNG(6).normal(size=(60, 3))
+    kw = {"features": features} if method == "d2" else {}
+    if method == "d2":
+        a = select(method, dynamics=d, budget=10, balance=False, options=options, **kw)
+        b = select(method, dynamics=running, budget=10, balance=False, options=options, **kw)
+        assert a.indices.tolist() == b.indices.tolist()
+        return
+    full = score_of(method, dynamics=d, options=options)
+    np.testing.assert_allclose(score_of(method, dynamics=running, options=options), full, 1e-9)
+
+
+def test_dual_beta_sampler_and_window_checks_with_running_statistics():
+    from deepcore_core import DeepcoreError, Dynamics, RunningSpec
+    from deepcore_core.api import build_context
+    from deepcore_core.engine.recording import summarize
+    from deepcore_dynamics import Dual
+
+    d = scripted(epochs=12, n=50, seed=4)
+    ctx = build_context(dynamics=summarize(Dynamics(**d), RunningSpec(window=10, horizon=30)))
+    sel = Dual()
+    ctx.scores = sel.compute_scores(ctx)
+    pool = np.arange(10, 40)
+    p = np.exp(-d["loss"].astype(np.float64))
+    np.testing.assert_allclose(sel.sampler_extras(ctx, pool)["beta_x"], p[:, pool].mean(0))
+    with pytest.raises(DeepcoreError, match="record with dynamics_options"):
+        select("dyn-unc", dynamics=ctx.dynamics, budget=3, balance=False, options={"window": 3})

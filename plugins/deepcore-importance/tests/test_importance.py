@@ -163,3 +163,19 @@ def test_registered():
 @pytest.mark.parametrize("method", ["forgetting", "grand", "el2n"])
 def test_end_to_end_run_on_digits(method, tmp_path):
     check_end_to_end(method, tmp_path, *([] if method == "forgetting" else ["repeats=2"]))
+
+
+@pytest.mark.parametrize("never_learned", ["max", "zero"])
+def test_forgetting_from_running_statistics_equals_the_history(never_learned):
+    from deepcore_core import Dynamics, RunningSpec, scores
+    from deepcore_core.engine.recording import summarize
+
+    rng = np.random.default_rng(3)
+    correct = rng.random((9, 80)) < 0.5
+    correct[:, :5] = False  # never learned
+    z = np.zeros(correct.shape, np.float32)
+    running = summarize(Dynamics(z, correct, z, z, None, z), RunningSpec())
+    opts = {"never_learned": never_learned}
+    want = scores("forgetting", dynamics={"correct": correct}, options=opts)
+    np.testing.assert_array_equal(scores("forgetting", dynamics=running, options=opts), want)
+    assert (want[:5] == (9 if never_learned == "max" else 0)).all()

@@ -18,6 +18,7 @@ from deepcore_core import (
     DeepcoreError,
     Need,
     Pick,
+    RunningDynamics,
     ScoreSelector,
     SelectionContext,
     Selector,
@@ -51,6 +52,9 @@ class Aum(ScoreSelector):
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Mean margin over the recorded epochs."""
         d = ctx.dynamics
+        if isinstance(d, RunningDynamics):
+            name = "aum" if self.options.margin == "logit" else "aum_probability"
+            return d.value(name, self.name)
         if self.options.margin == "logit":
             return scores.aum(d.need("margin", self.name))
         return scores.aum(d.need("p_true", self.name) - d.need("max_other", self.name))
@@ -103,6 +107,8 @@ class DynUnc(ScoreSelector):
 
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Windowed std of p_y = exp(-loss)."""
+        if isinstance(ctx.dynamics, RunningDynamics):
+            return ctx.dynamics.value("dyn_unc", self.name, window=self.options.window)
         return scores.dyn_unc(ctx.dynamics.need("p_true", self.name), self.options.window)
 
 
@@ -137,13 +143,19 @@ class Dual(ScoreSelector):
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """The DUAL score over the first ``epochs`` epochs."""
         o = self.options
+        if isinstance(ctx.dynamics, RunningDynamics):
+            return ctx.dynamics.value("dual", self.name, window=o.window, horizon=o.epochs)
         return scores.dual(ctx.dynamics.need("p_true", self.name), o.window, o.epochs)
 
     def sampler_extras(self, ctx: SelectionContext, pool: np.ndarray) -> dict[str, np.ndarray]:
         """The Beta variable (mean p_y over the early epochs) and weights (the score)."""
         assert ctx.scores is not None
-        p = ctx.dynamics.need("p_true", self.name)[: self.options.epochs]
-        return {"beta_x": p[:, pool].mean(0), "beta_weight": ctx.scores[pool]}
+        d, epochs = ctx.dynamics, self.options.epochs
+        if isinstance(d, RunningDynamics):
+            x = d.value("early_p_true", self.name, horizon=epochs)[pool]
+        else:
+            x = d.need("p_true", self.name)[:epochs, pool].mean(0)
+        return {"beta_x": x, "beta_weight": ctx.scores[pool]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +188,10 @@ class Tdds(ScoreSelector):
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Decay-weighted windowed variability of the prediction change."""
         o = self.options
+        if isinstance(ctx.dynamics, RunningDynamics):
+            return ctx.dynamics.value(
+                "tdds", self.name, window=o.window, horizon=o.epochs, decay=o.decay
+            )
         change = ctx.dynamics.need("change", self.name)
         return scores.tdds(change, o.window, o.epochs, o.decay)
 

@@ -14,6 +14,7 @@ from deepcore_core import (
     GradEmbedding,
     Need,
     Pick,
+    RunningDynamics,
     ScoreSelector,
     SelectionContext,
     hookimpl,
@@ -87,18 +88,31 @@ class Forgetting(_Hardness):
     Options = ForgettingOptions
 
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
-        """Forgetting counts from ``ctx.dynamics.correct`` (epochs x N)."""
-        correct = np.asarray(ctx.dynamics.correct, dtype=bool)
-        return forgetting_counts(correct, self.options.never_learned)
+        """Forgetting counts from the epochs x N correctness or the running statistics."""
+        d = ctx.dynamics
+        if isinstance(d, RunningDynamics):
+            events = d.value("forgetting", self.name)
+            return score_never_learned(events, d.ever_correct, d.epochs, self.options.never_learned)
+        return forgetting_counts(np.asarray(d.correct, dtype=bool), self.options.never_learned)
 
 
 def forgetting_counts(correct: np.ndarray, never_learned: str = "max") -> np.ndarray:
     """Correct-to-wrong transitions per column; never-correct columns get ``len(correct)``
     (``never_learned="max"``) or 0 (``"zero"``)."""
     correct = np.asarray(correct, dtype=bool)
-    events = (correct[:-1] & ~correct[1:]).sum(0).astype(np.float64)
-    events[~correct.any(0)] = correct.shape[0] if never_learned == "max" else 0.0
-    return events
+    events = (correct[:-1] & ~correct[1:]).sum(0)
+    learned = np.asarray(correct.any(0))
+    return score_never_learned(events, learned, correct.shape[0], never_learned)
+
+
+def score_never_learned(
+    events: np.ndarray, ever_correct: np.ndarray, epochs: int, never_learned: str
+) -> np.ndarray:
+    """Forgetting ``events`` as float64 scores, never-correct samples set to ``epochs``
+    (``never_learned="max"``) or 0 (``"zero"``)."""
+    out = np.asarray(events, dtype=np.float64).copy()
+    out[~np.asarray(ever_correct, dtype=bool)] = epochs if never_learned == "max" else 0.0
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
