@@ -40,6 +40,12 @@ class Selector(abc.ABC):
     #: that builds another method (d2 and its score) asks it
     host: Any = None
 
+    @property
+    def collective(self) -> bool:
+        """Whether :meth:`pick` runs on every rank at once under torchrun (it then uses
+        collectives itself, as GreeDi does); otherwise each pool is picked by one rank."""
+        return False
+
     def __init__(self, options: Any = None, **values: Any) -> None:
         if options is not None and values:
             raise TypeError("give either an options object or keyword options, not both")

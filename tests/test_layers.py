@@ -29,6 +29,7 @@ LAYERS = {
     "blocks": 0,
     "selection": 0,
     "dynamics": 0,
+    "distributed": 0,
     "neighbors": 0,
     "config": 0,
     "cache": 0,

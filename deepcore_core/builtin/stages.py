@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from deepcore_core import distributed
 from deepcore_core.budget import plan_pools
 from deepcore_core.context import SelectionContext
 from deepcore_core.errors import PluginError
@@ -47,23 +48,35 @@ def score(selector: Selector, ctx: SelectionContext) -> np.ndarray | None:
 
 @hookimpl(trylast=True)
 def select(selector: Selector, ctx: SelectionContext) -> Selection:
-    """Split the budget into pools and let the method pick from each."""
+    """Split the budget into pools and let the method pick from each.
+
+    Under torchrun the pools (classes) are spread over the ranks, largest first, and every
+    rank gets every pick: the same selection as one process, since each pool's random
+    stream depends only on the seed and the pool. A ``collective`` method picks every pool
+    on every rank together (rank 0's picks count).
+    """
     pools = plan_pools(ctx.labels, ctx.n, ctx.total, ctx.balance)
-    picked: list[np.ndarray] = []
-    weights: list[np.ndarray] = []
-    weighted = False
-    for pool in pools:
+    owners = distributed.owners([pool.indices.size for pool in pools])
+    mine: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+    for j, pool in enumerate(pools):
+        if owners[j] != distributed.rank() and not selector.collective:
+            continue
         rng = ctx.rng("select", "all" if pool.label is None else pool.label)
         pick = selector.pick(ctx, pool.indices, pool.k, rng)
         idx = _check_pick(selector, pick, pool.indices, pool.k)
-        picked.append(idx)
-        if pick.weights is not None:
-            weighted = True
-            weights.append(np.asarray(pick.weights, dtype=np.float64))
-        else:
-            weights.append(np.ones(idx.size))
-    indices = np.concatenate(picked) if picked else np.empty(0, np.int64)
-    return Selection(indices, np.concatenate(weights) if weighted else None, ctx.scores)
+        w = None if pick.weights is None else np.asarray(pick.weights, dtype=np.float64)
+        if owners[j] == distributed.rank():
+            mine[j] = (idx, w)
+    picks: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+    for part in distributed.gather_objects(mine):
+        picks.update(part)
+    ordered = [picks[j] for j in range(len(pools))]
+    weighted = any(w is not None for _, w in ordered)
+    indices = np.concatenate([i for i, _ in ordered]) if ordered else np.empty(0, np.int64)
+    weights = None
+    if weighted:
+        weights = np.concatenate([np.ones(i.size) if w is None else w for i, w in ordered])
+    return Selection(indices, weights, ctx.scores)
 
 
 def _check_pick(selector: Selector, pick: Pick, pool: np.ndarray, k: int) -> np.ndarray:

@@ -44,6 +44,12 @@ def handle_errors(func: F) -> F:
         except OSError as exc:  # a path the command did not check itself
             err = file_error(exc, verb="use")
             raise fail(str(err), err.exit_code) from None
+        except RuntimeError as exc:  # under torchrun: a collective whose peer is gone
+            from deepcore_core import distributed
+
+            if not distributed.launched():
+                raise
+            raise fail(distributed.failure(exc), 1) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -70,8 +76,10 @@ def host_of(ctx: typer.Context) -> PluginHost:
 
 
 def note(ctx: typer.Context, message: str) -> None:
-    """An informational line on stderr, unless ``-q``."""
-    if not state(ctx).quiet:
+    """An informational line on stderr, unless ``-q`` (under torchrun: from rank 0 only)."""
+    from deepcore_core import distributed
+
+    if not state(ctx).quiet and distributed.is_main():
         typer.echo(message, err=True)
 
 

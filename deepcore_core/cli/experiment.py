@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from deepcore_core import distributed
 from deepcore_core._io import atomic_write, check_writable
 from deepcore_core.cli.common import echo_json, handle_errors, host_of, note, parse_option_pairs
 from deepcore_core.cli.params import settings_command
@@ -73,7 +74,10 @@ def benchmark(ctx: typer.Context, settings: ExperimentConfig, option: OptionPair
     from deepcore_core.report import write_report
 
     exp = _experiment(ctx, settings, option)
-    md, files = write_report(exp.run(), exp.out)
+    records = exp.run()
+    if not distributed.is_main():
+        return  # rank 0 writes the report
+    md, files = write_report(records, exp.out)
     typer.echo(md)
     note(ctx, "report: " + ", ".join(str(f) for f in files))
 
@@ -122,7 +126,7 @@ def train(ctx: typer.Context, settings: TrainCommandSettings, as_json: AsJson = 
             f"trained {s.network} on {summary['size']} samples: test accuracy "
             f"{100 * (summary['test_accuracy'] or 0):.2f}% ({summary['seconds']:.1f} s)"
         )
-    if s.output is not None:
+    if s.output is not None and distributed.is_main():
         with atomic_write(s.output, "w") as fh:
             json.dump(summary, fh, indent=2)
 

@@ -20,6 +20,7 @@ from typing import Annotated, Any, get_args, get_origin
 
 import typer
 
+from deepcore_core import distributed
 from deepcore_core.cli.common import fail
 from deepcore_core.config import load_yaml
 from deepcore_core.errors import DeepcoreError
@@ -119,7 +120,10 @@ def settings_command(cls: type) -> Callable[[Callable[..., Any]], Any]:
             # None or an empty repeatable option means "not given": the default holds
             values = {k: v for k, v in values.items() if v is not None and v != []}
             values.update(ctx.meta.get(CONFIG_EXTRA, {}))
-            return func(settings=build(cls, values, "the settings"), **kwargs)
+            settings = build(cls, values, "the settings")
+            if distributed.launched():  # under torchrun: join the job's process group
+                distributed.start(str(getattr(settings, "device", "auto")))
+            return func(settings=settings, **kwargs)
 
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}

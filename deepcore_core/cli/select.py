@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from deepcore_core import distributed
 from deepcore_core._io import check_writable, load_array
 from deepcore_core.api import build_context, run_selection
 from deepcore_core.cli.common import (
@@ -86,7 +87,8 @@ def select(
         dataset_name=dataset_name,
         sampler=sampler,
     )
-    selection.save(out)
+    if distributed.is_main():  # under torchrun every rank holds the selection; one writes it
+        selection.save(out)
     summary = {
         "method": selector.name,
         "selected": len(selection),

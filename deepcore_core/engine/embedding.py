@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deepcore_core import distributed
 from deepcore_core.cache import CacheEntry
 from deepcore_core.data.sources import Source
 from deepcore_core.engine.devices import resolve_device
@@ -33,16 +34,24 @@ class Embedding:
 def compute_embedding(
     model: Network, source: Source, device: torch.device, batch_size: int = 512
 ) -> Embedding:
-    """One pass in eval mode, no augmentation, no gradients."""
+    """One pass in eval mode, no augmentation, no gradients; under torchrun each rank embeds
+    its share of the samples and every rank gets them all."""
     model.eval().to(device)
     feats, logits = [], []
-    order = torch.arange(len(source))
+    n = len(source)
+    order = torch.arange(n)[distributed.shard(n)]
     with torch.inference_mode():
         for x, _, _ in source.batches(order, batch_size, device=device):
             out, h = model.forward_with_features(x)
             feats.append(h.float().cpu())
             logits.append(out.float().cpu())
-    return Embedding(torch.cat(feats).numpy(), torch.cat(logits).numpy())
+    if not feats:  # a rank with no share (fewer samples than ranks)
+        with torch.inference_mode():
+            x = next(source.batches(torch.arange(1), 1, device=device))[0]
+            out, h = model.forward_with_features(x)
+        feats, logits = [h[:0].float().cpu()], [out[:0].float().cpu()]
+    features = distributed.gather_rows(torch.cat(feats).numpy(), n)
+    return Embedding(features, distributed.gather_rows(torch.cat(logits).numpy(), n))
 
 
 def cached_embedding(
@@ -54,12 +63,20 @@ def cached_embedding(
     replaced one is recomputed (with a warning naming the entry).
     """
     entry = CacheEntry(folder, folder.name) if folder is not None else None
-    if entry is not None and entry.usable("embedding.npz", what="embedding cache entry"):
+    cached = None  # under torchrun rank 0 reads the cache and every rank takes its copy
+    if (
+        distributed.is_main()
+        and entry is not None
+        and entry.usable("embedding.npz", what="embedding cache entry")
+    ):
         with np.load(entry.folder / "embedding.npz") as z:
-            return Embedding(z["features"], z["logits"])
+            cached = Embedding(z["features"], z["logits"])
+    cached = distributed.share(cached)
+    if cached is not None:
+        return cached
     # a user source brings its own batch size (DataOptions.batch_size); else 512
     emb = compute_embedding(model, source, device, getattr(source, "batch_size", 512))
-    if entry is not None:
+    if entry is not None and distributed.is_main():
         shapes = {k: [list(v.shape), str(v.dtype)] for k, v in vars(emb).items()}
         entry.write(
             "embedding.npz",

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from deepcore_core import distributed
 from deepcore_core._version import __version__
 from deepcore_core.cache import CacheEntry
 from deepcore_core.data.sources import DatasetSplits, on_device
@@ -85,13 +86,18 @@ def pretrain(
         )
 
     entry = CacheEntry(folder, key)
-    if entry.usable("model.pt", "dynamics.npz", what="selection-model cache entry"):
+    cached = None  # under torchrun rank 0 reads the cache and every rank takes its copy
+    if distributed.is_main() and entry.usable(
+        "model.pt", "dynamics.npz", what="selection-model cache entry"
+    ):
+        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        cached = (state, load_dynamics(folder / "dynamics.npz"))
+    cached = distributed.share(cached)
+    if cached is not None:
         model = build()
-        model.load_state_dict(
-            torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-        )
-        return Pretrained(model.to(dev), load_dynamics(folder / "dynamics.npz"), folder, True)
-    if folder.exists():  # a broken or partial entry: replaced by the one trained now
+        model.load_state_dict(cached[0])
+        return Pretrained(model.to(dev), cached[1], folder, True)
+    if folder.exists() and distributed.is_main():  # a broken or partial entry: replaced
         shutil.rmtree(folder, ignore_errors=True)
     model = build()
     source = on_device(data.train, dev)
@@ -109,7 +115,9 @@ def pretrain(
     )
     TRAINED_COUNT["n"] += 1
     assert result.dynamics is not None
-    _store(folder, key, model, result.dynamics, _meta(data, spec, seed, result))
+    if distributed.is_main():
+        _store(folder, key, model, result.dynamics, _meta(data, spec, seed, result))
+    distributed.barrier()  # the entry exists before any rank goes on
     return Pretrained(model, result.dynamics, folder, False)
 
 

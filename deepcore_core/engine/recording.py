@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from deepcore_core import distributed
 from deepcore_core.dynamics import Dynamics, RunningDynamics, RunningSpec
 from deepcore_core.errors import DeepcoreError
 
@@ -39,6 +40,10 @@ class Recorder:
             s["loss_ring"] = torch.zeros(sizes["unc"], n, device=device)
             s["change_ring"] = torch.zeros(max(sizes["tdds"], 0), n, device=device)
         self.state = s
+        #: under torchrun: the samples this rank recorded in the current epoch
+        self.seen = (
+            torch.zeros(n, device=device, dtype=torch.bool) if distributed.active() else None
+        )
 
     def record(
         self, epoch: int, idx: torch.Tensor, out: torch.Tensor, y: torch.Tensor, per: torch.Tensor
@@ -61,9 +66,28 @@ class Recorder:
             prev = s["_prev"][idx].clamp_min(1e-12).log()
             s["change"][row, idx] = (p * (logp - prev)).abs().sum(1)
         s["_prev"][idx] = p
+        if self.seen is not None:
+            self.seen[idx] = True
+
+    def merge(self, epoch: int) -> None:
+        """Under torchrun: every rank's samples of the finished epoch on every rank. Each
+        sample was recorded by exactly one rank; the others hold zeros there."""
+        s, row = self.state, 0 if self.running else epoch
+        for k in _FLOATS:
+            if k in s:
+                distributed.sum_(s[k][row])
+        correct = s["correct"][row].int()
+        s["correct"][row] = distributed.sum_(correct) > 0
+        assert self.seen is not None
+        s["_prev"] *= self.seen[:, None]
+        distributed.sum_(s["_prev"])
+        self.seen.zero_()
 
     def end_epoch(self, epoch: int) -> None:
-        """Fold the finished epoch (0-based) into the running statistics, if running."""
+        """Fold the finished epoch (0-based) into the running statistics, if running (under
+        torchrun, after merging the ranks' records)."""
+        if self.seen is not None:
+            self.merge(epoch)
         if self.running is None:
             return
         s, sizes = self.state, self.running.sizes(self.epochs)

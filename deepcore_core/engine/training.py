@@ -14,7 +14,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepcore_core import distributed
 from deepcore_core.data.sources import Source
 from deepcore_core.dynamics import Dynamics, RunningDynamics, RunningSpec
 from deepcore_core.engine.config import TrainConfig
@@ -58,6 +59,13 @@ def evaluate(
             correct += (out.argmax(1) == y).sum()
     n = max(1, len(source))
     return float(correct) / n, float(loss) / n
+
+
+def global_batch(batch_size: int) -> int:
+    """Samples per step over every rank: ``batch_size`` rounded up to a multiple of the
+    number of processes (``batch_size`` itself in one process)."""
+    world = distributed.world_size()
+    return -(-batch_size // world) * world
 
 
 #: called after every epoch with the epoch number (from 1) and that epoch's metrics
@@ -101,7 +109,7 @@ def train_model(
     loop = _Loop.start(model, source, config, device, weights, record_dynamics, running)
     history: list[dict[str, float]] = []
     start_epoch = 0
-    if checkpoint is not None and checkpoint.is_file():
+    if checkpoint is not None and distributed.share(checkpoint.is_file()):
         start_epoch = _resume(checkpoint, loop, history, config)
     t0 = saved = time.perf_counter()
     with Progress(loop.epochs - start_epoch, desc) as bar:
@@ -130,6 +138,7 @@ def train_model(
                 note += f" acc {entry['test_accuracy']:.4f}"
             bar.update(1, note)
     seconds = time.perf_counter() - t0
+    loop.share_buffers()
     accs = [h["test_accuracy"] for h in history if "test_accuracy" in h]
     return TrainResult(
         loop.model,
@@ -159,6 +168,7 @@ class _Loop:
     epochs: int  #: epochs to run (the last one cut short to ``total`` steps)
     total: int  #: steps in all
     seen: int = 0
+    net: nn.Module | None = None  #: the DistributedDataParallel wrapper under torchrun
 
     @classmethod
     def start(
@@ -194,9 +204,15 @@ class _Loop:
             dyn = Recorder(config.epochs, n, device, running)
         scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
         gen = torch.Generator().manual_seed(config.seed)
-        iters = math.ceil(n / config.batch_size)
-        epochs, total = config.steps(n)
-        return cls(model, source, config, device, opt, scaler, gen, w, dyn, iters, epochs, total)
+        steps = dataclasses.replace(config, batch_size=global_batch(config.batch_size))
+        iters = math.ceil(n / steps.batch_size)
+        epochs, total = steps.steps(n)
+        loop = cls(model, source, config, device, opt, scaler, gen, w, dyn, iters, epochs, total)
+        if distributed.active():
+            from torch.nn.parallel import DistributedDataParallel
+
+            loop.net = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+        return loop
 
     def epoch(self, epoch: int) -> dict[str, float]:
         """Train one epoch; return its metrics (``epoch``, ``train_loss``, ``lr``)."""
@@ -204,11 +220,9 @@ class _Loop:
         amp = device.type == "cuda" and config.amp
         last_channels = device.type == "cuda" and config.channels_last
         self.model.train()
-        order = torch.randperm(len(self.source), generator=self.gen)
         run_loss = torch.zeros((), device=device)
-        batches = self.source.batches(order, config.batch_size, config.augment, self.gen, device)
         steps = 0
-        for i, (x, y, idx) in enumerate(batches):
+        for i, (x, y, idx, real, denom) in enumerate(self._batches(epoch)):
             if epoch * self.iters + i >= self.total:
                 break  # a fixed number of iterations ends inside this epoch
             lr = config.lr_at(epoch * self.iters + i, self.total)
@@ -217,9 +231,12 @@ class _Loop:
             if last_channels:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, enabled=amp):
-                out = self.model(x)
+                out = (self.net or self.model)(x)
             per = nn.functional.cross_entropy(out.float(), y, reduction="none")
-            if self.weights is not None:
+            if real is not None:  # a rank's share of a global batch: DDP averages the ranks
+                wb = real if self.weights is None else self.weights[idx.to(device)] * real
+                loss = (per * wb).sum() / denom * distributed.world_size()
+            elif self.weights is not None:
                 wb = self.weights[idx.to(device)]
                 loss = (per * wb).sum() / wb.sum().clamp_min(1e-12)
             else:
@@ -230,12 +247,60 @@ class _Loop:
             self.scaler.update()
             run_loss += loss.detach()
             steps += 1
-            self.seen += len(y)
+            keep = slice(None) if real is None else real.bool()
+            self.seen += int(y[keep].numel())
             if self.dyn is not None:
-                self.dyn.record(epoch, idx.to(device), out.detach().float(), y, per.detach())
+                out_d, per_d = out.detach().float()[keep], per.detach()[keep]
+                self.dyn.record(epoch, idx.to(device)[keep], out_d, y[keep], per_d)
         if self.dyn is not None:
             self.dyn.end_epoch(epoch)
-        return {"epoch": epoch + 1, "train_loss": float(run_loss) / max(1, steps), "lr": lr}
+        mean_loss = distributed.sum_(run_loss) / (max(1, steps) * distributed.world_size())
+        return {"epoch": epoch + 1, "train_loss": float(mean_loss), "lr": lr}
+
+    def _batches(
+        self, epoch: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any, Any]]:
+        """``(x, y, idx, real, denom)`` per step. In one process: the batches of a seeded
+        permutation (``real`` and ``denom`` None). Under torchrun: this rank's share of each
+        global batch (every rank draws the same permutation; ranks take every ``world``-th
+        sample, so step i's global batch is a contiguous slice of it), padded with zero-weight
+        samples (``real`` 0) so every rank takes the same steps; ``denom`` is the global
+        batch's total weight."""
+        config, device, n = self.config, self.device, len(self.source)
+        if self.net is None:
+            order = torch.randperm(n, generator=self.gen)
+            for x, y, idx in self.source.batches(
+                order, config.batch_size, config.augment, self.gen, device
+            ):
+                yield x, y, idx, None, None
+            return
+        world, rank = distributed.world_size(), distributed.rank()
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + epoch))
+        aug = torch.Generator().manual_seed((config.seed + epoch) * 1_000_003 + rank)
+        local = order[rank::world]
+        count, width = len(local), -(-n // world)
+        local = torch.cat([local, order[: width - count]])  # pads carry weight 0
+        per_rank = -(-config.batch_size // world)
+        big = per_rank * world
+        for i, (x, y, idx) in enumerate(
+            self.source.batches(local, per_rank, config.augment, aug, device)
+        ):
+            start = i * per_rank
+            real = (torch.arange(start, start + len(y), device=device) < count).float()
+            chunk = order[i * big : (i + 1) * big]
+            denom = (
+                float(len(chunk)) if self.weights is None else self.weights[chunk.to(device)].sum()
+            )
+            yield x, y, idx, real, denom
+
+    def share_buffers(self) -> None:
+        """Under torchrun: every rank takes rank 0's buffers (batch-norm statistics), so all
+        ranks hold the same model."""
+        if self.net is not None:
+            import torch.distributed as dist
+
+            for b in self.model.buffers():
+                dist.broadcast(b, 0)
 
     def dynamics(self) -> Dynamics | RunningDynamics | None:
         """The recorded dynamics as numpy arrays, if recorded."""
@@ -249,6 +314,8 @@ def _config_key(config: TrainConfig) -> str:
 def _save_checkpoint(
     path: Path, loop: _Loop, history: list[dict[str, float]], config: TrainConfig, epoch: int
 ) -> None:
+    if not distributed.is_main():
+        return  # every rank holds the same state; rank 0 writes it
     state = {
         "model": loop.model.state_dict(),
         "optimizer": loop.opt.state_dict(),
@@ -270,13 +337,19 @@ def _save_checkpoint(
         raise
 
 
-def _resume(path: Path, loop: _Loop, history: list[dict[str, float]], config: TrainConfig) -> int:
+def _read(path: Path) -> dict[str, Any] | str:
+    """The checkpoint's state, or why it cannot be read."""
     try:
         state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise DeepcoreError(
-            f"checkpoint '{path}' is unreadable: {exc}; delete it to restart"
-        ) from None
+        return f"checkpoint '{path}' is unreadable: {exc}; delete it to restart"
+    return state
+
+
+def _resume(path: Path, loop: _Loop, history: list[dict[str, float]], config: TrainConfig) -> int:
+    state = distributed.share(_read(path) if distributed.is_main() else None)  # rank 0's file
+    if isinstance(state, str):
+        raise DeepcoreError(state)
     if state.get("config") != _config_key(config):
         raise DeepcoreError(
             f"checkpoint '{path}' was written with other settings; delete it "

@@ -9,12 +9,14 @@ through the ``on_*`` hooks.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
+from deepcore_core import distributed
 from deepcore_core._io import check_writable
 from deepcore_core.api import run_selection
 from deepcore_core.context import SelectionContext
@@ -82,21 +84,33 @@ class Experiment:
         jobs = self.config.jobs if jobs is None else jobs
         if jobs < 1:
             raise DeepcoreError(f"jobs must be >= 1, got {jobs}")
+        if jobs > 1 and distributed.launched():
+            raise DeepcoreError(
+                f"jobs must be 1 under torchrun (got {jobs}): the processes share every run"
+            )
         plan = self.plan()
-        with self.store.lock():
-            self.store.repair(plan)
-            todo = [k for k in plan if not self.store.done(k)]
-            if len(todo) < len(plan):
-                self.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} runs already done")
+        main = distributed.is_main()  # under torchrun rank 0 keeps the store
+        with self.store.lock() if main else contextlib.nullcontext():
+            todo = None
+            if main:
+                self.store.repair(plan)
+                todo = [k for k in plan if not self.store.done(k)]
+                if len(todo) < len(plan):
+                    self.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} runs already done")
+            todo = distributed.share(todo)
             with Progress(len(todo), "training runs") as bar:
                 for key, record in self._run_all(todo, jobs):
-                    self.store.finish(key, record)
-                    self.host.hook.on_run_end(record=record.as_dict())
+                    if main:
+                        self.store.finish(key, record)
+                        self.host.hook.on_run_end(record=record.as_dict())
                     bar.update(
                         1, f"{key['method']} f={key['fraction']:g} acc={record.accuracy:.4f}"
                     )
-            records = [self.store.load(k) for k in plan]
-            write_summary(records, self.out)
+            records = None
+            if main:
+                records = [self.store.load(k) for k in plan]
+                write_summary(records, self.out)
+            records = distributed.share(records)
         return records
 
     def _run_all(
@@ -197,12 +211,15 @@ class Experiment:
     def select(self, method: str, fraction: float, seed: int) -> tuple[Selection, float]:
         """Select (or load the saved selection) for ``method`` at ``fraction`` and ``seed``."""
         path = self.store.selection_path(self.keys.selection(method, fraction, seed))
-        if path.is_file():
+        saved = None  # under torchrun rank 0 reads the saved selection and shares it
+        if distributed.is_main() and path.is_file():
             try:
-                sel = Selection.load(path)
-                return sel, float(sel.meta.get("seconds", 0.0))
+                saved = Selection.load(path)
             except DeepcoreError as exc:  # damaged: made again, deterministically
                 log.warning("%s; selecting again", exc)
+        saved = distributed.share(saved)
+        if saved is not None:
+            return saved, float(saved.meta.get("seconds", 0.0))
         cache = self._inputs.setdefault(seed, {})
         ctx = SelectionContext(
             n=len(self.data.train),
@@ -238,7 +255,8 @@ class Experiment:
         if isinstance(selector, ScoreSelector) and sel.scores is not None:
             cache.setdefault("scores", {})[method] = sel.scores  # reused at other fractions
         sel = Selection(sel.indices, sel.weights, sel.scores, {**sel.meta, "seconds": seconds})
-        sel.save(path)
+        if distributed.is_main():
+            sel.save(path)
         return sel, seconds
 
     def run_one(self, key: dict[str, Any]) -> RunRecord:
