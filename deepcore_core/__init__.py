@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         LogDeterminant,
         maximize,
     )
+    from deepcore_core.submodular.greedi import greedi
 
 _LAZY = {
     "knn": "deepcore_core.neighbors",
@@ -46,6 +47,7 @@ _LAZY = {
     "GraphCut": "deepcore_core.submodular",
     "LogDeterminant": "deepcore_core.submodular",
     "maximize": "deepcore_core.submodular",
+    "greedi": "deepcore_core.submodular.greedi",
     "PretrainSpec": "deepcore_core.engine.config",
     "TrainConfig": "deepcore_core.engine.config",
     "Progress": "deepcore_core.progress",
@@ -91,6 +93,7 @@ __all__ = [
     "dataset_fingerprint",
     "embed",
     "get_host",
+    "greedi",
     "hookimpl",
     "knn",
     "map_rows",

@@ -138,6 +138,8 @@ def gather_rows(local: np.ndarray, n: int) -> np.ndarray:
 
     size = -(-n // world_size())
     arr = np.ascontiguousarray(local)
+    if arr.dtype == bool:  # not every backend reduces booleans
+        return gather_rows(arr.astype(np.uint8), n).astype(bool)
     padded = np.zeros((size, *arr.shape[1:]), dtype=arr.dtype)
     padded[: len(arr)] = arr
     dev = device_of_group()

@@ -180,3 +180,27 @@ def test_registered():
 @pytest.mark.parametrize("method", ["kcenter", "herding", "contextual-diversity"])
 def test_end_to_end_run_on_digits(method, tmp_path):
     check_end_to_end(method, tmp_path)
+
+
+def test_kcenter_greedi_radius_is_within_four_times_farthest_first():
+    import torch
+
+    from deepcore_geometry.greedy import min_distance_to_set
+
+    rng = np.random.default_rng(2)
+    x = (rng.normal(size=(400, 5)) + np.repeat(rng.normal(scale=5, size=(10, 5)), 40, 0)).astype(
+        np.float32
+    )
+
+    def radius(idx):
+        t = torch.as_tensor(x)
+        return float(min_distance_to_set(t, t[torch.as_tensor(idx)]).max().sqrt())
+
+    exact = select("kcenter", features=x, budget=10, balance=False)
+    opts = {"distributed": "greedi", "parts": 4}
+    picks = [select("kcenter", features=x, budget=10, balance=False, options=opts) for _ in "ab"]
+    np.testing.assert_array_equal(picks[0].indices, picks[1].indices)
+    # farthest-first is within 2x of the optimal radius and two rounds within 4x
+    assert radius(picks[0].indices) <= 4 * radius(exact.indices)
+    with pytest.raises(DeepcoreError, match="initial and distributed=greedi"):
+        select("kcenter", features=x, budget=3, balance=False, options={**opts, "initial": "a.npy"})

@@ -297,3 +297,25 @@ def test_heap_lazy_greedy_equals_naive_on_sparse_kernels_with_ties():
             taken[e] = True
             o.add(e)
         assert via_vector.tolist() == picks
+
+
+@pytest.mark.parametrize("method", ["facility-location", "graph-cut", "log-determinant"])
+def test_greedi_value_is_within_its_bound_of_the_exact_greedy(method):
+    from deepcore_submodular import METHODS as CLASSES
+
+    rng = np.random.default_rng(7)
+    centres = rng.normal(scale=3, size=(8, 6))
+    x = (np.repeat(centres, 40, axis=0) + rng.normal(size=(320, 6))).astype(np.float32)
+    k, parts = 12, 4
+    sel = {c.name: c for c in CLASSES}[method]
+    exact = select(method, features=x, budget=k, balance=False, options={"similarity": "features"})
+    opts = {"similarity": "features", "distributed": "greedi", "parts": parts}
+    twice = [select(method, features=x, budget=k, balance=False, options=opts) for _ in range(2)]
+    np.testing.assert_array_equal(twice[0].indices, twice[1].indices)
+    assert twice[0].meta["options"]["distributed"] == "greedi"
+    ctx = build_context(features=x)
+    value = sel(similarity="features")._value(ctx)
+    pool = np.arange(len(x))
+    ratio = value(pool, twice[0].indices) / value(pool, exact.indices)
+    assert ratio >= (1 - 1 / math.e) ** 2 / min(parts, k)
+    assert ratio > 0.9  # on clustered data GreeDi is close to the centralised greedy

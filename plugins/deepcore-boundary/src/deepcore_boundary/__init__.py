@@ -16,6 +16,7 @@ from deepcore_core import (
     Need,
     ScoreSelector,
     SelectionContext,
+    distributed,
     hookimpl,
     original_rule,
 )
@@ -71,14 +72,19 @@ class DeepFool(ScoreSelector):
         for p in model.parameters():
             p.requires_grad_(False)
         model = model.to(memory_format=torch.channels_last)
-        dist = np.empty(ctx.n)
-        flipped = np.empty(ctx.n, dtype=bool)
-        for x, _, idx in source.batches(torch.arange(ctx.n), o.batch_size, device=dev):
+        rows = distributed.shard(ctx.n)  # under torchrun each rank attacks its share
+        first = rows.start
+        dist = np.empty(rows.stop - rows.start)
+        flipped = np.empty(rows.stop - rows.start, dtype=bool)
+        order = torch.arange(rows.start, rows.stop)
+        for x, _, idx in source.batches(order, o.batch_size, device=dev):
             if x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             d, f = deepfool_batch(model, x, o.max_iter, o.overshoot, o.top_k)
-            dist[idx.numpy()] = d.double().cpu().numpy()
-            flipped[idx.numpy()] = f.cpu().numpy()
+            dist[idx.numpy() - first] = d.double().cpu().numpy()
+            flipped[idx.numpy() - first] = f.cpu().numpy()
+        dist = distributed.gather_rows(dist, ctx.n)
+        flipped = distributed.gather_rows(flipped, ctx.n)
         if (~flipped).any():
             dist[~flipped] += (dist[flipped].max() if flipped.any() else 0.0) + 1.0
         return dist

@@ -56,6 +56,17 @@ class KCenterOptions:
 
     metric: Literal["euclidean", "cosine"] = "euclidean"
     initial: str | None = None  #: .npy of indices (or a selection .npz) already selected
+    #: exact: farthest-first over the whole pool; greedi: the two-round distributed greedy
+    #: (a 4-approximation of the radius, Malkomes et al. 2015; under torchrun each process
+    #: solves its parts)
+    distributed: Literal["exact", "greedi"] = "exact"
+    parts: int | None = None  #: GreeDi's parts (None: one per process, at least 2)
+
+    def __post_init__(self) -> None:
+        if self.parts is not None and self.parts < 1:
+            raise ValueError(f"parts must be >= 1, got {self.parts}")
+        if self.distributed == "greedi" and self.initial:
+            raise ValueError("initial and distributed=greedi do not combine")
 
 
 class KCenter(Selector):
@@ -72,10 +83,41 @@ class KCenter(Selector):
     needs = frozenset({Need.FEATURES})
     Options = KCenterOptions
 
+    @property
+    def collective(self) -> bool:
+        """GreeDi under torchrun: every process solves its parts of each pool."""
+        from deepcore_core import distributed
+
+        return self.options.distributed == "greedi" and distributed.active()
+
     def pick(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
-        """Farthest-first traversal of ``pool``."""
+        """Farthest-first traversal of ``pool`` (or GreeDi's two rounds of it)."""
+        if self.options.distributed == "exact":
+            return Pick(self.traverse(ctx, pool, k, rng))
+        from deepcore_core import greedi
+        from deepcore_core.submodular.greedi import parts_for, seeded_solver
+
+        solve = seeded_solver(rng, lambda c, kk, r: self.traverse(ctx, c, kk, r))
+        return Pick(greedi(pool, k, parts_for(self.options.parts), rng, solve, self._value(ctx)))
+
+    def _value(self, ctx: SelectionContext) -> Callable[[np.ndarray, np.ndarray], float]:
+        """Minus the covering radius of a ground set by chosen centres (higher is better)."""
+        from deepcore_geometry.greedy import min_distance_to_set
+
+        def value(ground: np.ndarray, chosen: np.ndarray) -> float:
+            assert ctx.features is not None
+            x = _tensor(ctx.features[ground], ctx)
+            c = _tensor(ctx.features[chosen], ctx)
+            return -float(min_distance_to_set(x, c, self.options.metric == "cosine").max())
+
+        return value
+
+    def traverse(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The farthest-first picks of ``pool`` (dataset indices, in pick order)."""
         import torch
 
         from deepcore_geometry.greedy import (
@@ -102,7 +144,7 @@ class KCenter(Selector):
                 )
                 initial_min[torch.as_tensor(pos)] = -1.0
         first = None if initial_min is not None else int(rng.integers(pool.size))
-        return Pick(pool[farthest_first(pool.size, k, dist, first, initial_min)])
+        return pool[farthest_first(pool.size, k, dist, first, initial_min)]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,8 +49,14 @@ class SubmodularOptions:
     #: how the sparse path finds neighbours on a features kernel: exact, FAISS's exact
     #: index, FAISS HNSW (approximate), or auto (HNSW above 100,000 samples where installed)
     knn_backend: Literal["auto", "exact", "faiss", "faiss-hnsw"] = "auto"
+    #: exact: the greedy over the whole pool; greedi: the two-round distributed greedy
+    #: (under torchrun each process solves its parts)
+    distributed: Literal["exact", "greedi"] = "exact"
+    parts: int | None = None  #: GreeDi's parts (None: one per process, at least 2)
 
     def __post_init__(self) -> None:
+        if self.parts is not None and self.parts < 1:
+            raise ValueError(f"parts must be >= 1, got {self.parts}")
         if not 0.0 < self.epsilon < 1.0:
             raise ValueError(f"epsilon must be in (0, 1), got {self.epsilon}")
         if self.dense_limit < 1 or self.knn < 1:
@@ -93,10 +99,29 @@ class _Submodular(Selector):
             )
         return blocks.knn(self.options.knn, backend=self.options.knn_backend)
 
+    @property
+    def collective(self) -> bool:
+        """GreeDi under torchrun: every process solves its parts of each pool."""
+        from deepcore_core import distributed
+
+        return self.options.distributed == "greedi" and distributed.active()
+
     def pick(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
-        """Maximise the objective over ``pool`` with the chosen optimiser."""
+        """Maximise the objective over ``pool`` with the chosen optimiser (or GreeDi)."""
+        if self.options.distributed == "exact":
+            return Pick(self.maximize(ctx, pool, k, rng))
+        from deepcore_core import greedi
+        from deepcore_core.submodular.greedi import parts_for, seeded_solver
+
+        solve = seeded_solver(rng, lambda c, kk, r: self.maximize(ctx, c, kk, r))
+        return Pick(greedi(pool, k, parts_for(self.options.parts), rng, solve, self._value(ctx)))
+
+    def maximize(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The greedy's ``k`` picks of ``pool`` (dataset indices, in pick order)."""
         kernel = self.kernel(ctx, pool)
         o = self.options
         if o.backend == "submodlib":
@@ -115,7 +140,21 @@ class _Submodular(Selector):
             from deepcore_core import maximize
 
             order = maximize(self.objective(kernel, k), k, o.optimizer, rng, o.epsilon)
-        return Pick(pool[order])
+        return pool[order]
+
+    def _value(self, ctx: SelectionContext) -> Callable[[np.ndarray, np.ndarray], float]:
+        """f over a ground set (sorted dataset indices) of chosen ones: the sum of their
+        gains added in turn."""
+
+        def value(ground: np.ndarray, chosen: np.ndarray) -> float:
+            obj = self.objective(self.kernel(ctx, ground), len(chosen))
+            total = 0.0
+            for e in np.searchsorted(ground, chosen):
+                total += float(obj.gains(np.array([e]))[0])
+                obj.add(int(e))
+            return total
+
+        return value
 
 
 @dataclasses.dataclass(frozen=True)
