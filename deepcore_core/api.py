@@ -345,6 +345,10 @@ def select(
 
         use_threads(threads)
 
+    from deepcore_core import distributed
+
+    if distributed.launched():  # under torchrun: every process runs this call together
+        distributed.start(device)
     host = host or get_host()
     selector = host.create_selector(method, dict(options or {}), variant)
     if dataset is not None:

@@ -85,10 +85,13 @@ def start(device: str = "auto") -> None:
 
 def failure(exc: BaseException) -> str:
     """A one-line message for an error of a collective (a rank died, timed out, ...)."""
+    import re
+
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = re.sub(r"^\[[^\]]*\]\s*", "", first)  # the library's source location
     return (
-        f"rank {rank()}: another process of this torchrun job failed or stopped "
-        f"({first[:200]}); see that rank's error above"
+        f"rank {rank()}: stopped because another process of this torchrun job failed or "
+        f"stopped ({first[:160]})"
     )
 
 

@@ -45,6 +45,8 @@ class Experiment:
         self, config: ExperimentConfig, host: PluginHost, log: Callable[[str], None] = print
     ) -> None:
         self.config, self.host, self.log = config, host, log
+        if distributed.launched():  # under torchrun: every process runs the experiment
+            distributed.start(config.device)
         self.device = resolve_device(config.device)
         self.methods = methods_of(config, host.registry.names())
         for m in self.methods:
