@@ -86,11 +86,17 @@ class Settings:
         """Cross-field checks of a subclass (raise :class:`DeepcoreError`)."""
 
 
+def each_item(key: str, meta: Mapping[str, Any]) -> str:
+    """How an error names one item of a repeatable setting: ``each of seeds (--seed)``."""
+    flag = meta.get("flag")
+    return f"each of {key}" + (f" (--{flag})" if flag else "")
+
+
 def check_range(key: str, value: Any, meta: Mapping[str, Any]) -> None:
     """Raise a one-line error if ``value`` (or any item of it) is outside the field's range."""
     if isinstance(value, tuple):
         for v in value:
-            check_range(key, v, meta)
+            check_range(each_item(key, meta), v, meta)
         return
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
@@ -385,7 +391,7 @@ def build(cls: type[Any], values: Mapping[str, Any] | None = None, source: str =
 def _typed(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
     if get_origin(tp) is tuple:
         items = value if isinstance(value, list | tuple) else [value]
-        return tuple(_typed(key, v, get_args(tp)[0], meta) for v in items)
+        return tuple(_typed(each_item(key, meta), v, get_args(tp)[0], meta) for v in items)
     if get_origin(tp) is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise DeepcoreError(f"{key} must be a mapping, got {value!r}")

@@ -67,7 +67,8 @@ def test_python_api_checks_keys_types_and_ranges():
         build(ExperimentConfig, {"epochs": "x"})
     with pytest.raises(DeepcoreError, match=r"epochs must be >= 1, got 0"):
         build(ExperimentConfig, {"epochs": 0})
-    with pytest.raises(DeepcoreError, match=r"fractions must be in \(0, 1\], got 1.5"):
+    bad_fraction = r"each of fractions \(--fraction\) must be in \(0, 1\], got 1.5"
+    with pytest.raises(DeepcoreError, match=bad_fraction):
         build(ExperimentConfig, {"fractions": [0.1, 1.5]})
     with pytest.raises(DeepcoreError, match="device must be"):
         build(ExperimentConfig, {"device": "tpu"})
@@ -151,7 +152,7 @@ def test_select_json_summary(cli, arrays, monkeypatch):
         (["--lr", "inf"], "lr must be a finite number, got 'inf'"),
         (["--lr", "nan"], "lr must be a number, got 'nan'"),
         (["--jobs", "0"], "jobs must be >= 1, got 0"),
-        (["--seed", "abc"], "seeds must be an integer, got 'abc'"),
+        (["--seed", "abc"], "each of seeds (--seed) must be an integer, got 'abc'"),
     ],
 )
 def test_run_validation_is_one_line_before_any_work(cli, tmp_path, args, message):

@@ -153,8 +153,9 @@ class Dual(ScoreSelector):
         d, epochs = ctx.dynamics, self.options.epochs
         if isinstance(d, RunningDynamics):
             x = d.value("early_p_true", self.name, horizon=epochs)[pool]
-        else:
-            x = d.need("p_true", self.name)[:epochs, pool].mean(0)
+        else:  # p_y of this pool only (exp(-loss) over all of E x N per pool would repeat)
+            loss = d.need("loss", self.name)[:epochs, pool]
+            x = np.exp(-loss.astype(np.float64)).mean(0)
         return {"beta_x": x, "beta_weight": ctx.scores[pool]}
 
 
