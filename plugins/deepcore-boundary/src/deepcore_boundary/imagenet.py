@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepcore_core import DeepcoreError, Progress
+from deepcore_core import DeepcoreError, Progress, distributed
 
 WEIGHTS_NAME = "resnet18-f37072fd.pth"
 
@@ -41,14 +41,16 @@ def resnet18_features(
     model.fc = torch.nn.Identity()
     dev = torch.device(device)
     model = model.to(dev).eval()
-    out = np.empty((n, 512), dtype=np.float32)
-    with torch.no_grad(), Progress(-(-n // batch_size), "cal: ResNet-18 features") as bar:
-        for x, _, idx in source.batches(torch.arange(n), batch_size, device=dev):
+    rows = distributed.shard(n)  # under torchrun each rank embeds its share
+    out = np.empty((rows.stop - rows.start, 512), dtype=np.float32)
+    order = torch.arange(rows.start, rows.stop)
+    with torch.no_grad(), Progress(-(-len(order) // batch_size), "cal: ResNet-18 features") as bar:
+        for x, _, idx in source.batches(order, batch_size, device=dev):
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)
             x = torch.nn.functional.interpolate(
                 x, size=(image_size, image_size), mode="bilinear", align_corners=False
             )
-            out[idx.numpy()] = model(x).float().cpu().numpy()
+            out[idx.numpy() - rows.start] = model(x).float().cpu().numpy()
             bar.update(1)
-    return out
+    return distributed.gather_rows(out, n)
