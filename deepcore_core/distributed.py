@@ -8,6 +8,7 @@ Rank 0 writes every file; the others compute their share and take rank 0's resul
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from typing import Any
@@ -96,10 +97,18 @@ def failure(exc: BaseException) -> str:
 
 
 def stop() -> None:
-    """Leave the process group, if joined."""
+    """Leave the process group, if joined: wait for the other ranks (at most a minute, so a
+    rank whose peers died does not hang), then tear it down."""
+    if not launched():
+        return
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        with contextlib.suppress(Exception):  # a peer is gone: nothing left to wait for
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+            else:
+                dist.barrier()
         dist.destroy_process_group()
 
 

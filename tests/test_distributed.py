@@ -23,7 +23,8 @@ pytestmark = [
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("DEEPCORE_")}  # every plugin
 ENV.update({"OMP_NUM_THREADS": "1", "DEEPCORE_PROGRESS": "0"})
-COMMON = ["--dataset", "digits", "--selection-epochs", "3", "--device", "cpu"]
+# one thread everywhere: float reductions (and so near-ties) do not depend on thread counts
+COMMON = ["--dataset", "digits", "--selection-epochs", "3", "--device", "cpu", "--threads", "1"]
 
 
 def one(*args: str) -> subprocess.CompletedProcess[str]:

@@ -134,9 +134,11 @@ def test_kill_9_of_benchmark_jobs_2_leaves_no_orphan_workers(tmp_path):
 
 def test_ctrl_c_stops_everything_and_leaves_a_resumable_state(tmp_path):
     out = tmp_path / "bench"
-    p = start(tmp_path, out, "--jobs", "2", command="benchmark")
+    longer = ("--epochs", "30")  # runs still in flight a second after the workers start
+    p = start(tmp_path, out, "--jobs", "2", *longer, command="benchmark")
     workers = wait_for_workers(p)
     time.sleep(1.0)
+    assert p.poll() is None, "the benchmark ended before Ctrl-C could interrupt it"
     p.send_signal(signal.SIGINT)
     p.wait(timeout=30)
     assert p.returncode != 0
@@ -145,8 +147,8 @@ def test_ctrl_c_stops_everything_and_leaves_a_resumable_state(tmp_path):
     while time.time() < deadline and any(alive(w) for w in workers):
         time.sleep(0.2)
     assert not [w for w in workers if alive(w)], "workers outlived Ctrl-C"
-    finish(tmp_path, out, "--jobs", "2", command="benchmark")
+    finish(tmp_path, out, "--jobs", "2", *longer, command="benchmark")
     clean = tmp_path / "clean"
-    finish(tmp_path, clean)
+    finish(tmp_path, clean, "--jobs", "2", *longer, command="benchmark")  # same threads
     assert rows(out) == rows(clean)
     assert leftovers(out) == []

@@ -28,6 +28,9 @@ def test_default_shares_the_available_cpus(monkeypatch):
     assert devices.default_threads() == 8
     assert devices.default_threads(jobs=3) == 2
     assert devices.default_threads(jobs=16) == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four torchrun processes on this machine
+    assert devices.default_threads() == 2
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
     assert devices.use_threads(0, jobs=4) == 2 and torch.get_num_threads() == 2
     assert devices.use_threads(1) == 1 and torch.get_num_threads() == 1
     from threadpoolctl import threadpool_info

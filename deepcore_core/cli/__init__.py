@@ -122,4 +122,9 @@ def main() -> None:
     except DeepcoreError as exc:  # a broken plugin under DEEPCORE_STRICT_PLUGINS=1
         typer.echo(f"Error: {exc}", err=True)
         sys.exit(2)
-    app()
+    try:
+        app()
+    finally:
+        from deepcore_core import distributed
+
+        distributed.stop()  # under torchrun: leave the group before the process ends

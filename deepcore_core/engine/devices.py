@@ -46,9 +46,11 @@ def available_cpus() -> int:
 
 
 def default_threads(jobs: int = 1) -> int:
-    """Threads per process when ``jobs`` processes share the CPUs: never more threads than
-    CPUs in all (more threads than cores make small-network work many times slower)."""
-    return max(1, available_cpus() // max(1, jobs))
+    """Threads per process when ``jobs`` processes share the CPUs (and, under torchrun, the
+    processes of this machine, ``LOCAL_WORLD_SIZE``): never more threads than CPUs in all
+    (more threads than cores make small-network work many times slower)."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(1, available_cpus() // max(1, jobs * local))
 
 
 def use_threads(threads: int, jobs: int = 1) -> int:
