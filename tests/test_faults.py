@@ -29,6 +29,12 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def interruptible() -> None:
+    """In the child before exec: Ctrl-C's default action, as in a terminal's foreground job
+    (a test run started in the background inherits SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(tmp_path: Path, out: Path, *extra: str, command: str = "run") -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "deepcore_core", command, *GRID, *extra, "--output", str(out)],
@@ -36,6 +42,7 @@ def start(tmp_path: Path, out: Path, *extra: str, command: str = "run") -> subpr
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
 
 
