@@ -15,9 +15,13 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(device: str) -> torch.device:
-    """Map ``auto|cpu|cuda`` (or ``cuda:N``) to a torch device; a clear error without a GPU."""
+    """Map ``auto|cpu|cuda`` (or ``cuda:N``) to a torch device; a clear error without a GPU.
+
+    Under torchrun, ``cuda`` is the GPU of this process's ``LOCAL_RANK``."""
+    from deepcore_core import distributed
+
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         return torch.device("cpu")
     if device == "cuda" or device.startswith("cuda:"):
@@ -26,6 +30,13 @@ def resolve_device(device: str) -> torch.device:
                 f"device '{device}' was asked for but no CUDA GPU is available; "
                 "use --device cpu or auto"
             )
+        if distributed.launched():
+            if device != "cuda":
+                raise DeepcoreError(
+                    f"device '{device}': under torchrun each process uses the GPU of its "
+                    "LOCAL_RANK; use --device cuda"
+                )
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         return torch.device(device)
     raise DeepcoreError(f"device must be one of auto, cpu, cuda, got '{device}'")
 
