@@ -204,9 +204,9 @@ _DOC = re.compile(r"#:\s*(.+)$")
 
 
 def _field_comments(cls: type) -> dict[str, str]:
-    """``#:`` comments after fields, from the class and its bases (Sphinx's convention).
-
-    The comment may close a field declared over several lines (``)  #: doc``).
+    """``#:`` comments of fields, from the class and its bases (Sphinx's convention): after
+    the field on its line, on the line that closes a field declared over several lines
+    (``)  #: doc``), or on comment lines just before the field.
     """
     out: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
@@ -215,11 +215,18 @@ def _field_comments(cls: type) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         name = None
+        before: list[str] = []  # #: lines waiting for the field they precede
         for line in source.splitlines():
+            doc = _DOC.search(line)
+            if line.strip().startswith("#:") and doc:
+                before.append(doc.group(1).strip())
+                continue
             field = _FIELD.match(line)
             if field:
                 name = field.group(1)
-            doc = _DOC.search(line)
+                if before:
+                    out[name] = " ".join(before)
+            before = []
             if doc and name:
                 out[name] = doc.group(1).strip()
     return out

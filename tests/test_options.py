@@ -79,6 +79,12 @@ class _Documented:
     keep: Literal["hardest", "easiest"] = "hardest"  #: which end of the ranking to keep
     k: int = dataclasses.field(default=3, metadata={"help": "neighbours"})
     plain: float | None = None
+    #: documented on the lines
+    #: before it
+    above: int = 1
+    after: int = 2  #: its own, not the next field's
+    #: the next field's
+    last: str = "x"
 
 
 def test_option_table_has_type_default_and_doc():
@@ -93,3 +99,6 @@ def test_option_table_has_type_default_and_doc():
     }
     assert rows["k"]["doc"] == "neighbours" and rows["k"]["type"] == "int"
     assert rows["plain"]["type"] == "float | None" and rows["plain"]["doc"] == ""
+    assert rows["above"]["doc"] == "documented on the lines before it"
+    assert rows["after"]["doc"] == "its own, not the next field's"
+    assert rows["last"]["doc"] == "the next field's"
