@@ -11,6 +11,7 @@ found there replace their default-variant rows, so the claims are also judged un
 original code's rules.
 
 Usage: python benchmarks/paper_claims.py runs/fashion-mnist-bn [--original FOLDER]
+       [--seeds 0,1]
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ UNCERTAINTY = ("least-confidence", "entropy", "margin")
 ON_PAR = 1.0  # points: "on a par with random" means within this of uniform
 
 
-def load(folder: Path) -> dict[tuple[str, float], list[float]]:
-    """(method, fraction) -> test accuracies (%) of the runs that did not diverge."""
+def load(folder: Path, seeds: set[int] | None = None) -> dict[tuple[str, float], list[float]]:
+    """(method, fraction) -> test accuracies (%) of the runs that did not diverge (of the
+    given ``seeds`` only, when given)."""
     acc: dict[tuple[str, float], list[float]] = defaultdict(list)
     path = folder / "results.jsonl" if folder.is_dir() else folder
     for line in path.read_text().splitlines():
         if line.strip():
             r = RunRecord(**json.loads(line))
-            if not r.diverged:
+            if not r.diverged and (seeds is None or r.key["seed"] in seeds):
                 acc[(r.key["method"], float(r.key["fraction"]))].append(100 * r.accuracy)
     return acc
 
@@ -151,11 +153,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", type=Path)
     ap.add_argument("--original", type=Path, help="results of the same grid, --variant original")
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: all)")
     args = ap.parse_args()
-    default = load(args.results)
+    seeds = {int(x) for x in args.seeds.split(",")} if args.seeds else None
+    default = load(args.results, seeds)
     variants = {"default rules": default}
     if args.original:
-        orig = load(args.original)
+        orig = load(args.original, seeds)
         methods = {m for m, _ in orig} - {"uniform", "full"}
         merged = {k: v for k, v in default.items() if k[0] not in methods}
         merged.update({k: v for k, v in orig.items() if k[0] in methods})

@@ -3,7 +3,7 @@ fraction, the gap to ``uniform`` in parentheses, the best per column in bold, me
 order of their mean gap, and how many seeds each cell has when they differ.
 
 Usage: python benchmarks/results_table.py runs/fashion-mnist-bn [--methods a,b,...]
-       [--fractions 0.005,0.01,...] [--std]
+       [--fractions 0.005,0.01,...] [--std] [--seeds 0,1]
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ def main() -> None:
     ap.add_argument("--methods", default=None, help="comma-separated (default: all)")
     ap.add_argument("--fractions", default=None, help="comma-separated (default: all)")
     ap.add_argument("--std", action="store_true", help="add the standard deviation over seeds")
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: all)")
     args = ap.parse_args()
-    acc = load(args.results)
+    acc = load(args.results, {int(x) for x in args.seeds.split(",")} if args.seeds else None)
     fractions = sorted(
         {f for _, f in acc if f < 1.0}
         if args.fractions is None
