@@ -214,23 +214,30 @@ def test_dynamics_without_the_newer_arrays_say_what_is_missing(tmp_path):
         back.need("change", "tdds")
 
 
-def test_resume_of_a_selection_model_keeps_its_dynamics(digits, tmp_path, monkeypatch):
+@pytest.mark.parametrize("running", [None, "running"], ids=["full", "running"])
+def test_resume_of_a_selection_model_keeps_its_dynamics(digits, tmp_path, monkeypatch, running):
     import deepcore_core.engine.training as training
+    from deepcore_core import DeepcoreError, RunningSpec
 
     monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)
-    cfg = TrainConfig(epochs=3, seed=0, augment=False)
-    ref = train_model(lenet(digits), digits.train, cfg, CPU, record_dynamics=True).dynamics
+    cfg = TrainConfig(epochs=4, seed=0, augment=False)
+    kw = {"record_dynamics": True, "running": RunningSpec(window=2, horizon=3) if running else None}
+    ref = train_model(lenet(digits), digits.train, cfg, CPU, **kw).dynamics
 
-    def die_after_one(epoch, metrics):
-        if epoch == 1:
+    def die_after_two(epoch, metrics):
+        if epoch == 2:
             raise KeyboardInterrupt
 
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(KeyboardInterrupt):
         train_model(
-            lenet(digits), digits.train, cfg, CPU, record_dynamics=True, checkpoint=ckpt,
-            callbacks=[die_after_one],
-        )  # fmt: skip
-    res = train_model(lenet(digits), digits.train, cfg, CPU, record_dynamics=True, checkpoint=ckpt)
+            lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt, callbacks=[die_after_two], **kw
+        )
+    res = train_model(lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt, **kw).dynamics
+    assert ref is not None and res is not None and type(res) is type(ref)
     for name, value in ref.arrays().items():
-        np.testing.assert_allclose(getattr(res.dynamics, name), value, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(res.arrays()[name], value, rtol=1e-5, atol=1e-6)
+    if running:  # a checkpoint of running statistics does not resume a full recording
+        with pytest.raises(DeepcoreError, match="other training dynamics"):
+            full = {"record_dynamics": True}
+            train_model(lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt, **full)

@@ -151,32 +151,6 @@ def test_training_records_running_statistics_equal_to_its_full_history(digits):
         np.testing.assert_allclose(getattr(run.dynamics, name), value, rtol=1e-5, atol=1e-6)
 
 
-def test_an_interrupted_run_resumes_its_running_statistics(digits, tmp_path, monkeypatch):
-    import deepcore_core.engine.training as training
-
-    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)
-    cfg = TrainConfig(epochs=4, seed=0, augment=False)
-    spec = RunningSpec(window=2, horizon=3)
-    kw = {"record_dynamics": True, "running": spec}
-    ref = train_model(lenet(digits), digits.train, cfg, CPU, **kw).dynamics
-
-    def die_after_two(epoch, metrics):
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    ckpt = tmp_path / "ckpt.pt"
-    with pytest.raises(KeyboardInterrupt):
-        train_model(
-            lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt, callbacks=[die_after_two], **kw
-        )
-    res = train_model(lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt, **kw).dynamics
-    assert isinstance(ref, RunningDynamics) and isinstance(res, RunningDynamics)
-    for name, value in ref.arrays().items():
-        np.testing.assert_allclose(res.arrays()[name], value, rtol=1e-5, atol=1e-6)
-    with pytest.raises(DeepcoreError, match="other training dynamics"):
-        train_model(lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt, record_dynamics=True)
-
-
 def test_settings_turn_running_statistics_on_and_into_the_keys():
     s = build(SelectSettings, {"dynamics": "running", "dynamics_options": {"window": 5}})
     assert s.pretrain_spec().running == RunningSpec(window=5)

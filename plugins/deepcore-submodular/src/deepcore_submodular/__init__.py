@@ -144,10 +144,16 @@ class _Submodular(Selector):
 
     def _value(self, ctx: SelectionContext) -> Callable[[np.ndarray, np.ndarray], float]:
         """f over a ground set (sorted dataset indices) of chosen ones: the sum of their
-        gains added in turn."""
+        gains added in turn. GreeDi scores every candidate set on one ground set, so its
+        kernel is built once."""
+        kernels: dict[bytes, Any] = {}
 
         def value(ground: np.ndarray, chosen: np.ndarray) -> float:
-            obj = self.objective(self.kernel(ctx, ground), len(chosen))
+            key = ground.tobytes()
+            if key not in kernels:
+                kernels.clear()  # one ground set at a time
+                kernels[key] = self.kernel(ctx, ground)
+            obj = self.objective(kernels[key], len(chosen))
             total = 0.0
             for e in np.searchsorted(ground, chosen):
                 total += float(obj.gains(np.array([e]))[0])
