@@ -92,6 +92,24 @@ def test_incremental_omp_equals_straightforward_resolve():
     np.testing.assert_allclose(w, ref_w, rtol=1e-6, atol=1e-9)
 
 
+def test_incremental_omp_equals_straightforward_resolve_through_active_set_steps():
+    # more picks than gradient dimensions: weights hit zero, so most steps go through the
+    # active-set solve with the inverse factor's Lagrange correction
+    from deepcore_gradient_matching import omp
+
+    p, y, h = outputs(n=300, seed=4)
+    g = GradEmbedding.from_outputs(p, y, h)
+    calls = []
+    real = omp.active_set_qp
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(omp, "active_set_qp", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+        sel, w, _ = omp_select(g.residual, g.features, 120, lam=0.3)
+    ref_sel, ref_w = omp_reference(g.materialize().astype(np.float64), 120, 0.3)
+    assert len(calls) > 50 and (w == 0).any()
+    assert sel.tolist() == ref_sel.tolist()
+    np.testing.assert_allclose(w, ref_w, rtol=1e-6, atol=1e-6)
+
+
 def test_lambda_changes_the_result():
     p, y, h = outputs(n=80, seed=3)
     kw = {"probs": p, "labels": y, "features": h, "budget": 10, "balance": False}
@@ -170,7 +188,7 @@ def test_active_set_with_a_known_factor_equals_fresh_solves():
         b = rng.normal(size=s) * 3  # many weights end at zero
         chol = np.linalg.cholesky(q)
         fresh = active_set_qp(q, b, np.zeros(s))
-        with_factor = active_set_qp(q, b, np.zeros(s), chol)
+        with_factor = active_set_qp(q, b, np.zeros(s), np.linalg.inv(chol))
         np.testing.assert_allclose(with_factor, fresh, atol=1e-9)
         # and both are the NNLS optimum of 0.5 w'qw - b'w (as least squares with q = L L')
         ref = nnls(chol.T, np.linalg.solve(chol, b))[0]
@@ -189,7 +207,7 @@ def test_passive_solve_by_lagrange_correction_equals_the_sub_solve():
     for out in (0, 1, 5, 8):  # atoms outside the passive set: the corrected path (<= s/8)
         passive = np.ones(s, dtype=bool)
         passive[rng.choice(s, out, replace=False)] = False
-        z = _passive_solve(q, b, passive, chol)
+        z = _passive_solve(q, b, passive, np.linalg.inv(chol))
         p = np.flatnonzero(passive)
         np.testing.assert_allclose(z[p], np.linalg.solve(q[np.ix_(p, p)], b[p]), rtol=1e-9)
         assert (z[~passive] == 0).all()

@@ -119,12 +119,12 @@ class GradMatch(Selector):
 
     Killamsetty et al., ICML 2021 (arXiv 2103.00123): minimise
     ||sum_{j in S} w_j g_j - sum_i g_i||^2 + lam ||w||^2 over w >= 0, picking the atom most
-    aligned with the residual each step and extending a Cholesky factor (no re-solve per
-    step). If OMP stops early (no positively aligned atom left, or the rest is in the span),
-    the budget is filled with the unpicked samples most aligned with the target gradient
-    (``fill=alignment``; or at random), and every weight is refit on the final support
-    (non-negative, from the OMP weights), so the match never gets worse with the budget; a
-    fill pick may get weight 0. Returns exactly the budget. Needs the gradient embedding.
+    aligned with the residual each step and extending the inverse of a Cholesky factor (no
+    re-solve per step). If OMP stops early (no positively aligned atom left, or the rest is in
+    the span), the budget is filled with the unpicked samples most aligned with the target
+    gradient (``fill=alignment``; or at random), and every weight is refit on the final
+    support (non-negative, from the OMP weights), so the match never gets worse with the
+    budget; a fill pick may get weight 0. Returns exactly the budget. Needs the gradient embedding.
     """
 
     name = "gradmatch"

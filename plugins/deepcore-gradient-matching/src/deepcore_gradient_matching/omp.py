@@ -2,17 +2,20 @@
 
 Atoms are the per-sample last-layer gradients g_i = [e_i ; vec(e_i h_i^T)], never formed:
 <g_i, r> for a residual r held as a C x (D+1) matrix R is rowsum((E R) * [1, H]), and the
-Gram entries are <e_i, e_j>(1 + <h_i, h_j>). Each step extends a Cholesky factor of
-K_SS + lam I by one row (O(|S|^2)), so no least-squares problem is solved from scratch.
-The O(n C D) correlation pass of each step runs in float64 on the given device; the small
-|S| x |S| algebra stays in NumPy.
+Gram entries are <e_i, e_j>(1 + <h_i, h_j>). Each step extends the inverse M = L^-1 of
+the Cholesky factor of K_SS + lam I by one row, so no least-squares problem is solved from
+scratch: the weights are M^T (M b), three matrix-vector products of O(|S|^2) per step on
+views of preallocated arrays (triangular solves on a growing factor copy it every call,
+which cost more than the solve). With lam > 0 the factor's condition number is at most
+sqrt((lam + ||K||) / lam), so M is as accurate as the solves. The O(n C D) correlation pass
+of each step runs in float64 on the given device; the |S| x |S| algebra stays in NumPy.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.linalg import cho_factor, cho_solve, solve_triangular
+from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import nnls
 
 
@@ -47,34 +50,42 @@ def omp_select(
         return (e_dev * (hb_dev @ torch.as_tensor(r, device=device).T)).sum(1).cpu().numpy()
 
     b_all = correlations(t)  # <g_i, target>
+    c1 = e.shape[1]
     sel: list[int] = []
-    chol = np.zeros((k, k))
+    minv = np.zeros((k, k))  # M = L^-1, filled one row per pick
     gram = np.zeros((k, k))  # K_SS + lam I, filled one row per pick
+    es = np.zeros((k, c1))  # the picked atoms' residuals and [1, h] rows, in pick order
+    hs = np.zeros((k, hb.shape[1]))
+    z = np.zeros(k)  # M b_S: grows by one entry per pick
     w = np.zeros(0)
     taken = np.zeros(n, dtype=bool)
     for s in range(k):
-        r = t - e[sel].T @ (w[:, None] * hb[sel]) if sel else t
+        r = t - es[:s].T @ (w[:, None] * hs[:s]) if s else t
         corr = correlations(r)
         corr[taken] = -np.inf
         j = int(np.argmax(corr))
         if not corr[j] > 1e-12 * max(1.0, abs(b_all).max()):
             break  # no atom is positively aligned with the residual any more
-        kj = (e[sel] @ e[j]) * (1.0 + hb[sel, 1:] @ hb[j, 1:]) if sel else np.zeros(0)
+        kj = (es[:s] @ e[j]) * (1.0 + hs[:s, 1:] @ hb[j, 1:])
         kjj = float(e[j] @ e[j]) * (1.0 + float(hb[j, 1:] @ hb[j, 1:])) + lam
-        if s:
-            row = solve_triangular(chol[:s, :s], kj, lower=True, check_finite=False)
-            d2 = kjj - row @ row
-        else:
-            row, d2 = np.zeros(0), kjj
+        row = minv[:s, :s] @ kj  # the new row of L: L_S row = kj
+        d2 = kjj - row @ row
         if d2 <= 1e-12 * kjj:
             break  # the new atom is (numerically) in the span of the picked ones
-        chol[s, :s] = row
-        chol[s, s] = np.sqrt(d2)
+        d = np.sqrt(d2)
+        minv[s, :s] = -(row @ minv[:s, :s]) / d  # [[L, 0], [row, d]]^-1's last row
+        minv[s, s] = 1.0 / d
         gram[s, :s] = gram[:s, s] = kj
         gram[s, s] = kjj
+        es[s], hs[s] = e[j], hb[j]
         sel.append(j)
         taken[j] = True
-        w = _weights(chol[: s + 1, : s + 1], gram[: s + 1, : s + 1], b_all[sel], np.append(w, 0.0))
+        z[s] = minv[s, : s + 1] @ b_all[sel]
+        m = minv[: s + 1, : s + 1]
+        w_new = m.T @ z[: s + 1]  # (K + lam I)^-1 b_S
+        if not (w_new >= 0).all():  # an active-set solve, from the previous step's weights
+            w_new = active_set_qp(gram[: s + 1, : s + 1], b_all[sel], np.append(w, 0.0), m)
+        w = w_new
     return np.array(sel, dtype=np.int64), w, len(sel)
 
 
@@ -97,38 +108,24 @@ def refit_weights(
     return active_set_qp(q, b, w0)
 
 
-def _weights(chol: np.ndarray, q: np.ndarray, b: np.ndarray, w_prev: np.ndarray) -> np.ndarray:
-    """argmin_{w >= 0} w^T Q w - 2 b^T w with Q = K + lam I = L L^T.
-
-    The unconstrained solution takes two triangular solves with the incremental factor; when
-    it has a negative entry, an active-set (Lawson-Hanson) solve starts from the previous
-    step's weights, which usually needs one or two small solves.
-    """
-    z = solve_triangular(chol, b, lower=True, check_finite=False)
-    w = solve_triangular(chol.T, z, lower=False, check_finite=False)
-    if (w >= 0).all():
-        return w
-    return active_set_qp(q, b, w_prev, chol)
-
-
 def _passive_solve(
-    q: np.ndarray, b: np.ndarray, passive: np.ndarray, chol: np.ndarray | None
+    q: np.ndarray, b: np.ndarray, passive: np.ndarray, minv: np.ndarray | None
 ) -> np.ndarray:
     """z with z_p = q_pp^-1 b_p on the passive set p and 0 elsewhere.
 
-    With the Cholesky factor of the whole ``q`` and few atoms outside p, the answer comes
-    from it by a Lagrange correction (z = y + Y mu with y = q^-1 b, Y = q^-1 E_a, mu making
-    z_a = 0): O((|a| + 1) s^2) instead of a fresh O(|p|^3) factorisation.
+    With the inverse Cholesky factor M of the whole ``q`` (q^-1 = M^T M) and few atoms
+    outside p, the answer comes from it by a Lagrange correction (z = y + Y mu with
+    y = q^-1 b, Y = q^-1 E_a, mu making z_a = 0): O((|a| + 1) s^2) instead of a fresh
+    O(|p|^3) factorisation.
     """
     z = np.zeros_like(b)
     p = np.flatnonzero(passive)
     a = np.flatnonzero(~passive)
-    if chol is not None and a.size <= max(1, b.size // 8):
-        rhs = np.zeros((b.size, a.size + 1))
-        rhs[:, 0] = b
-        rhs[a, np.arange(1, a.size + 1)] = 1.0
-        half = solve_triangular(chol, rhs, lower=True, check_finite=False)
-        y = solve_triangular(chol.T, half, lower=False, check_finite=False)
+    if minv is not None and a.size <= max(1, b.size // 8):
+        half = np.empty((b.size, a.size + 1))
+        half[:, 0] = minv @ b
+        half[:, 1:] = minv[:, a]  # M E_a
+        y = minv.T @ half
         if a.size:
             mu = np.linalg.solve(y[a, 1:], -y[a, 0])
             y[:, 0] += y[:, 1:] @ mu
@@ -143,13 +140,14 @@ def active_set_qp(
     q: np.ndarray,
     b: np.ndarray,
     w0: np.ndarray,
-    chol: np.ndarray | None = None,
+    minv: np.ndarray | None = None,
     tol: float = 1e-10,
     max_iter: int = 10_000,
 ) -> np.ndarray:
     """Minimise 0.5 w^T q w - b^T w over w >= 0 (q positive definite) from a feasible ``w0``.
 
-    ``chol``: the lower Cholesky factor of ``q``, if known (it makes most solves cheaper).
+    ``minv``: the inverse of the lower Cholesky factor of ``q`` (``q^-1 = minv^T minv``), if
+    known (it makes most solves cheaper).
     """
     w = np.maximum(np.asarray(w0, dtype=np.float64), 0.0)
     passive = w > 0
@@ -161,7 +159,7 @@ def active_set_qp(
             break
         passive[np.flatnonzero(cand)[np.argmax(grad[cand])]] = True
         while True:
-            z = _passive_solve(q, b, passive, chol)
+            z = _passive_solve(q, b, passive, minv)
             p = np.flatnonzero(passive)
             if (z[p] > 0).all():
                 w = z
