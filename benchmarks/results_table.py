@@ -2,8 +2,12 @@
 fraction, the gap to ``uniform`` in parentheses, the best per column in bold, methods in
 order of their mean gap, and how many seeds each cell has when they differ.
 
+With ``--original DIR`` (the same grid under ``--variant original``): each method of that
+folder twice, its original-rules row above its default-rules row, both against the default
+folder's ``uniform`` at the same seeds (no bold).
+
 Usage: python benchmarks/results_table.py runs/fashion-mnist-bn [--methods a,b,...]
-       [--fractions 0.005,0.01,...] [--std] [--seeds 0,1]
+       [--fractions 0.005,0.01,...] [--std] [--seeds 0,1] [--original DIR]
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from pathlib import Path
 
 from paper_claims import load
 
+Acc = dict[tuple[str, float], list[float]]
+
 
 def main() -> None:
     """Print the table."""
@@ -23,44 +29,72 @@ def main() -> None:
     ap.add_argument("--fractions", default=None, help="comma-separated (default: all)")
     ap.add_argument("--std", action="store_true", help="add the standard deviation over seeds")
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: all)")
+    ap.add_argument("--original", type=Path, default=None, help="the original-rules results")
     args = ap.parse_args()
-    acc = load(args.results, {int(x) for x in args.seeds.split(",")} if args.seeds else None)
+    seeds = {int(x) for x in args.seeds.split(",")} if args.seeds else None
+    acc = load(args.results, seeds)
     fractions = sorted(
         {f for _, f in acc if f < 1.0}
         if args.fractions is None
         else {float(f) for f in args.fractions.split(",")}
     )
-    methods = sorted({m for m, _ in acc} - {"full", "uniform"})
-    if args.methods:
-        methods = [m for m in args.methods.split(",") if m != "uniform"]
     mean = {k: statistics.mean(v) for k, v in acc.items() if v}
     base = {f: mean.get(("uniform", f)) for f in fractions}
+    if args.original is not None:
+        orig = load(args.original, seeds)
+        methods = [m for m, _ in orig if m not in ("full", "uniform")]
+        if args.methods:
+            methods = [m for m in args.methods.split(",") if m in methods]
+        rows: list[tuple[str, Acc, str]] = [("uniform", acc, "uniform")]
+        for m in dict.fromkeys(methods):
+            rows += [(f"{m}, original rules", orig, m), (f"{m}, default rules", acc, m)]
+        print_table(rows, fractions, base, args.std, bold=False)
+        return
 
     def gap(m: str) -> float:
         gaps = [mean[(m, f)] - b for f, b in base.items() if (m, f) in mean and b is not None]
         return statistics.mean(gaps) if gaps else float("-inf")
 
-    rows = ["uniform", *sorted(methods, key=gap, reverse=True)]
-    best = {f: max((mean[(m, f)] for m in rows if (m, f) in mean), default=None) for f in fractions}
-    counts = {len(acc[k]) for k in acc if k[0] in rows and k[1] in fractions}
+    methods = sorted({m for m, _ in acc} - {"full", "uniform"})
+    if args.methods:
+        methods = [m for m in args.methods.split(",") if m != "uniform"]
+    order = ["uniform", *sorted(methods, key=gap, reverse=True)]
+    print_table([(m, acc, m) for m in order], fractions, base, args.std, bold=True)
+
+
+def print_table(
+    rows: list[tuple[str, Acc, str]],
+    fractions: list[float],
+    base: dict[float, float | None],
+    std: bool,
+    bold: bool,
+) -> None:
+    """One row per (label, accuracies, method); gaps to ``base`` in parentheses."""
+    mean = {}
+    for label, a, m in rows:
+        for f in fractions:
+            if a.get((m, f)):
+                mean[(label, f)] = statistics.mean(a[(m, f)])
+    best = {f: max((v for (_, g), v in mean.items() if g == f), default=None) for f in fractions}
+    counts = {len(a[(m, f)]) for _, a, m in rows for f in fractions if a.get((m, f))}
     print("| method | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |")
     print("|---" * (len(fractions) + 1) + "|")
-    for m in rows:
+    for label, a, m in rows:
         cells = []
         for f in fractions:
-            if (m, f) not in mean:
+            if (label, f) not in mean:
                 cells.append("-")
                 continue
-            v = mean[(m, f)]
+            v = mean[(label, f)]
             text = f"{v:.2f}"
-            if args.std and len(acc[(m, f)]) > 1:
-                text += f" ± {statistics.stdev(acc[(m, f)]):.2f}"
+            if std and len(a[(m, f)]) > 1:
+                text += f" ± {statistics.stdev(a[(m, f)]):.2f}"
             if m != "uniform" and base[f] is not None:
                 text += f" ({v - base[f]:+.2f})"
             if len(counts) > 1:
-                text += f" n={len(acc[(m, f)])}"
-            cells.append(f"**{text}**" if v == best[f] else text)
-        print(f"| {m} | " + " | ".join(cells) + " |")
+                text += f" n={len(a[(m, f)])}"
+            cells.append(f"**{text}**" if bold and v == best[f] else text)
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
