@@ -89,8 +89,9 @@ def print_table(
             text = f"{v:.2f}"
             if std and len(a[(m, f)]) > 1:
                 text += f" ± {statistics.stdev(a[(m, f)]):.2f}"
-            if m != "uniform" and base[f] is not None:
-                text += f" ({v - base[f]:+.2f})"
+            b = base[f]
+            if m != "uniform" and b is not None:
+                text += f" ({v - b:+.2f})"
             if len(counts) > 1:
                 text += f" n={len(a[(m, f)])}"
             cells.append(f"**{text}**" if bold and v == best[f] else text)
