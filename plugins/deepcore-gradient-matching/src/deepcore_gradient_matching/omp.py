@@ -84,7 +84,8 @@ def omp_select(
         m = minv[: s + 1, : s + 1]
         w_new = m.T @ z[: s + 1]  # (K + lam I)^-1 b_S
         if not (w_new >= 0).all():  # an active-set solve, from the previous step's weights
-            w_new = active_set_qp(gram[: s + 1, : s + 1], b_all[sel], np.append(w, 0.0), m)
+            q = gram[: s + 1, : s + 1]
+            w_new = active_set_qp(q, b_all[sel], np.append(w, 0.0), m, unconstrained=w_new)
         w = w_new
     return np.array(sel, dtype=np.int64), w, len(sel)
 
@@ -109,27 +110,28 @@ def refit_weights(
 
 
 def _passive_solve(
-    q: np.ndarray, b: np.ndarray, passive: np.ndarray, minv: np.ndarray | None
+    q: np.ndarray,
+    b: np.ndarray,
+    passive: np.ndarray,
+    minv: np.ndarray | None,
+    unconstrained: np.ndarray | None,
 ) -> np.ndarray:
     """z with z_p = q_pp^-1 b_p on the passive set p and 0 elsewhere.
 
     With the inverse Cholesky factor M of the whole ``q`` (q^-1 = M^T M) and few atoms
     outside p, the answer comes from it by a Lagrange correction (z = y + Y mu with
-    y = q^-1 b, Y = q^-1 E_a, mu making z_a = 0): O((|a| + 1) s^2) instead of a fresh
-    O(|p|^3) factorisation.
+    y = q^-1 b (``unconstrained``), Y = q^-1 E_a, mu making z_a = 0): O(|a| s^2) instead of
+    a fresh O(|p|^3) factorisation.
     """
     z = np.zeros_like(b)
     p = np.flatnonzero(passive)
     a = np.flatnonzero(~passive)
-    if minv is not None and a.size <= max(1, b.size // 8):
-        half = np.empty((b.size, a.size + 1))
-        half[:, 0] = minv @ b
-        half[:, 1:] = minv[:, a]  # M E_a
-        y = minv.T @ half
+    if minv is not None and unconstrained is not None and a.size <= max(1, b.size // 8):
+        y = unconstrained.copy()
         if a.size:
-            mu = np.linalg.solve(y[a, 1:], -y[a, 0])
-            y[:, 0] += y[:, 1:] @ mu
-        z[p] = y[p, 0]
+            big_y = minv.T @ minv[:, a]  # q^-1 E_a
+            y += big_y @ np.linalg.solve(big_y[a], -y[a])
+        z[p] = y[p]
         return z
     factor = cho_factor(q[np.ix_(p, p)], lower=True, check_finite=False)
     z[p] = cho_solve(factor, b[p], check_finite=False)
@@ -143,23 +145,26 @@ def active_set_qp(
     minv: np.ndarray | None = None,
     tol: float = 1e-10,
     max_iter: int = 10_000,
+    unconstrained: np.ndarray | None = None,
 ) -> np.ndarray:
     """Minimise 0.5 w^T q w - b^T w over w >= 0 (q positive definite) from a feasible ``w0``.
 
     ``minv``: the inverse of the lower Cholesky factor of ``q`` (``q^-1 = minv^T minv``), if
-    known (it makes most solves cheaper).
+    known (it makes most solves cheaper); ``unconstrained``: ``q^-1 b``, if known.
     """
+    if minv is not None and unconstrained is None:
+        unconstrained = minv.T @ (minv @ b)
     w = np.maximum(np.asarray(w0, dtype=np.float64), 0.0)
     passive = w > 0
     scale = max(1.0, float(np.abs(b).max()))
     for _ in range(max_iter):
-        grad = b - q @ w  # the negative gradient
-        cand = ~passive & (grad > tol * scale)
-        if not cand.any():
+        out = np.flatnonzero(~passive)  # only these can enter: their negative gradient
+        grad = b[out] - q[out] @ w
+        if not (grad > tol * scale).any():
             break
-        passive[np.flatnonzero(cand)[np.argmax(grad[cand])]] = True
+        passive[out[np.argmax(grad)]] = True
         while True:
-            z = _passive_solve(q, b, passive, minv)
+            z = _passive_solve(q, b, passive, minv, unconstrained)
             p = np.flatnonzero(passive)
             if (z[p] > 0).all():
                 w = z
