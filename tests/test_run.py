@@ -89,6 +89,48 @@ def test_run_cuda_without_gpu(cli, tmp_path):
     assert r.exit_code == 2 and "no CUDA GPU is available" in r.output
 
 
+def test_options_of_a_method_left_out_are_checked_not_refused(tmp_path):
+    """``--method`` may narrow a config whose ``method_options`` name other methods."""
+    import dataclasses
+
+    from deepcore_core import DeepcoreError, Need, PluginHost, ScoreSelector, hookimpl
+    from deepcore_core.experiment import Experiment, make_config
+
+    @dataclasses.dataclass(frozen=True)
+    class ConfidentOptions:
+        power: int = 1
+
+    class Confident(ScoreSelector):
+        """Most confident first (test method)."""
+
+        name = "confident"
+        needs = frozenset({Need.PROBABILITIES})
+        Options = ConfidentOptions
+
+        def compute_scores(self, ctx):
+            return ctx.probs.max(1)
+
+    class Reg:
+        @hookimpl
+        def register_selectors(self, register):
+            register(Confident)
+
+    host = PluginHost(load_entrypoints=False)
+    host.register(Reg(), "test-methods")
+
+    def experiment(options):
+        base = {"methods": ["uniform"], "seeds": [0], "output": str(tmp_path / "o")}
+        return Experiment(make_config({**base, "method_options": options}), host, log=print)
+
+    assert experiment({"confident": {"power": 2}}).methods == ("uniform",)
+    for options, message in [
+        ({"confidnt": {"power": 2}}, "method_options: unknown method 'confidnt'; did you mean"),
+        ({"confident": {"pwr": 2}}, "method_options: unknown option 'pwr' for method"),
+    ]:
+        with pytest.raises(DeepcoreError, match=message):
+            experiment(options)
+
+
 def test_run_unknown_config_key(cli, tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("datset: digits\n")

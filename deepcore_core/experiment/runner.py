@@ -55,9 +55,12 @@ class Experiment:
             host.create_sampler(config.sampler, config.sampler_options)  # validates
         elif config.sampler_options:
             raise DeepcoreError("sampler_options need a sampler: set sampler")
-        for m in config.method_options:
-            if m not in self.methods:
-                raise DeepcoreError(f"method_options given for '{m}', which is not run")
+        for m, opts in config.method_options.items():
+            if m not in self.methods:  # left out (``--method`` narrowed a config): still checked
+                try:
+                    host.create_selector(m, opts, config.variant)
+                except DeepcoreError as exc:
+                    raise DeepcoreError(f"method_options: {exc}") from None
         for net in (*config.targets(), config.selection_network):
             host.networks.get(net)
         self.data: DatasetSplits = host.datasets.load(str(config.dataset), config.data_root)
