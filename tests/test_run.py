@@ -93,8 +93,9 @@ def test_options_of_a_method_left_out_are_checked_not_refused(tmp_path):
     """``--method`` may narrow a config whose ``method_options`` name other methods."""
     import dataclasses
 
-    from deepcore_core import DeepcoreError, Need, PluginHost, ScoreSelector, hookimpl
+    from deepcore_core import DeepcoreError, Need, ScoreSelector
     from deepcore_core.experiment import Experiment, make_config
+    from deepcore_core.testing import host_with
 
     @dataclasses.dataclass(frozen=True)
     class ConfidentOptions:
@@ -110,13 +111,7 @@ def test_options_of_a_method_left_out_are_checked_not_refused(tmp_path):
         def compute_scores(self, ctx):
             return ctx.probs.max(1)
 
-    class Reg:
-        @hookimpl
-        def register_selectors(self, register):
-            register(Confident)
-
-    host = PluginHost(load_entrypoints=False)
-    host.register(Reg(), "test-methods")
+    host = host_with(Confident)
 
     def experiment(options):
         base = {"methods": ["uniform"], "seeds": [0], "output": str(tmp_path / "o")}
