@@ -188,7 +188,9 @@ def test_active_set_with_a_known_factor_equals_fresh_solves():
         b = rng.normal(size=s) * 3  # many weights end at zero
         chol = np.linalg.cholesky(q)
         fresh = active_set_qp(q, b, np.zeros(s))
-        with_factor = active_set_qp(q, b, np.zeros(s), np.linalg.inv(chol))
+        m = np.linalg.inv(chol)
+        columns = lambda a, m=m: m.T @ m[:, a]  # noqa: E731
+        with_factor = active_set_qp(q, b, np.zeros(s), columns, np.linalg.solve(q, b))
         np.testing.assert_allclose(with_factor, fresh, atol=1e-9)
         # and both are the NNLS optimum of 0.5 w'qw - b'w (as least squares with q = L L')
         ref = nnls(chol.T, np.linalg.solve(chol, b))[0]
@@ -203,13 +205,41 @@ def test_passive_solve_by_lagrange_correction_equals_the_sub_solve():
     a = rng.normal(size=(2 * s, s))
     q = a.T @ a + 0.5 * np.eye(s)
     b = rng.normal(size=s)
-    chol = np.linalg.cholesky(q)
     for out in (0, 1, 5, 8):  # atoms outside the passive set: the corrected path (<= s/8)
         passive = np.ones(s, dtype=bool)
         passive[rng.choice(s, out, replace=False)] = False
-        minv = np.linalg.inv(chol)
-        z = _passive_solve(q, b, passive, minv, np.linalg.solve(q, b))
+        qinv = np.linalg.inv(q)
+        z = _passive_solve(q, b, passive, lambda a, qinv=qinv: qinv[:, a], np.linalg.solve(q, b))
         p = np.flatnonzero(passive)
         np.testing.assert_allclose(z[p], np.linalg.solve(q[np.ix_(p, p)], b[p]), rtol=1e-9)
         assert (z[~passive] == 0).all()
         np.testing.assert_allclose(z, _passive_solve(q, b, passive, None, None), atol=1e-10)
+
+
+def test_inverse_factor_grows_to_the_inverse_and_keeps_cached_columns_exact():
+    from deepcore_gradient_matching.omp import InverseFactor
+
+    rng = np.random.default_rng(7)
+    s = 30
+    a = rng.normal(size=(2 * s, s))
+    q = a.T @ a + 0.1 * np.eye(s)
+    f = InverseFactor(s + 1)
+    for i in range(s):
+        u, d2 = f.grow(q[:i, i], q[i, i])
+        np.testing.assert_allclose(u, np.linalg.solve(q[:i, :i], q[:i, i]) if i else u)
+        np.testing.assert_allclose(d2, q[i, i] - q[:i, i] @ u)
+        if i == 10:  # cached now, then extended by every later growth step
+            f.columns(np.array([2, 7]))
+    inv = np.linalg.inv(q)
+    np.testing.assert_allclose(f.columns(np.array([2, 7, 29])), inv[:, [2, 7, 29]], atol=1e-9)
+    assert set(f.cached) == {2, 7, 29}
+    f.keep_cached(np.array([7]))
+    assert set(f.cached) == {7}
+    m = np.zeros((s, s))
+    for j in range(s):  # unpack: row j of M at j(j+1)/2
+        m[j, : j + 1] = f.packed[j * (j + 1) // 2 : (j + 1) * (j + 2) // 2]
+    np.testing.assert_allclose(m.T @ m, inv, atol=1e-9)
+    x = rng.normal(size=s)
+    np.testing.assert_allclose(f.times(x), m @ x)
+    np.testing.assert_allclose(f.transpose_times(x), m.T @ x)
+    assert f.grow(q[:, 0], q[0, 0]) is None  # a copy of atom 0 is in the span
