@@ -29,6 +29,7 @@ from deepcore_core.errors import TrainingDiverged
 from deepcore_core.experiment import Experiment, make_config
 from deepcore_core.plugins import PluginHost
 from deepcore_core.selection import Selection
+from deepcore_core.settings import ExperimentConfig, resolve_paths
 
 
 def load_selection(out: Path, method: str, fraction: float, seed: int) -> Selection:
@@ -57,10 +58,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    values = load_yaml(args.config)
-    for key in ("output", "data_root"):  # relative to the YAML file, as the CLI reads them
-        if key in values and not Path(values[key]).is_absolute():
-            values[key] = str(Path(args.config).parent / values[key])
+    values = resolve_paths(ExperimentConfig, load_yaml(args.config), Path(args.config).parent)
     cfg = make_config(values)
     exp = Experiment(cfg, PluginHost(), log=lambda m: None)
     network = cfg.networks[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -368,6 +369,20 @@ def canonical(cls: type, values: Mapping[str, Any], source: str) -> dict[str, An
                 f"unknown key '{raw}' in {source}{hint} (valid keys: {', '.join(sorted(known))})"
             )
         out[key] = value
+    return out
+
+
+def resolve_paths(cls: type, values: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """``values`` with each relative path setting of ``cls`` resolved against ``folder``.
+
+    What a YAML file's relative paths mean: relative to the file's folder, not the caller's.
+    """
+    known = fields(cls)
+    out = dict(values)
+    for key, v in values.items():
+        meta = known[key].metadata if key in known else {}
+        if meta.get("path") and isinstance(v, str) and not os.path.isabs(v):
+            out[key] = os.path.normpath(folder / Path(v).expanduser())
     return out
 
 

@@ -112,6 +112,16 @@ def test_relative_yaml_paths_resolve_against_the_file(cli, arrays, tmp_path_fact
     assert r.exit_code == 0 and (elsewhere / "here.npz").is_file()
 
 
+def test_resolve_paths_touches_only_relative_path_settings(tmp_path):
+    from deepcore_core.settings import ExperimentConfig, resolve_paths
+
+    values = {"output": "../runs/x", "data_root": "/abs/data", "dataset": "a/b", "lr": 0.1}
+    out = resolve_paths(ExperimentConfig, values, tmp_path / "cfg")
+    assert out["output"] == str(tmp_path / "runs" / "x")
+    assert out["data_root"] == "/abs/data" and out["dataset"] == "a/b" and out["lr"] == 0.1
+    assert values["output"] == "../runs/x"  # the input is not changed
+
+
 def test_unknown_yaml_key_has_a_suggestion(cli, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("method: uniform\nfracton: 0.1\n")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import os
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from deepcore_core import distributed
 from deepcore_core.cli.common import fail
 from deepcore_core.config import load_yaml
 from deepcore_core.errors import DeepcoreError
-from deepcore_core.settings import build, canonical, fields
+from deepcore_core.settings import build, canonical, fields, resolve_paths
 
 CONFIG_EXTRA = "deepcore.config_extra"
 
@@ -74,10 +73,8 @@ def _config_callback(cls: type) -> Callable[[typer.Context, Any, Path | None], P
             raise fail(str(exc)) from None
         known = fields(cls)
         extra = {k: data.pop(k) for k in list(data) if not known[k].metadata.get("cli", True)}
+        data = resolve_paths(cls, data, value.parent)
         for key, v in data.items():
-            meta = known[key].metadata
-            if meta.get("path") and isinstance(v, str) and not os.path.isabs(v):
-                data[key] = os.path.normpath(value.parent / Path(v).expanduser())
             if get_origin(typing.get_type_hints(cls)[key]) is tuple and not isinstance(v, list):
                 data[key] = [v]
         ctx.default_map = {**(ctx.default_map or {}), **data}
