@@ -83,9 +83,9 @@ ORIGINAL = {
 
 def child(args: argparse.Namespace) -> None:
     """In a fresh interpreter: one selection, timed by stage; prints one JSON line."""
-    import torch
+    from deepcore_core.engine.devices import use_threads
 
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)  # torch's and the BLAS pools' threads, as the CLI sets them
     from deepcore_core.api import run_selection
     from deepcore_core.cli.select import dataset_context
     from deepcore_core.plugins import get_host

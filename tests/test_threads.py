@@ -14,10 +14,11 @@ from deepcore_core.testing import synthetic_inputs
 
 
 @pytest.fixture(autouse=True)
-def keep_threads():
+def keep_threads(monkeypatch):
     from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "")  # restored afterwards (use_threads sets it)
     with threadpool_limits(None):  # restores the BLAS pools' threads afterwards
         yield
     torch.set_num_threads(before)
@@ -38,6 +39,31 @@ def test_default_shares_the_available_cpus(monkeypatch):
     assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
     with pytest.raises(DeepcoreError, match="threads must be >= 0"):
         devices.use_threads(-1)
+
+
+def test_blas_loaded_later_gets_the_thread_count_and_serial_blas_limits_it():
+    import subprocess
+    import sys
+
+    # scipy's OpenBLAS loads on its first import: after use_threads, it must still get 1
+    code = (
+        "from deepcore_core.engine.devices import use_threads, serial_blas; use_threads(1); "
+        "import scipy.linalg.blas; from threadpoolctl import threadpool_info as i; "
+        "print(sorted({p['num_threads'] for p in i() if p['user_api'] == 'blas'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[1]"
+    from threadpoolctl import threadpool_info
+
+    def blas() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    devices.use_threads(2)
+    outside = blas()
+    with devices.serial_blas():
+        assert blas() == {1} and torch.get_num_threads() == 2  # torch keeps its threads
+    assert blas() == outside
 
 
 def test_available_cpus_is_at_most_the_affinity():

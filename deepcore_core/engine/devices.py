@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +75,26 @@ def use_threads(threads: int, jobs: int = 1) -> int:
 
     n = threads or default_threads(jobs)
     torch.set_num_threads(n)
-    threadpool_limits(n, user_api="blas")  # numpy's and scipy's BLAS, too
+    # the pools loaded now (numpy's); a BLAS loaded later (scipy's, on its first import)
+    # reads its thread count from the environment when it loads
+    threadpool_limits(n, user_api="blas")
+    os.environ["OPENBLAS_NUM_THREADS"] = str(n)
     return n
+
+
+@contextlib.contextmanager
+def serial_blas() -> Iterator[None]:
+    """Run numpy's and scipy's BLAS on one thread inside the block (torch keeps its threads).
+
+    For loops that alternate torch's work with small BLAS calls: two thread pools taking
+    turns on the same cores make each call wait for the other pool's spinning workers (on
+    two cores, a GradMatch step took 10x longer with both pools at two threads than with
+    one). Call it after the BLAS library is loaded (imported), which it limits.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield
 
 
 def seed_everything(seed: int) -> torch.Generator:

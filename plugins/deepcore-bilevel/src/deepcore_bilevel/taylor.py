@@ -60,7 +60,8 @@ class TaylorState:
         A step -eta * g_i lowers the validation loss by eta * gain_i to first order, i.e.
         raises the validation log-likelihood by that much.
         """
-        return ((self.e @ self.val_gradient()) * self.hb).sum(1).cpu().numpy()
+        # e_i^T (G [1, h_i]): the N x C product, not the N x (D+1) one (a tenth of the traffic)
+        return ((self.hb @ self.val_gradient().T) * self.e).sum(1).cpu().numpy()
 
     def add(self, picks: np.ndarray) -> None:
         """Take picks into the step."""
@@ -78,7 +79,12 @@ def glister_greedy(state: TaylorState, candidates: np.ndarray, k: int, per_step:
         g = state.gains()
         pos = np.flatnonzero(free)
         m = min(per_step, k - len(picks))
-        best = pos[np.lexsort((pos, -g[pos]))[:m]]  # highest gain, ties to the lower index
+        masked = np.where(free, g, -np.inf)
+        top = int(np.argmax(masked))  # the first maximum: the lower index
+        if m == 1 and free[top] and not np.isnan(masked).any():
+            best = np.array([top])
+        else:
+            best = pos[np.lexsort((pos, -g[pos]))[:m]]  # highest gain, ties to the lower index
         picks += best.tolist()
         free[best] = False
         state.add(best)

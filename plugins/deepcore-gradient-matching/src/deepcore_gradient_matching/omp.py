@@ -22,6 +22,8 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.linalg.blas import dtpmv as tpmv
 from scipy.optimize import nnls
 
+from deepcore_core.engine.devices import serial_blas
+
 
 def _hb(h: np.ndarray) -> np.ndarray:
     return np.concatenate([np.ones((h.shape[0], 1)), h], axis=1)
@@ -131,32 +133,33 @@ def omp_select(
     y = np.zeros(0)  # the unconstrained solution (K_SS + lam I)^-1 b_S
     w = np.zeros(0)
     taken = np.zeros(n, dtype=bool)
-    for s in range(k):
-        r = t - es[:s].T @ (w[:, None] * hs[:s]) if s else t
-        corr = correlations(r)
-        corr[taken] = -np.inf
-        j = int(np.argmax(corr))
-        if not corr[j] > 1e-12 * max(1.0, abs(b_all).max()):
-            break  # no atom is positively aligned with the residual any more
-        kj = (es[:s] @ e[j]) * (1.0 + hs[:s, 1:] @ hb[j, 1:])
-        kjj = float(e[j] @ e[j]) * (1.0 + float(hb[j, 1:] @ hb[j, 1:])) + lam
-        grown = factor.grow(kj, kjj)
-        if grown is None:
-            break  # the new atom is (numerically) in the span of the picked ones
-        u, d2 = grown
-        gamma = (b_all[j] - u @ b_all[sel]) / d2  # block inverse of [[K, kj], [kj', kjj]]
-        y = np.append(y - gamma * u, gamma)
-        gram[s, :s] = gram[:s, s] = kj
-        gram[s, s] = kjj
-        es[s], hs[s] = e[j], hb[j]
-        sel.append(j)
-        taken[j] = True
-        if (y >= 0).all():
-            w = y
-        else:  # an active-set solve, from the previous step's weights
-            q = gram[: s + 1, : s + 1]
-            w = active_set_qp(q, b_all[sel], np.append(w, 0.0), factor.columns, y)
-            factor.keep_cached(np.flatnonzero(w == 0))
+    with serial_blas():  # torch's threads for the correlations, the small algebra serial
+        for s in range(k):
+            r = t - es[:s].T @ (w[:, None] * hs[:s]) if s else t
+            corr = correlations(r)
+            corr[taken] = -np.inf
+            j = int(np.argmax(corr))
+            if not corr[j] > 1e-12 * max(1.0, abs(b_all).max()):
+                break  # no atom is positively aligned with the residual any more
+            kj = (es[:s] @ e[j]) * (1.0 + hs[:s, 1:] @ hb[j, 1:])
+            kjj = float(e[j] @ e[j]) * (1.0 + float(hb[j, 1:] @ hb[j, 1:])) + lam
+            grown = factor.grow(kj, kjj)
+            if grown is None:
+                break  # the new atom is (numerically) in the span of the picked ones
+            u, d2 = grown
+            gamma = (b_all[j] - u @ b_all[sel]) / d2  # block inverse of [[K, kj], [kj', kjj]]
+            y = np.append(y - gamma * u, gamma)
+            gram[s, :s] = gram[:s, s] = kj
+            gram[s, s] = kjj
+            es[s], hs[s] = e[j], hb[j]
+            sel.append(j)
+            taken[j] = True
+            if (y >= 0).all():
+                w = y
+            else:  # an active-set solve, from the previous step's weights
+                q = gram[: s + 1, : s + 1]
+                w = active_set_qp(q, b_all[sel], np.append(w, 0.0), factor.columns, y)
+                factor.keep_cached(np.flatnonzero(w == 0))
     return np.array(sel, dtype=np.int64), w, len(sel)
 
 
