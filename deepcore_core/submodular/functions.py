@@ -71,6 +71,9 @@ class FacilityLocation:
             self.k = _tensor(kernel)
             self.curmax = torch.zeros(self.n, dtype=self.k.dtype, device=self.k.device)
             self.g = _column_sums(self.k, lambda b: b.clamp(min=0.0))  # nothing covered yet
+            step = min(self.n, _rows_per_block(self.n))
+            self.block32 = torch.empty((step, self.n), dtype=self.k.dtype, device=self.k.device)
+            self.block64 = torch.empty((step, self.n), dtype=torch.float64, device=self.k.device)
 
     def gain_vector(self) -> torch.Tensor:
         """Every element's gain (dense kernels: kept up to date)."""
@@ -101,10 +104,14 @@ class FacilityLocation:
             step = _rows_per_block(self.n)
             for lo in range(0, changed.numel(), step):
                 # changed row i lowers the gain of e by clamp(s_ie, old_i, new_i) - old_i:
-                # the clamp only selects float32 values, the sums are float64
+                # the clamp only selects float32 values, the sums are float64; the blocks
+                # live in two buffers kept between picks (no fresh pages per block)
+                rows = changed[lo : lo + step]
                 floor, ceil = old[lo : lo + step, None], new[lo : lo + step, None]
-                s = torch.clamp(self.k[changed[lo : lo + step]], min=floor, max=ceil)
-                self.g -= s.to(torch.float64).sum(0) - floor.to(torch.float64).sum()
+                s = torch.index_select(self.k, 0, rows, out=self.block32[: rows.numel()])
+                torch.clamp(s, min=floor, max=ceil, out=s)
+                s64 = self.block64[: rows.numel()].copy_(s)
+                self.g -= s64.sum(0) - floor.to(torch.float64).sum()
             self.curmax[changed] = new
             return
         lo, hi = self.k.indptr[e], self.k.indptr[e + 1]
