@@ -28,6 +28,7 @@ from deepcore_core.user_inputs import DataOptions, embed, train
 
 if TYPE_CHECKING:
     from deepcore_core.engine.config import PretrainSpec, TrainConfig
+    from deepcore_core.engine.devices import serial_blas
     from deepcore_core.neighbors import blockwise_topk, knn
     from deepcore_core.progress import Progress
     from deepcore_core.submodular import (
@@ -51,6 +52,7 @@ _LAZY = {
     "PretrainSpec": "deepcore_core.engine.config",
     "TrainConfig": "deepcore_core.engine.config",
     "Progress": "deepcore_core.progress",
+    "serial_blas": "deepcore_core.engine.devices",
 }
 
 
@@ -102,6 +104,7 @@ __all__ = [
     "plan_pools",
     "scores",
     "select",
+    "serial_blas",
     "softmax",
     "top_k",
     "total_budget",

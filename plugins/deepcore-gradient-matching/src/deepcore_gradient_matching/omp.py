@@ -22,7 +22,7 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.linalg.blas import dtpmv as tpmv
 from scipy.optimize import nnls
 
-from deepcore_core.engine.devices import serial_blas
+from deepcore_core import serial_blas
 
 
 def _hb(h: np.ndarray) -> np.ndarray:
