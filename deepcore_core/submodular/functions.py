@@ -101,7 +101,7 @@ class FacilityLocation:
             row = self.k[e]
             changed = torch.nonzero(row > self.curmax).flatten()
             old, new = self.curmax[changed], row[changed]
-            step = _rows_per_block(self.n)
+            step = self.block32.shape[0]  # at most n rows: the same blocks as before
             for lo in range(0, changed.numel(), step):
                 # changed row i lowers the gain of e by clamp(s_ie, old_i, new_i) - old_i:
                 # the clamp only selects float32 values, the sums are float64; the blocks
