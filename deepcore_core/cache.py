@@ -60,12 +60,16 @@ class CacheEntry:
         path = self.folder / name
         if record is None:
             return f"{name} is not recorded"
-        if not path.is_file():
+        try:  # another process may replace the entry while it is read
+            size = path.stat().st_size
+            if size != record.get("size"):
+                return f"{name} has {size} bytes, not {record.get('size')}"
+            if sha256(path) != record.get("sha256"):
+                return f"{name} does not match its checksum"
+        except FileNotFoundError:
             return f"{name} is missing"
-        if path.stat().st_size != record.get("size"):
-            return f"{name} has {path.stat().st_size} bytes, not {record.get('size')}"
-        if sha256(path) != record.get("sha256"):
-            return f"{name} does not match its checksum"
+        except OSError as exc:
+            return f"{name} cannot be read ({exc.strerror or exc})"
         return None
 
     def usable(self, *names: str, what: str = "cache entry") -> bool:

@@ -118,3 +118,12 @@ def test_two_processes_filling_one_key_leave_a_valid_entry(tmp_path):
     assert entry.problem("model.pt") is None and entry.problem("dynamics.npz") is None
     leftovers = [p.name for p in entry.folder.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_an_entry_another_process_completed_first_is_kept(digits, tmp_path):
+    first = train(digits, tmp_path)
+    before = (first.folder / "model.pt").read_bytes()
+    other = HOST.networks.build("mlp", digits.channels, digits.num_classes, digits.image_size)
+    pretrain_mod._store(first.folder, first.folder.name, other, first.dynamics, {})
+    assert (first.folder / "model.pt").read_bytes() == before
+    assert [p.name for p in first.folder.parent.iterdir() if p.name.startswith(".")] == []

@@ -97,6 +97,29 @@ def test_checkpoint_resume_matches_uninterrupted(digits, tmp_path, monkeypatch):
         train_model(lenet(digits), digits.train, TrainConfig(epochs=5), CPU, checkpoint=ckpt)
 
 
+def test_a_checkpoint_removed_before_it_is_read_means_a_fresh_start(digits, tmp_path, monkeypatch):
+    """Another process filling the same cache entry removes its checkpoint when it is done."""
+    import deepcore_core.engine.training as training
+
+    ckpt = tmp_path / "ckpt.pt"
+    cfg = TrainConfig(epochs=2, seed=0)
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)
+    train_model(lenet(digits), digits.train, TrainConfig(epochs=1, seed=0), CPU, checkpoint=ckpt)
+    assert ckpt.is_file()
+    real_load = torch.load
+
+    def load_after_the_other_process_finished(path, *args, **kwargs):
+        ckpt.unlink(missing_ok=True)
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(training.torch, "load", load_after_the_other_process_finished)
+    res = train_model(lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    ref = train_model(lenet(digits), digits.train, cfg, CPU).model
+    for pa, pb in zip(ref.parameters(), res.model.parameters(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-6)
+
+
 def test_dynamics_are_recorded(digits):
     res = train_model(
         lenet(digits), digits.train, TrainConfig(epochs=3, augment=False), CPU, record_dynamics=True

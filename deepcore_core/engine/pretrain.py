@@ -97,9 +97,7 @@ def pretrain(
         model = build()
         model.load_state_dict(cached[0])
         return Pretrained(model.to(dev), cached[1], folder, True)
-    if folder.exists() and distributed.is_main():  # a broken or partial entry: replaced
-        shutil.rmtree(folder, ignore_errors=True)
-    model = build()
+    model = build()  # a broken entry in the way is replaced once the new one is complete
     source = on_device(data.train, dev)
     result = train_model(
         model,
@@ -149,14 +147,23 @@ def _store(
         entry.write("dynamics.npz", dynamics.save, arrays=dynamics.shapes())
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         (tmp / ".lock").unlink(missing_ok=True)
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished first: keep its copy
-            shutil.rmtree(tmp, ignore_errors=True)
+        for _ in range(2):
+            try:
+                os.replace(tmp, folder)
+                break
+            except OSError:  # the folder exists: another process's copy or a broken entry
+                if _complete(CacheEntry(folder, key)):
+                    break  # another process finished first: keep its copy
+                shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing left once it moved into place
         (folder.parent / f".{folder.name}.partial.pt").unlink(missing_ok=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _complete(entry: CacheEntry) -> bool:
+    return entry.problem("model.pt") is None and entry.problem("dynamics.npz") is None
 
 
 def pretrain_selection_model(ctx: Any) -> Network:

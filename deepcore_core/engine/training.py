@@ -109,7 +109,7 @@ def train_model(
     loop = _Loop.start(model, source, config, device, weights, record_dynamics, running)
     history: list[dict[str, float]] = []
     start_epoch = 0
-    if checkpoint is not None and distributed.share(checkpoint.is_file()):
+    if checkpoint is not None:
         start_epoch = _resume(checkpoint, loop, history, config)
     t0 = saved = time.perf_counter()
     with Progress(loop.epochs - start_epoch, desc) as bar:
@@ -337,17 +337,26 @@ def _save_checkpoint(
         raise
 
 
-def _read(path: Path) -> dict[str, Any] | str:
-    """The checkpoint's state, or why it cannot be read."""
+def _read(path: Path) -> dict[str, Any] | str | None:
+    """The checkpoint's state, ``None`` when there is none, or why it cannot be read.
+
+    A missing file is not an error even when it was there a moment ago: another process
+    filling the same cache entry removes its checkpoint once the entry is in place.
+    """
     try:
         state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        return None
     except Exception as exc:
         return f"checkpoint '{path}' is unreadable: {exc}; delete it to restart"
     return state
 
 
 def _resume(path: Path, loop: _Loop, history: list[dict[str, float]], config: TrainConfig) -> int:
+    """Restore ``loop`` from the checkpoint at ``path``; the epoch to start at (0 without one)."""
     state = distributed.share(_read(path) if distributed.is_main() else None)  # rank 0's file
+    if state is None:
+        return 0
     if isinstance(state, str):
         raise DeepcoreError(state)
     if state.get("config") != _config_key(config):
