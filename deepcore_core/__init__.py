@@ -23,7 +23,7 @@ from deepcore_core.hookspecs import hookimpl
 from deepcore_core.options import NoOptions, original_rule
 from deepcore_core.plugins import PluginHost, get_host
 from deepcore_core.selection import Selection, dataset_fingerprint
-from deepcore_core.selector import Need, Pick, ScoreSelector, Selector, top_k
+from deepcore_core.selector import GreediSelector, Need, Pick, ScoreSelector, Selector, top_k
 from deepcore_core.user_inputs import DataOptions, embed, train
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ __all__ = [
     "FacilityLocation",
     "GradEmbedding",
     "GraphCut",
+    "GreediSelector",
     "LogDeterminant",
     "MissingInputError",
     "Need",

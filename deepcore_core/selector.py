@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -122,6 +123,47 @@ class ScoreSelector(Selector):
         )
         positions = (ctx.sampler or Top()).sample(ranking, k, rng)
         return Pick(pool[np.asarray(positions, dtype=np.int64)])
+
+
+class GreediSelector(Selector):
+    """A greedy method that can also run as GreeDi, the two-round distributed greedy.
+
+    Subclasses implement :meth:`greedy` (the method's picks from a candidate set) and
+    :meth:`ground_value` (the objective GreeDi compares candidate sets by); their options
+    have ``distributed`` (``exact``: the greedy over the whole pool; ``greedi``: two rounds,
+    under torchrun each process solving its parts) and ``parts`` (None: one per process,
+    at least 2). See :func:`deepcore_core.greedi`.
+    """
+
+    @abc.abstractmethod
+    def greedy(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The greedy's ``k`` picks of ``pool`` (dataset indices, in pick order)."""
+
+    @abc.abstractmethod
+    def ground_value(self, ctx: SelectionContext) -> Callable[[np.ndarray, np.ndarray], float]:
+        """``value(ground, chosen)``: the objective over a ground set (sorted dataset
+        indices) of chosen ones, higher is better."""
+
+    @property
+    def collective(self) -> bool:
+        """GreeDi under torchrun: every process solves its parts of each pool."""
+        from deepcore_core import distributed
+
+        return self.options.distributed == "greedi" and distributed.active()
+
+    def pick(
+        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
+    ) -> Pick:
+        """The greedy over ``pool``, or GreeDi's two rounds of it."""
+        if self.options.distributed == "exact":
+            return Pick(self.greedy(ctx, pool, k, rng))
+        from deepcore_core.submodular.greedi import greedi, parts_for, seeded_solver
+
+        solve = seeded_solver(rng, lambda c, kk, r: self.greedy(ctx, c, kk, r))
+        parts = parts_for(self.options.parts)
+        return Pick(greedi(pool, k, parts, rng, solve, self.ground_value(ctx)))
 
 
 def top_k(

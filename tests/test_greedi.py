@@ -74,3 +74,37 @@ def test_parts_default_and_solver_seeds_depend_on_the_candidates_only():
     run(np.arange(20, 30), 2)
     run(np.arange(5, 15), 2)
     assert seen[0] == seen[2] != seen[1]
+
+
+def test_a_greedi_selector_runs_its_greedy_or_greedi_by_its_options():
+    import dataclasses
+
+    from deepcore_core import GreediSelector, SelectionContext
+
+    x = np.random.default_rng(2).normal(size=(80, 2))
+
+    @dataclasses.dataclass(frozen=True)
+    class Opts:
+        distributed: str = "exact"
+        parts: int | None = None
+
+    class FL(GreediSelector):
+        name = "fl-test"
+        Options = Opts
+
+        def greedy(self, ctx, pool, k, rng):
+            return solver(x)(pool, k)
+
+        def ground_value(self, ctx):
+            return lambda g, c: fl_value(x, g, c)
+
+    ctx = SelectionContext(n=80)
+    pool, rng = np.arange(80), np.random.default_rng(5)
+    exact = FL()
+    assert not exact.collective  # one process: never collective
+    np.testing.assert_array_equal(exact.pick(ctx, pool, 6, rng).indices, solver(x)(pool, 6))
+    two = FL(distributed="greedi", parts=3)
+    r = np.random.default_rng(7)  # the solver's seed is drawn first, then the partition
+    solve = seeded_solver(r, lambda c, k, _: solver(x)(c, k))
+    want = greedi(pool, 6, 3, r, solve, lambda g, c: fl_value(x, g, c))
+    np.testing.assert_array_equal(two.pick(ctx, pool, 6, np.random.default_rng(7)).indices, want)

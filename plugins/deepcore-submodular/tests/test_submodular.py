@@ -314,7 +314,7 @@ def test_greedi_value_is_within_its_bound_of_the_exact_greedy(method):
     np.testing.assert_array_equal(twice[0].indices, twice[1].indices)
     assert twice[0].meta["options"]["distributed"] == "greedi"
     ctx = build_context(features=x)
-    value = sel(similarity="features")._value(ctx)
+    value = sel(similarity="features").ground_value(ctx)
     pool = np.arange(len(x))
     ratio = value(pool, twice[0].indices) / value(pool, exact.indices)
     assert ratio >= (1 - 1 / math.e) ** 2 / min(parts, k)

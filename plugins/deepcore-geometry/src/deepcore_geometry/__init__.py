@@ -11,6 +11,7 @@ import numpy as np
 
 from deepcore_core import (
     DeepcoreError,
+    GreediSelector,
     Need,
     Pick,
     Selection,
@@ -69,7 +70,7 @@ class KCenterOptions:
             raise ValueError("initial and distributed=greedi do not combine")
 
 
-class KCenter(Selector):
+class KCenter(GreediSelector):
     """Greedy k-center (farthest-first) on features: each pick is the farthest point from all picks.
 
     Sener & Savarese, ICLR 2018 (arXiv 1708.00489); Gonzalez 1985. The first centre is drawn
@@ -83,26 +84,7 @@ class KCenter(Selector):
     needs = frozenset({Need.FEATURES})
     Options = KCenterOptions
 
-    @property
-    def collective(self) -> bool:
-        """GreeDi under torchrun: every process solves its parts of each pool."""
-        from deepcore_core import distributed
-
-        return self.options.distributed == "greedi" and distributed.active()
-
-    def pick(
-        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
-    ) -> Pick:
-        """Farthest-first traversal of ``pool`` (or GreeDi's two rounds of it)."""
-        if self.options.distributed == "exact":
-            return Pick(self.traverse(ctx, pool, k, rng))
-        from deepcore_core import greedi
-        from deepcore_core.submodular.greedi import parts_for, seeded_solver
-
-        solve = seeded_solver(rng, lambda c, kk, r: self.traverse(ctx, c, kk, r))
-        return Pick(greedi(pool, k, parts_for(self.options.parts), rng, solve, self._value(ctx)))
-
-    def _value(self, ctx: SelectionContext) -> Callable[[np.ndarray, np.ndarray], float]:
+    def ground_value(self, ctx: SelectionContext) -> Callable[[np.ndarray, np.ndarray], float]:
         """Minus the covering radius of a ground set by chosen centres (higher is better)."""
         from deepcore_geometry.greedy import min_distance_to_set
 
@@ -114,7 +96,7 @@ class KCenter(Selector):
 
         return value
 
-    def traverse(
+    def greedy(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> np.ndarray:
         """The farthest-first picks of ``pool`` (dataset indices, in pick order)."""

@@ -11,10 +11,9 @@ import numpy as np
 
 from deepcore_core import (
     DeepcoreError,
+    GreediSelector,
     Need,
-    Pick,
     SelectionContext,
-    Selector,
     hookimpl,
     original_rule,
 )
@@ -63,7 +62,7 @@ class SubmodularOptions:
             raise ValueError("dense_limit and knn must be positive")
 
 
-class _Submodular(Selector):
+class _Submodular(GreediSelector):
     family = "submodular"
     needs = frozenset({Need.GRADIENTS})
     Options = SubmodularOptions
@@ -99,26 +98,7 @@ class _Submodular(Selector):
             )
         return blocks.knn(self.options.knn, backend=self.options.knn_backend)
 
-    @property
-    def collective(self) -> bool:
-        """GreeDi under torchrun: every process solves its parts of each pool."""
-        from deepcore_core import distributed
-
-        return self.options.distributed == "greedi" and distributed.active()
-
-    def pick(
-        self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
-    ) -> Pick:
-        """Maximise the objective over ``pool`` with the chosen optimiser (or GreeDi)."""
-        if self.options.distributed == "exact":
-            return Pick(self.maximize(ctx, pool, k, rng))
-        from deepcore_core import greedi
-        from deepcore_core.submodular.greedi import parts_for, seeded_solver
-
-        solve = seeded_solver(rng, lambda c, kk, r: self.maximize(ctx, c, kk, r))
-        return Pick(greedi(pool, k, parts_for(self.options.parts), rng, solve, self._value(ctx)))
-
-    def maximize(
+    def greedy(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> np.ndarray:
         """The greedy's ``k`` picks of ``pool`` (dataset indices, in pick order)."""
@@ -142,7 +122,7 @@ class _Submodular(Selector):
             order = maximize(self.objective(kernel, k), k, o.optimizer, rng, o.epsilon)
         return pool[order]
 
-    def _value(self, ctx: SelectionContext) -> Callable[[np.ndarray, np.ndarray], float]:
+    def ground_value(self, ctx: SelectionContext) -> Callable[[np.ndarray, np.ndarray], float]:
         """f over a ground set (sorted dataset indices) of chosen ones: the sum of their
         gains added in turn. GreeDi scores every candidate set on one ground set, so its
         kernel is built once."""
