@@ -22,7 +22,7 @@ from deepcore_core.gradients import GradEmbedding, softmax
 from deepcore_core.hookspecs import hookimpl
 from deepcore_core.options import NoOptions, original_rule
 from deepcore_core.plugins import PluginHost, get_host
-from deepcore_core.selection import Selection, dataset_fingerprint
+from deepcore_core.selection import Selection, dataset_fingerprint, load_indices
 from deepcore_core.selector import GreediSelector, Need, Pick, ScoreSelector, Selector, top_k
 from deepcore_core.user_inputs import DataOptions, embed, train
 
@@ -99,6 +99,7 @@ __all__ = [
     "greedi",
     "hookimpl",
     "knn",
+    "load_indices",
     "map_rows",
     "maximize",
     "original_rule",

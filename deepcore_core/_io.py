@@ -93,4 +93,17 @@ def load_array(path: str | os.PathLike[str], what: str, mmap: bool = False) -> n
     except PermissionError:
         raise DeepcoreError(f"{what} file '{p}' is not readable (permission denied)") from None
     except (ValueError, OSError, EOFError) as exc:
-        raise DeepcoreError(f"{what} file '{p}' is not a valid array file: {exc}") from None
+        raise DeepcoreError(
+            f"{what} file '{p}' is not a valid array file: {numpy_load_problem(exc)}"
+        ) from None
+
+
+def numpy_load_problem(exc: BaseException, fix: str = "write it with numpy.save") -> str:
+    """Why ``np.load(..., allow_pickle=False)`` failed, with ``fix`` when numpy's own
+    message would mislead (for a file without a header it suggests unpickling it)."""
+    reason = str(exc)
+    if "Python objects" in reason or "Object arrays" in reason:  # dtype=object
+        return f"it holds Python objects, not numbers; {fix}"
+    if "pickled" in reason:  # no .npy/.npz header: numpy would fall back to unpickling
+        return f"it has no .npy or .npz header; {fix}"
+    return reason

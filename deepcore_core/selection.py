@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from deepcore_core._io import atomic_write
+from deepcore_core._io import atomic_write, load_array, numpy_load_problem
 from deepcore_core.errors import DeepcoreError
 
 FORMAT_VERSION = 1
@@ -130,7 +130,30 @@ class Selection:
                     meta=meta,
                 )
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise DeepcoreError(f"'{p}' is not a deepcore selection file: {exc}") from None
+            raise DeepcoreError(
+                f"'{p}' is not a deepcore selection file: "
+                f"{numpy_load_problem(exc, 'deepcore select writes them')}"
+            ) from None
+
+
+def load_indices(path: str | os.PathLike[str], n: int, what: str) -> np.ndarray:
+    """Dataset indices in [0, n), sorted and unique, from a selection ``.npz`` or an array
+    file (``.npy``, ``.txt``, ``.csv``); a bad file is a one-line error naming ``what``."""
+    p = Path(path)
+    if p.suffix == ".npz" and p.is_file():
+        idx = Selection.load(p).indices
+    else:
+        idx = np.asarray(load_array(p, what))
+        if p.suffix in {".txt", ".csv"} and np.isfinite(idx).all() and (idx == idx.round()).all():
+            idx = idx.astype(np.int64)  # text holds whole numbers, read as floats
+    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+        raise DeepcoreError(
+            f"{what} '{p}' must be a 1-D array of sample indices, got shape {idx.shape} "
+            f"of {idx.dtype}"
+        )
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise DeepcoreError(f"{what} '{p}' has indices outside [0, {n})")
+    return np.unique(idx.astype(np.int64))
 
 
 class WeightedSubset:

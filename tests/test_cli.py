@@ -158,16 +158,13 @@ def test_bad_inputs_one_line_exit_2_nothing_written(cli, arrays):
         "0.1",
     )
     (arrays / "junk.npy").write_text("not an array")
-    assert "not a valid array file" in bad(
-        cli,
-        arrays,
-        "--method",
-        "uniform",
-        "--labels",
-        str(arrays / "junk.npy"),
-        "--fraction",
-        "0.1",
-    )
+    np.save(arrays / "objects.npy", np.array([{"a": 1}], dtype=object))
+    for junk in ("junk.npy", "objects.npy"):
+        msg = bad(
+            cli, arrays, "--method", "uniform", "--labels", str(arrays / junk), "--fraction", "0.1"
+        )
+        assert "not a valid array file" in msg and "numpy.save" in msg and "unsafely" not in msg
+        assert ("Python objects" in msg) == (junk == "objects.npy") != ("header" in msg)
     assert "balanced selection needs labels" in bad(
         cli, arrays, "--method", "uniform", "--features", x, "--fraction", "0.1"
     )

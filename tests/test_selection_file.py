@@ -40,6 +40,9 @@ def test_save_needs_npz_and_load_checks(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.arange(3))
     with pytest.raises(DeepcoreError, match="not a deepcore selection file"):
         Selection.load(tmp_path / "other.npz")
+    (tmp_path / "junk.npz").write_text("junk")
+    with pytest.raises(DeepcoreError, match="no .npy or .npz header; deepcore select writes them"):
+        Selection.load(tmp_path / "junk.npz")
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
@@ -70,3 +73,25 @@ def test_written_files_get_the_usual_permissions(tmp_path):
         fh.write("{}")
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~_UMASK
     assert os.umask(_UMASK) == _UMASK  # reading it left it unchanged
+
+
+def test_load_indices_reads_arrays_and_selections_with_one_line_errors(tmp_path):
+    from deepcore_core import load_indices
+
+    np.save(tmp_path / "a.npy", np.array([5, 1, 5, 3]))
+    (tmp_path / "a.txt").write_text("5 1 3")
+    Selection(np.array([3, 1, 5])).save(tmp_path / "s.npz")
+    for name in ("a.npy", "a.txt", "s.npz"):
+        assert load_indices(tmp_path / name, 6, "initial set").tolist() == [1, 3, 5]
+    np.save(tmp_path / "f.npy", np.array([0.5]))
+    np.save(tmp_path / "m.npy", np.zeros((2, 2), dtype=np.int64))
+    (tmp_path / "junk.npy").write_text("junk")
+    for name, why in [
+        ("a.npy", r"outside \[0, 4\)"),
+        ("f.npy", "1-D array of sample indices, got shape .* of float64"),
+        ("m.npy", r"got shape \(2, 2\)"),
+        ("junk.npy", "no .npy or .npz header; write it with numpy.save"),
+        ("none.npz", "initial set file .* does not exist"),
+    ]:
+        with pytest.raises(DeepcoreError, match=why):
+            load_indices(tmp_path / name, 4, "initial set")

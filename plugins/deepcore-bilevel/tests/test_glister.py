@@ -5,7 +5,7 @@ import pytest
 
 from deepcore_bilevel import Glister
 from deepcore_bilevel.taylor import TaylorState, glister_greedy
-from deepcore_core import PluginHost, select
+from deepcore_core import DeepcoreError, PluginHost, select
 from deepcore_core.testing import check_end_to_end, check_selector
 
 
@@ -108,6 +108,17 @@ def test_validation_is_held_out_and_given_indices(tmp_path):
     )
     assert not set(given.indices) & set(val)
     assert len(sel) == 10
+    (tmp_path / "junk.npy").write_text("0 1 2")
+    for bad, why in [("junk.npy", "no .npy or .npz header"), ("none.npy", "does not exist")]:
+        with pytest.raises(DeepcoreError, match=f"glister: validation index file .*{why}"):
+            select(
+                "glister",
+                features=x,
+                labels=y,
+                logits=logits,
+                budget=10,
+                options={"val_indices": str(tmp_path / bad)},
+            )
 
 
 def test_conformance():

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from deepcore_core import (
-    DeepcoreError,
     Need,
     Pick,
     SelectionContext,
     Selector,
     hookimpl,
+    load_indices,
     original_rule,
 )
 
@@ -90,16 +89,7 @@ class Glister(Selector):
         return Pick(cand[order])
 
     def _given_validation(self, ctx: SelectionContext, pool: np.ndarray) -> np.ndarray:
-        p = Path(self.options.val_indices or "")
-        if not p.is_file():
-            raise DeepcoreError(f"glister: validation index file '{p}' does not exist")
-        idx = np.asarray(np.load(p, allow_pickle=False))
-        if (
-            idx.ndim != 1
-            or not np.issubdtype(idx.dtype, np.integer)
-            or (idx.size and (idx.min() < 0 or idx.max() >= ctx.n))
-        ):
-            raise DeepcoreError(f"glister: '{p}' must hold dataset indices in [0, {ctx.n})")
+        idx = load_indices(self.options.val_indices or "", ctx.n, "glister: validation index")
         val = np.intersect1d(idx, pool)
         return val if val.size else pool
 

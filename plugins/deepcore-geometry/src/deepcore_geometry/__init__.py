@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -14,10 +13,10 @@ from deepcore_core import (
     GreediSelector,
     Need,
     Pick,
-    Selection,
     SelectionContext,
     Selector,
     hookimpl,
+    load_indices,
     original_rule,
 )
 
@@ -29,26 +28,6 @@ def _tensor(a: np.ndarray, ctx: SelectionContext) -> torch.Tensor:
     import torch  # imported on use: listing methods must not wait for torch
 
     return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=ctx.device)
-
-
-def load_initial(path: str, n: int) -> np.ndarray:
-    """Already-selected dataset indices from a ``.npy`` file or a selection ``.npz``."""
-    p = Path(path)
-    if not p.is_file():
-        raise DeepcoreError(f"initial set file '{p}' does not exist")
-    if p.suffix == ".npz":
-        idx = Selection.load(p).indices
-    else:
-        try:
-            idx = np.load(p, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DeepcoreError(f"initial set file '{p}' is not a .npy array: {exc}") from None
-    idx = np.asarray(idx)
-    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-        raise DeepcoreError(f"initial set '{p}' must be a 1-D array of sample indices")
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        raise DeepcoreError(f"initial set '{p}' has indices outside [0, {n})")
-    return np.unique(idx.astype(np.int64))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +92,7 @@ class KCenter(GreediSelector):
         dist = euclidean_distance_fn(x, cosine=self.options.metric == "cosine")
         initial_min = None
         if self.options.initial:
-            init = np.intersect1d(load_initial(self.options.initial, ctx.n), pool)
+            init = np.intersect1d(load_indices(self.options.initial, ctx.n, "initial set"), pool)
             if init.size:
                 if k > pool.size - init.size:
                     raise DeepcoreError(
