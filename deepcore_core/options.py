@@ -117,11 +117,20 @@ def _coerce(raw: Any, tp: Any, key: str, method: str, cls: type) -> Any:
         value = scalar(raw)
     ok, converted = convert_value(value, tp)
     if not ok:
+        wanted = "a finite number" if not_finite(value) else type_name(tp)
         raise OptionError(
-            f"option '{key}' of method '{method}' must be {type_name(tp)}, got {raw!r}; "
+            f"option '{key}' of method '{method}' must be {wanted}, got {raw!r}; "
             f"valid options: {describe_options(cls)}"
         )
     return converted
+
+
+def not_finite(value: Any) -> bool:
+    """Whether ``value`` is a number (or its text) that is infinite or NaN."""
+    try:
+        return not isinstance(value, bool) and not math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def scalar(text: str) -> Any:
@@ -173,7 +182,7 @@ def convert_value(value: Any, tp: Any) -> tuple[bool, Any]:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False, None
         value = float(value)
-        return (not math.isnan(value)), value
+        return math.isfinite(value), value  # nan and inf are never a setting
     if tp is str:
         return isinstance(value, str), value
     return isinstance(value, tp), value

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import os
 import types
 import typing
@@ -26,7 +25,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from deepcore_core.dynamics import RunningSpec
 from deepcore_core.engine.config import PretrainSpec, TrainConfig
 from deepcore_core.errors import DeepcoreError
-from deepcore_core.options import accepts, convert_value, scalar, type_name
+from deepcore_core.options import accepts, convert_value, not_finite, scalar, type_name
 
 _TRAIN = TrainConfig()
 _PRETRAIN = PretrainSpec()
@@ -414,10 +413,10 @@ def _typed(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
     if isinstance(value, str) and not accepts(tp, str):
         value = scalar(value)  # "3" -> 3, as from a command line
     ok, out = convert_value(value, tp)
+    if not ok and accepts(tp, float) and not_finite(value):
+        raise DeepcoreError(f"{key} must be a finite number, got {value!r}")
     if not ok:
         raise DeepcoreError(f"{key} must be {_describe(tp)}, got {value!r}")
-    if isinstance(out, float) and not math.isfinite(out):
-        raise DeepcoreError(f"{key} must be a finite number, got {value!r}")
     return out
 
 

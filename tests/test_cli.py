@@ -105,7 +105,7 @@ def test_bad_inputs_one_line_exit_2_nothing_written(cli, arrays):
     assert "unknown method 'unifrom'; did you mean 'uniform'" in bad(
         cli, arrays, "--method", "unifrom", "--labels", y, "--fraction", "0.1"
     )
-    assert "fraction must be a number, got 'nan'" in bad(
+    assert "fraction must be a finite number, got 'nan'" in bad(
         cli, arrays, "--method", "uniform", "--labels", y, "--fraction", "nan"
     )
     for f in ("0", "-1", "1.5"):

@@ -55,6 +55,8 @@ def test_unknown_key_lists_valid_options_and_defaults():
         ("k", 1.5),
         ("k", True),
         ("eps", "nan"),
+        ("eps", "inf"),
+        ("eps", float("-inf")),
         ("metric", "manhattan"),
         ("flag", "maybe"),
         ("name", 3),
@@ -63,6 +65,11 @@ def test_unknown_key_lists_valid_options_and_defaults():
 def test_ill_typed(key, value):
     with pytest.raises(OptionError, match=f"option '{key}' of method 'm' must be"):
         parse_options(Opts, {key: value}, "m")
+
+
+def test_infinite_numbers_are_named_as_such():
+    with pytest.raises(OptionError, match="'eps' of method 'm' must be a finite number, got 'inf'"):
+        parse_options(Opts, {"eps": "inf"}, "m")
 
 
 def test_range_check_from_post_init():

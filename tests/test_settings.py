@@ -160,7 +160,7 @@ def test_select_json_summary(cli, arrays, monkeypatch):
     ("args", "message"),
     [
         (["--lr", "inf"], "lr must be a finite number, got 'inf'"),
-        (["--lr", "nan"], "lr must be a number, got 'nan'"),
+        (["--lr", "nan"], "lr must be a finite number, got 'nan'"),
         (["--jobs", "0"], "jobs must be >= 1, got 0"),
         (["--seed", "abc"], "each of seeds (--seed) must be an integer, got 'abc'"),
     ],

@@ -275,6 +275,16 @@ def test_original_variant_sets_the_explained_gain_and_rejects_submodlib():
         host.create_selector("log-determinant", {"backend": "submodlib"}, "original")
 
 
+def test_graph_cut_rejects_a_negative_or_infinite_lam():
+    from deepcore_core import OptionError
+
+    host = PluginHost()
+    for lam, why in [(-1, "lam must be >= 0, got -1"), ("inf", "must be a finite number")]:
+        with pytest.raises(OptionError, match=why):
+            host.create_selector("graph-cut", {"lam": lam}, "default")
+    assert host.create_selector("graph-cut", {"lam": 0}, "default").options.lam == 0.0
+
+
 def test_heap_lazy_greedy_equals_naive_on_sparse_kernels_with_ties():
     import scipy.sparse as sp
 

@@ -147,7 +147,12 @@ class _Submodular(GreediSelector):
 class GraphCutOptions(SubmodularOptions):
     """Options of ``graph-cut``."""
 
-    lam: float = 1.0  #: weight of the redundancy term
+    lam: float = 1.0  #: weight of the redundancy term (>= 0: below 0 it is not submodular)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.lam < 0:
+            raise ValueError(f"lam must be >= 0, got {self.lam}")
 
 
 class GraphCutSelector(_Submodular):
