@@ -30,6 +30,12 @@ from deepcore_core.options import accepts, convert_value, not_finite, scalar, ty
 _TRAIN = TrainConfig()
 _PRETRAIN = PretrainSpec()
 Device = Literal["auto", "cpu", "cuda"]
+#: more threads than the machine's CPUs never help (and thousands crash the OpenMP runtime)
+MACHINE_CPUS = os.cpu_count() or 1
+THREADS_HELP = (
+    "CPU threads for torch (0: the CPUs this process may use, shared among jobs; at most "
+    "the machine's CPUs)."
+)
 Variant = Literal["default", "original"]
 
 #: singular names accepted for a run's list settings
@@ -150,9 +156,7 @@ class DataSettings(Settings):
     )
     sampler_options: dict[str, Any] = setting({}, "The sampler's options (a mapping).", cli=False)
     device: Device = setting("auto", "Where networks run.")
-    threads: int = setting(
-        0, "CPU threads for torch (0: the CPUs this process may use, shared among jobs).", min=0
-    )
+    threads: int = setting(0, THREADS_HELP, min=0, max=MACHINE_CPUS)
     cache_dir: str | None = setting(
         None, "Selection-model cache (default $DEEPCORE_CACHE or ~/.cache/deepcore).", path=True
     )
@@ -274,9 +278,7 @@ class TrainCommandSettings(TrainSettings):
     network: str = setting(_PRETRAIN.network, "Network to train.")
     seed: int = setting(0, "Seed.")
     device: Device = setting("auto", "Where networks run.")
-    threads: int = setting(
-        0, "CPU threads for torch (0: the CPUs this process may use, shared among jobs).", min=0
-    )
+    threads: int = setting(0, THREADS_HELP, min=0, max=MACHINE_CPUS)
     output: str | None = setting(None, "Write the result as JSON here.", path=True)
 
 

@@ -182,6 +182,12 @@ def test_registry_errors(datasets, tmp_path):
         datasets.load("mnist", None)
     with pytest.raises(DeepcoreError, match="does not exist"):
         datasets.load("mnist", tmp_path / "nope")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DeepcoreError, match="is not a folder"):
+        datasets.load("mnist", tmp_path / "file")
+    with pytest.raises(DeepcoreError, match="data root '.*nope' does not exist"):
+        datasets.load("digits", tmp_path / "nope")  # digits needs no root, but not a wrong one
+    assert len(datasets.load("digits", tmp_path).train) == 1438
 
 
 def test_digits_split_is_fixed_and_stratified(datasets):

@@ -84,6 +84,14 @@ def test_cli_and_python_set_the_threads(tmp_path):
     assert torch.get_num_threads() == 1
     r = CliRunner().invoke(app, [*args[:-1], "-2"])
     assert r.exit_code == 2 and "threads" in r.output
+    import os
+
+    too_many = str(100 * (os.cpu_count() or 1))  # thousands of OpenMP threads crashed the process
+    r = CliRunner().invoke(app, [*args[:-1], too_many])
+    assert r.exit_code == 2
+    assert r.output == f"Error: threads must be in [0, {os.cpu_count()}], got {too_many}\n"
+    with pytest.raises(DeepcoreError, match=f"threads must be at most {os.cpu_count()}"):
+        select("uniform", labels=d["labels"], fraction=0.2, threads=int(too_many))
     torch.set_num_threads(2)
     select("uniform", labels=d["labels"], fraction=0.2, threads=1)
     assert torch.get_num_threads() == 1

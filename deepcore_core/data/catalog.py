@@ -342,13 +342,11 @@ class DatasetRegistry(Registry[DatasetInfo]):
     def load(self, name: str, root: str | Path | None, **kwargs: Any) -> DatasetSplits:
         """Load ``name`` from ``root``; data never comes from the network."""
         info = self.get(name)
-        if info.needs_root:
-            if root is None:
-                raise DeepcoreError(
-                    f"dataset '{name}' needs --data-root (the folder with its files)"
-                )
-            root = Path(root)
-            if not root.is_dir():
-                raise DeepcoreError(f"data root '{root}' does not exist or is not a folder")
-            return info.load(root, **kwargs)
-        return info.load(None if root is None else Path(root), **kwargs)
+        if info.needs_root and root is None:
+            raise DeepcoreError(f"dataset '{name}' needs --data-root (the folder with its files)")
+        if root is None:
+            return info.load(None, **kwargs)
+        root = Path(root)  # a mistyped root is an error even where the dataset needs none
+        if not root.exists() or (info.needs_root and not root.is_dir()):
+            raise DeepcoreError(f"data root '{root}' does not exist or is not a folder")
+        return info.load(root, **kwargs)

@@ -71,6 +71,12 @@ def use_threads(threads: int, jobs: int = 1) -> int:
     ``threads``, or with 0 :func:`default_threads`; returns the number."""
     if threads < 0:
         raise DeepcoreError(f"threads must be >= 0 (0: one per available CPU), got {threads}")
+    most = os.cpu_count() or 1  # more threads than the machine's CPUs never help, and
+    if threads > most:  # thousands make the OpenMP runtime fail to start them (a crash)
+        raise DeepcoreError(
+            f"threads must be at most {most} (the CPUs of this machine; 0: one per available "
+            f"CPU), got {threads}"
+        )
     from threadpoolctl import threadpool_limits
 
     n = threads or default_threads(jobs)
