@@ -144,8 +144,10 @@ def load_indices(path: str | os.PathLike[str], n: int, what: str) -> np.ndarray:
         idx = Selection.load(p).indices
     else:
         idx = np.asarray(load_array(p, what))
-        if p.suffix in {".txt", ".csv"} and np.isfinite(idx).all() and (idx == idx.round()).all():
-            idx = idx.astype(np.int64)  # text holds whole numbers, read as floats
+        if p.suffix in {".txt", ".csv"}:  # whole numbers read as floats; one is a 0-d array
+            idx = np.atleast_1d(idx)
+            if np.isfinite(idx).all() and (idx == idx.round()).all():
+                idx = idx.astype(np.int64)
     if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
         raise DeepcoreError(
             f"{what} '{p}' must be a 1-D array of sample indices, got shape {idx.shape} "

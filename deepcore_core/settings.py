@@ -30,13 +30,13 @@ from deepcore_core.options import accepts, convert_value, not_finite, scalar, ty
 _TRAIN = TrainConfig()
 _PRETRAIN = PretrainSpec()
 Device = Literal["auto", "cpu", "cuda"]
+Variant = Literal["default", "original"]
 #: more threads than the machine's CPUs never help (and thousands crash the OpenMP runtime)
 MACHINE_CPUS = os.cpu_count() or 1
 THREADS_HELP = (
     "CPU threads for torch (0: the CPUs this process may use, shared among jobs; at most "
     "the machine's CPUs)."
 )
-Variant = Literal["default", "original"]
 
 #: singular names accepted for a run's list settings
 ALIASES = {"method": "methods", "fraction": "fractions", "seed": "seeds", "network": "networks"}

@@ -83,6 +83,8 @@ def test_load_indices_reads_arrays_and_selections_with_one_line_errors(tmp_path)
     Selection(np.array([3, 1, 5])).save(tmp_path / "s.npz")
     for name in ("a.npy", "a.txt", "s.npz"):
         assert load_indices(tmp_path / name, 6, "initial set").tolist() == [1, 3, 5]
+    (tmp_path / "one.txt").write_text("4\n")
+    assert load_indices(tmp_path / "one.txt", 6, "initial set").tolist() == [4]
     np.save(tmp_path / "f.npy", np.array([0.5]))
     np.save(tmp_path / "m.npy", np.zeros((2, 2), dtype=np.int64))
     (tmp_path / "junk.npy").write_text("junk")
