@@ -338,8 +338,17 @@ def select(
         None: leave them as they are).
     :returns: the :class:`Selection`.
     """
+    from deepcore_core.context import check_seed
     from deepcore_core.user_inputs import DataOptions, dataset_context, resolve
 
+    seed = check_seed(seed)
+    if not isinstance(balance, bool):
+        raise DeepcoreError(f"balance must be True or False, got {balance!r}")
+    for what, given in (("options", options), ("sampler_options", sampler_options)):
+        if given is not None and not isinstance(given, Mapping):
+            raise DeepcoreError(
+                f"{what} must be a mapping of option names to values, got {type(given).__name__}"
+            )
     if threads is not None:
         from deepcore_core.engine.devices import use_threads
 

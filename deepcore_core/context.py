@@ -13,6 +13,18 @@ from deepcore_core.errors import DeepcoreError
 from deepcore_core.gradients import GradEmbedding
 from deepcore_core.needs import Need
 
+#: seeds are integers in [0, MAX_SEED]: what numpy, torch and int64 record fields all take
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int, or a one-line error naming the allowed range."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise DeepcoreError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+    if not 0 <= seed <= MAX_SEED:
+        raise DeepcoreError(f"seed must be in [0, 2**63 - 1], got {seed}")
+    return int(seed)
+
 
 @dataclasses.dataclass
 class SelectionContext:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from deepcore_core.context import MAX_SEED
 from deepcore_core.dynamics import RunningSpec
 from deepcore_core.engine.config import PretrainSpec, TrainConfig
 from deepcore_core.errors import DeepcoreError
@@ -85,7 +86,16 @@ class Settings:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            check_range(f.name, getattr(self, f.name), f.metadata)
+            value = getattr(self, f.name)
+            check_range(f.name, value, f.metadata)
+            if isinstance(value, tuple):  # a list setting: a repeat would be counted twice
+                seen = [v for i, v in enumerate(value) if v in value[:i]]
+                if seen:
+                    flag = f.metadata.get("flag")
+                    raise DeepcoreError(
+                        f"{f.name}{f' (--{flag})' if flag else ''} lists {seen[0]!r} more than "
+                        f"once: {list(value)}"
+                    )
         self.validate()
 
     def validate(self) -> None:
@@ -110,13 +120,21 @@ def check_range(key: str, value: Any, meta: Mapping[str, Any]) -> None:
     bad_low = (above is not None and not value > above) or (lo is not None and value < lo)
     bad_high = (below is not None and not value < below) or (hi is not None and value > hi)
     if bad_low or bad_high:
-        low = f"({above:g}" if above is not None else f"[{lo:g}" if lo is not None else None
-        high = f"{below:g})" if below is not None else f"{hi:g}]" if hi is not None else None
+        lo, hi, above, below = (_bound(v) for v in (lo, hi, above, below))
+        low = f"({above}" if above is not None else f"[{lo}" if lo is not None else None
+        high = f"{below})" if below is not None else f"{hi}]" if hi is not None else None
         if high is None:
-            allowed = f"> {above:g}" if above is not None else f">= {lo:g}"
+            allowed = f"> {above}" if above is not None else f">= {lo}"
         else:
             allowed = f"in {low or '(-inf'}, {high}"
         raise DeepcoreError(f"{key} must be {allowed}, got {value!r}")
+
+
+def _bound(value: float | None) -> str | None:
+    """A range bound as written: integers in full, other numbers short (``1e-06``)."""
+    if value is None:
+        return None
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +266,7 @@ class SelectSettings(DataSettings):
         None, "Coreset size as a fraction of N, in (0, 1].", above=0, max=1
     )
     budget: int | None = setting(None, "Coreset size as a count.", min=1)
-    seed: int = setting(0, "Seed for every random choice.")
+    seed: int = setting(0, "Seed for every random choice.", min=0, max=MAX_SEED)
     options: dict[str, Any] = setting({}, "Method options (a mapping).", cli=False)
     output: str = setting("selection.npz", "Where to write the selection (.npz).", path=True)
     features: str | None = setting(None, "N x D features (.npy).", path=True)
@@ -276,7 +294,7 @@ class TrainCommandSettings(TrainSettings):
     dataset: str | None = setting(None, "Dataset the selection was made on.")
     data_root: str | None = setting(None, "Folder with the dataset's files.", path=True)
     network: str = setting(_PRETRAIN.network, "Network to train.")
-    seed: int = setting(0, "Seed.")
+    seed: int = setting(0, "Seed.", min=0, max=MAX_SEED)
     device: Device = setting("auto", "Where networks run.")
     threads: int = setting(0, THREADS_HELP, min=0, max=MACHINE_CPUS)
     output: str | None = setting(None, "Write the result as JSON here.", path=True)
@@ -298,7 +316,9 @@ class ExperimentConfig(TrainSettings, DataSettings):
         "Network trained on the coreset (repeatable; default: the selection network).",
         flag="network",
     )
-    seeds: tuple[int, ...] = setting((0, 1, 2), "Seed (repeatable).", flag="seed")
+    seeds: tuple[int, ...] = setting(
+        (0, 1, 2), "Seed (repeatable).", flag="seed", min=0, max=MAX_SEED
+    )
     output: str | None = setting(None, "Output folder (default: runs/<dataset>).", path=True)
     include_full: bool = setting(True, "Train the full-data model too.", flag="full")
     jobs: int = setting(1, "Training runs in parallel processes.", min=1)

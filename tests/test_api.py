@@ -60,6 +60,11 @@ def test_metadata_is_complete():
         ({}, "nothing to select from"),
         ({"labels": np.zeros(3), "probs": np.full((3, 2), 0.7)}, "sum to 1"),
         ({"labels": np.array([0, 3]), "logits": np.zeros((2, 2))}, "out of range"),
+        ({"labels": np.zeros(3), "seed": -1}, r"seed must be in \[0, 2\*\*63 - 1\], got -1"),
+        ({"labels": np.zeros(3), "seed": 2**70}, r"seed must be in \[0, 2\*\*63 - 1\]"),
+        ({"labels": np.zeros(3), "seed": 1.5}, "seed must be an integer"),
+        ({"labels": np.zeros(3), "balance": "no"}, "balance must be True or False, got 'no'"),
+        ({"labels": np.zeros(3), "options": [1, 2]}, "options must be a mapping .* got list"),
     ],
 )
 def test_bad_inputs(kwargs, message):

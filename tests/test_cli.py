@@ -121,6 +121,10 @@ def test_bad_inputs_one_line_exit_2_nothing_written(cli, arrays):
     assert "budget must be an integer, got 'x'" in bad(
         cli, arrays, "--method", "uniform", "--labels", y, "--budget", "x"
     )
+    for seed in ("-1", str(2**70)):  # numpy and torch refuse these far into the run
+        assert f"seed must be in [0, {2**63 - 1}], got {seed}" in bad(
+            cli, arrays, "--method", "uniform", "--labels", y, "--fraction", "0.1", "--seed", seed
+        )
     np.save(arrays / "short.npy", np.zeros(10))
     assert "disagree on the number of samples" in bad(
         cli,

@@ -163,6 +163,16 @@ def test_select_json_summary(cli, arrays, monkeypatch):
         (["--lr", "nan"], "lr must be a finite number, got 'nan'"),
         (["--jobs", "0"], "jobs must be >= 1, got 0"),
         (["--seed", "abc"], "each of seeds (--seed) must be an integer, got 'abc'"),
+        (["--seed", "-1"], f"each of seeds (--seed) must be in [0, {2**63 - 1}], got -1"),
+        (["--seed", "0", "--seed", "0"], "seeds (--seed) lists 0 more than once: [0, 0]"),
+        (
+            ["--fraction", "0.1", "--fraction", "0.10"],
+            "fractions (--fraction) lists 0.1 more than once: [0.1, 0.1]",
+        ),
+        (
+            ["--method", "margin", "--method", "margin"],
+            "methods (--method) lists 'margin' more than once: ['margin', 'margin']",
+        ),
     ],
 )
 def test_run_validation_is_one_line_before_any_work(cli, tmp_path, args, message):
