@@ -34,6 +34,8 @@ Device = Literal["auto", "cpu", "cuda"]
 Variant = Literal["default", "original"]
 #: more threads than the machine's CPUs never help (and thousands crash the OpenMP runtime)
 MACHINE_CPUS = os.cpu_count() or 1
+#: each job is a process that loads torch: past a few per CPU they only add memory
+JOBS_HELP = "Training runs in parallel processes (at most four per CPU of this machine)."
 THREADS_HELP = (
     "CPU threads for torch (0: the CPUs this process may use, shared among jobs; at most "
     "the machine's CPUs)."
@@ -321,7 +323,7 @@ class ExperimentConfig(TrainSettings, DataSettings):
     )
     output: str | None = setting(None, "Output folder (default: runs/<dataset>).", path=True)
     include_full: bool = setting(True, "Train the full-data model too.", flag="full")
-    jobs: int = setting(1, "Training runs in parallel processes.", min=1)
+    jobs: int = setting(1, JOBS_HELP, min=1, max=4 * MACHINE_CPUS)
 
     def validate(self) -> None:
         """At least one seed, option mappings, and training settings the engine accepts."""

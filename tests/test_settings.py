@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -161,7 +162,8 @@ def test_select_json_summary(cli, arrays, monkeypatch):
     [
         (["--lr", "inf"], "lr must be a finite number, got 'inf'"),
         (["--lr", "nan"], "lr must be a finite number, got 'nan'"),
-        (["--jobs", "0"], "jobs must be >= 1, got 0"),
+        (["--jobs", "0"], f"jobs must be in [1, {4 * (os.cpu_count() or 1)}], got 0"),
+        (["--jobs", "100000"], f"jobs must be in [1, {4 * (os.cpu_count() or 1)}], got 100000"),
         (["--seed", "abc"], "each of seeds (--seed) must be an integer, got 'abc'"),
         (["--seed", "-1"], f"each of seeds (--seed) must be in [0, {2**63 - 1}], got -1"),
         (["--seed", "0", "--seed", "0"], "seeds (--seed) lists 0 more than once: [0, 0]"),
