@@ -73,12 +73,17 @@ def options_dict(options: Any) -> dict[str, Any]:
 
 
 def parse_options(
-    cls: type, values: Mapping[str, Any] | None, method: str, variant: str = "default"
+    cls: type,
+    values: Mapping[str, Any] | None,
+    method: str,
+    variant: str = "default",
+    kind: str = "method",
 ) -> Any:
     """Build ``cls`` from ``values``; raise :class:`OptionError` naming the bad key or value.
 
     With ``variant="original"`` every option the original code decides differently starts
-    at the original's value; ``values`` still override it.
+    at the original's value; ``values`` still override it. ``kind`` names what ``method``
+    is in the errors (``method``, ``sampler``).
     """
     if check_variant(variant) == "original":
         values = {**original_values(cls), **dict(values or {})}
@@ -89,15 +94,15 @@ def parse_options(
     if unknown:
         raise OptionError(
             f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"for method '{method}'; valid options: {describe_options(cls)}"
+            f"for {kind} '{method}'; valid options: {describe_options(cls)}"
         )
     kwargs = {}
     for key, raw in values.items():
-        kwargs[key] = _coerce(raw, hints[key], key, method, cls)
+        kwargs[key] = _coerce(raw, hints[key], key, f"{kind} '{method}'", cls)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
-        raise OptionError(f"invalid options for method '{method}': {exc}") from None
+        raise OptionError(f"invalid options for {kind} '{method}': {exc}") from None
 
 
 def type_name(tp: Any) -> str:
@@ -111,7 +116,7 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _coerce(raw: Any, tp: Any, key: str, method: str, cls: type) -> Any:
+def _coerce(raw: Any, tp: Any, key: str, owner: str, cls: type) -> Any:
     value = raw
     if isinstance(raw, str) and not accepts(tp, str):
         value = scalar(raw)
@@ -119,7 +124,7 @@ def _coerce(raw: Any, tp: Any, key: str, method: str, cls: type) -> Any:
     if not ok:
         wanted = "a finite number" if not_finite(value) else type_name(tp)
         raise OptionError(
-            f"option '{key}' of method '{method}' must be {wanted}, got {raw!r}; "
+            f"option '{key}' of {owner} must be {wanted}, got {raw!r}; "
             f"valid options: {describe_options(cls)}"
         )
     return converted

@@ -65,7 +65,7 @@ class Sampler(abc.ABC):
 
     def __init__(self, options: Any = None) -> None:
         if options is None or isinstance(options, dict):
-            options = parse_options(self.Options, options or {}, f"sampler {self.name}")
+            options = parse_options(self.Options, options or {}, self.name, kind="sampler")
         self.options = options
 
     @abc.abstractmethod

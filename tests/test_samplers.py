@@ -138,8 +138,10 @@ def test_samplers_through_select_and_metadata():
         select("uniform", labels=labels, fraction=0.1, sampler="band")
     with pytest.raises(DeepcoreError, match="unknown sampler 'bnad'; did you mean 'band'"):
         PluginHost().create_sampler("bnad")
-    with pytest.raises(DeepcoreError, match="bins must be >= 1"):
+    with pytest.raises(DeepcoreError, match="invalid options for sampler 'stratified': bins"):
         PluginHost().create_sampler("stratified", {"bins": 0})
+    with pytest.raises(DeepcoreError, match="option 'c_d' of sampler 'beta' must be a finite"):
+        PluginHost().create_sampler("beta", {"c_d": "inf"})
     del scores
 
 
