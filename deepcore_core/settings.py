@@ -24,7 +24,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from deepcore_core.context import MAX_SEED
 from deepcore_core.dynamics import RunningSpec
-from deepcore_core.engine.config import PretrainSpec, TrainConfig
+from deepcore_core.engine.config import MACHINE_CPUS, PretrainSpec, TrainConfig
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.options import accepts, convert_value, not_finite, scalar, type_name
 
@@ -32,8 +32,6 @@ _TRAIN = TrainConfig()
 _PRETRAIN = PretrainSpec()
 Device = Literal["auto", "cpu", "cuda"]
 Variant = Literal["default", "original"]
-#: more threads than the machine's CPUs never help (and thousands crash the OpenMP runtime)
-MACHINE_CPUS = os.cpu_count() or 1
 #: each job is a process that loads torch: past a few per CPU they only add memory
 JOBS_HELP = "Training runs in parallel processes (at most four per CPU of this machine)."
 THREADS_HELP = (

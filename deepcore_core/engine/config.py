@@ -14,6 +14,10 @@ from pathlib import Path
 from deepcore_core.dynamics import RunningSpec
 from deepcore_core.errors import DeepcoreError
 
+#: the most CPU threads a process may ask for: more than the machine's CPUs never help, and
+#: thousands make the OpenMP runtime fail to start them (a crash)
+MACHINE_CPUS = os.cpu_count() or 1
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:

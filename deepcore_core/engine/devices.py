@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepcore_core.engine.config import MACHINE_CPUS
 from deepcore_core.errors import DeepcoreError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -71,11 +72,10 @@ def use_threads(threads: int, jobs: int = 1) -> int:
     ``threads``, or with 0 :func:`default_threads`; returns the number."""
     if threads < 0:
         raise DeepcoreError(f"threads must be >= 0 (0: one per available CPU), got {threads}")
-    most = os.cpu_count() or 1  # more threads than the machine's CPUs never help, and
-    if threads > most:  # thousands make the OpenMP runtime fail to start them (a crash)
+    if threads > MACHINE_CPUS:
         raise DeepcoreError(
-            f"threads must be at most {most} (the CPUs of this machine; 0: one per available "
-            f"CPU), got {threads}"
+            f"threads must be at most {MACHINE_CPUS} (the CPUs of this machine; 0: one per "
+            f"available CPU), got {threads}"
         )
     from threadpoolctl import threadpool_limits
 

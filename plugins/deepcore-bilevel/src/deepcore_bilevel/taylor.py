@@ -77,13 +77,13 @@ def glister_greedy(state: TaylorState, candidates: np.ndarray, k: int, per_step:
     picks: list[int] = []
     while len(picks) < k:
         g = state.gains()
-        pos = np.flatnonzero(free)
         m = min(per_step, k - len(picks))
         masked = np.where(free, g, -np.inf)
         top = int(np.argmax(masked))  # the first maximum: the lower index
         if m == 1 and free[top] and not np.isnan(masked).any():
             best = np.array([top])
         else:
+            pos = np.flatnonzero(free)
             best = pos[np.lexsort((pos, -g[pos]))[:m]]  # highest gain, ties to the lower index
         picks += best.tolist()
         free[best] = False
