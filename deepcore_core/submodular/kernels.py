@@ -23,6 +23,7 @@ class CosineBlocks:
     """Blocks of the cosine-similarity (and Euclidean-distance) matrices of a pool."""
 
     def __init__(self, ctx: SelectionContext, pool: np.ndarray, source: str) -> None:
+        self.ctx = ctx
         dev = torch.device(ctx.device)
 
         def t(a: np.ndarray) -> torch.Tensor:
@@ -73,11 +74,17 @@ class CosineBlocks:
         d2 = torch.add(self.sq[lo:hi, None], sq[None]).sub_(twice)
         return d2.clamp_(min=0.0).sqrt_()
 
-    def symmetric(self, rows: Callable[[int, int, int], torch.Tensor], block: int = 1024):
+    def symmetric(
+        self, rows: Callable[[int, int, int], torch.Tensor], block: int = 1024, reuse: bool = False
+    ) -> torch.Tensor:
         """The N x N matrix whose rows lo:hi from column ``start`` are ``rows(lo, hi, start)``,
         built from the upper triangle of blocks and mirrored: exactly symmetric, and about
-        half the products of the full square."""
-        out = torch.empty((self.n, self.n), dtype=torch.float32, device=self.h.device)
+        half the products of the full square. ``reuse``: in the selection's scratch matrix
+        (:meth:`SelectionContext.scratch_matrix`), for a kernel dropped before the next pool's."""
+        if reuse:
+            out = self.ctx.scratch_matrix(self.n, self.n, self.h.device)
+        else:
+            out = torch.empty((self.n, self.n), dtype=torch.float32, device=self.h.device)
         for lo in range(0, self.n, block):
             hi = min(self.n, lo + block)
             b = rows(lo, hi, lo)
@@ -85,13 +92,17 @@ class CosineBlocks:
             out[hi:, lo:hi] = b[:, hi - lo :].T
         return out
 
-    def dense_tensor(self, block: int = 1024) -> torch.Tensor:
-        """The full kernel (1 + cos) / 2 as a float32 tensor on the run's device."""
-        return self.symmetric(lambda lo, hi, at: self.block(lo, hi, at).add_(1.0).mul_(0.5), block)
+    def dense_tensor(self, block: int = 1024, reuse: bool = False) -> torch.Tensor:
+        """The full kernel (1 + cos) / 2 as a float32 tensor on the run's device (``reuse``:
+        see :meth:`symmetric`)."""
+        return self.symmetric(
+            lambda lo, hi, at: self.block(lo, hi, at).add_(1.0).mul_(0.5), block, reuse
+        )
 
-    def distances(self, block: int = 1024) -> torch.Tensor:
-        """The full Euclidean distance matrix as a float32 tensor on the run's device."""
-        return self.symmetric(lambda lo, hi, at: self.distance(lo, hi, start=at), block)
+    def distances(self, block: int = 1024, reuse: bool = False) -> torch.Tensor:
+        """The full Euclidean distance matrix as a float32 tensor on the run's device
+        (``reuse``: see :meth:`symmetric`)."""
+        return self.symmetric(lambda lo, hi, at: self.distance(lo, hi, start=at), block, reuse)
 
     def dense(self, block: int = 2048) -> np.ndarray:
         """The full kernel (1 + cos) / 2 as a float32 array."""

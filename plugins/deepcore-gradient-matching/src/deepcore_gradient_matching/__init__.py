@@ -64,9 +64,9 @@ class Craig(Selector):
         blocks = CosineBlocks(ctx, pool, "gradients")
         n = pool.size
         if o.similarity == "cosine":
-            sim = blocks.dense_tensor() if n <= o.dense_limit else blocks.knn(o.knn)
+            sim = blocks.dense_tensor(reuse=True) if n <= o.dense_limit else blocks.knn(o.knn)
         elif n <= o.dense_limit:
-            d = blocks.distances()
+            d = blocks.distances(reuse=True)
             far = d.max()
             sim = d.neg_().add_(far)  # max distance - d, in place on the run's device
         else:

@@ -82,13 +82,17 @@ class _Submodular(GreediSelector):
     def submodlib_function(self, kernel: np.ndarray) -> Any:
         """The matching submodlib function over a dense kernel."""
 
-    def kernel(self, ctx: SelectionContext, pool: np.ndarray) -> torch.Tensor | sp.csr_matrix:
-        """Dense kernel (on the run's device) up to ``dense_limit``, else the k-NN graph."""
+    def kernel(
+        self, ctx: SelectionContext, pool: np.ndarray, reuse: bool = False
+    ) -> torch.Tensor | sp.csr_matrix:
+        """Dense kernel (on the run's device) up to ``dense_limit``, else the k-NN graph;
+        ``reuse``: a dense one in the selection's scratch matrix (the greedy's kernel, dropped
+        before the next pool's; GreeDi's kept ground-set kernel is a matrix of its own)."""
         from deepcore_core import CosineBlocks
 
         blocks = CosineBlocks(ctx, pool, self.options.similarity)
         if pool.size <= self.options.dense_limit:
-            return blocks.dense_tensor()
+            return blocks.dense_tensor(reuse=reuse)
         if not self.sparse_ok or self.options.backend == "submodlib":
             what = "log-determinant" if not self.sparse_ok else "the submodlib backend"
             raise DeepcoreError(
@@ -102,7 +106,7 @@ class _Submodular(GreediSelector):
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> np.ndarray:
         """The greedy's ``k`` picks of ``pool`` (dataset indices, in pick order)."""
-        kernel = self.kernel(ctx, pool)
+        kernel = self.kernel(ctx, pool, reuse=True)
         o = self.options
         if o.backend == "submodlib":
             fn = self.submodlib_function(kernel.cpu().numpy())
