@@ -144,3 +144,16 @@ def test_an_unavailable_device_is_an_error_with_array_inputs_too(cli):
     r = cli(*SELECT, "--device", "cuda", "--output", "c.npz")
     assert r.exit_code == 2 and "no CUDA GPU is available" in last(r)
     assert not Path("c.npz").exists()
+
+
+def test_ctrl_c_is_exit_130_with_one_line_and_leaves_nothing(cli, tmp_path, monkeypatch):
+    import deepcore_core.cli.select as select_mod
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(select_mod, "run_selection", interrupted)
+    r = cli(*SELECT, "--output", "s.npz")
+    assert r.exit_code == 130
+    assert last(r).startswith("Interrupted: finished work is saved")
+    assert not list(tmp_path.glob("s.*")) and not list(tmp_path.glob(".s.*"))

@@ -26,6 +26,10 @@ from deepcore_core.plugins import PluginHost
 __all__ = ["create_app", "main"]
 
 
+#: the exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it)
+INTERRUPTED = 130
+
+
 class DeepcoreGroup(TyperGroup):
     """Usage errors (a bad option value, an unknown option) as one ``Error:`` line, exit 2."""
 
@@ -45,6 +49,12 @@ class DeepcoreGroup(TyperGroup):
             typer.echo("Aborted.", err=True)
             result = 1
         code = result if isinstance(result, int) else 0
+        if code == INTERRUPTED:  # typer turns Ctrl-C into exit 130 without a word
+            typer.echo(
+                "Interrupted: finished work is saved and nothing is half-written; "
+                "run the same command to continue.",
+                err=True,
+            )
         if standalone_mode:
             sys.exit(code)
         return result
