@@ -180,8 +180,14 @@ class DataSettings(Settings):
     )
 
     def validate(self) -> None:
-        """The running statistics' options, when given."""
+        """The running statistics' options, when given, and a named weights file."""
         self.running_spec()
+        if self.pretrained is not None and not Path(self.pretrained).is_file():
+            # checked up front: a run whose methods train no selection model (uniform)
+            # would otherwise never read it and quietly ignore the mistyped path
+            raise DeepcoreError(
+                f"pretrained weights file '{self.pretrained}' (--pretrained) does not exist"
+            )
 
     def schedule_of_selection_model(self) -> str:
         """``selection_schedule``, else constant for the original variant, else cosine."""
@@ -325,6 +331,7 @@ class ExperimentConfig(TrainSettings, DataSettings):
 
     def validate(self) -> None:
         """At least one seed, option mappings, and training settings the engine accepts."""
+        super().validate()
         if not self.seeds:
             raise DeepcoreError("give at least one seed")
         for m, opts in self.method_options.items():

@@ -175,6 +175,10 @@ def test_select_json_summary(cli, arrays, monkeypatch):
             ["--method", "margin", "--method", "margin"],
             "methods (--method) lists 'margin' more than once: ['margin', 'margin']",
         ),
+        (  # uniform trains no selection model, so the path would never be read
+            ["--method", "uniform", "--pretrained", "missing.pt"],
+            "pretrained weights file 'missing.pt' (--pretrained) does not exist",
+        ),
     ],
 )
 def test_run_validation_is_one_line_before_any_work(cli, tmp_path, args, message):
@@ -187,3 +191,12 @@ def test_run_validation_is_one_line_before_any_work(cli, tmp_path, args, message
 def test_select_seed_is_one_line(cli):
     r = cli("select", "--method", "uniform", "--seed", "abc", "--budget", "1")
     assert r.exit_code == 2 and r.output.strip() == "Error: seed must be an integer, got 'abc'"
+
+
+def test_pretrained_weights_must_exist_when_named(tmp_path):
+    with pytest.raises(DeepcoreError, match="'nope.pt' .--pretrained. does not exist"):
+        SelectSettings(pretrained="nope.pt")
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")  # only existence is checked here; loading checks the rest
+    assert SelectSettings(pretrained=str(weights)).pretrained == str(weights)
+    assert ExperimentConfig(pretrained=str(weights)).pretrained == str(weights)
