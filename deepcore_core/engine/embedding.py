@@ -33,10 +33,9 @@ class Embedding:
 
 def default_batch_size(device: torch.device) -> int:
     """The embedding pass's batch where the data set none: 512 on a GPU; 128 on a CPU,
-    whose activations then stay in its caches (LeNet over Fashion-MNIST at two threads: 9%
-    faster than 512, and 2x for ResNet-20 at 32 px). The outputs equal 512's bit for bit
-    for the built-in networks we checked (tests/test_engine.py); only very small batches
-    (under about 10) may take BLAS kernels that round otherwise."""
+    whose activations then stay in its caches (``benchmarks/memory_and_batch.py``). The
+    outputs equal 512's bit for bit for the networks checked there and in
+    tests/test_engine.py; very small batches (7) may take BLAS kernels that round otherwise."""
     return 128 if device.type == "cpu" else 512
 
 

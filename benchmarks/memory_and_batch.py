@@ -1,0 +1,118 @@
+"""Two choices of the selection stage, each measured side by side with its alternative.
+
+1. The embedding pass's batch on a CPU: ``compute_embedding`` at batch 512 and at the CPU
+   default (128), interleaved ``--rounds`` times, over the 60,000 Fashion-MNIST training
+   images for LeNet (trained one epoch) and over 4,096 of them for ResNet-20 (random
+   weights: the arithmetic, not the values, sets the time). Prints the medians, the ratio
+   and whether the outputs are equal bit for bit.
+2. Pool kernels in fresh memory or in the selection's scratch matrix: ten 6,000 x 6,000
+   cosine kernels over random features, built by ``CosineBlocks.dense_tensor()`` and by
+   ``dense_tensor(reuse=True)``, interleaved; prints the medians, the ratio and whether the
+   kernels are equal.
+
+Usage: python benchmarks/memory_and_batch.py [--data-root DIR] [--rounds 5] [--threads 2]
+       [--parts 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from deepcore_core import CosineBlocks
+from deepcore_core.context import SelectionContext
+from deepcore_core.data.sources import Source
+from deepcore_core.engine.embedding import compute_embedding, default_batch_size
+from deepcore_core.engine.training import TrainConfig, train_model
+from deepcore_core.plugins import PluginHost
+
+CPU = torch.device("cpu")
+
+
+def interleaved(variants: dict[str, Callable[[], object]], rounds: int) -> dict[str, list]:
+    """Seconds and the last result of each variant, the variants alternating."""
+    out: dict[str, list] = {k: [[], None] for k in variants}
+    for _ in range(rounds):
+        for k, f in variants.items():
+            t0 = time.perf_counter()
+            out[k][1] = f()
+            out[k][0].append(time.perf_counter() - t0)
+    return out
+
+
+def show(label: str, res: dict[str, list], same: bool) -> None:
+    """One line: medians, ratio first / second, and equality."""
+    (a, ra), (b, rb) = ((k, statistics.median(v[0])) for k, v in res.items())
+    print(f"{label}: {a} {ra:.2f} s, {b} {rb:.2f} s, ratio {ra / rb:.2f}x, equal: {same}")
+
+
+def batch_part(data_root: str, rounds: int) -> None:
+    """Embedding pass at batch 512 against the CPU default."""
+    host = PluginHost(load_entrypoints=False)
+    data = host.datasets.load("fashion-mnist", data_root)
+    torch.manual_seed(0)
+    lenet = host.networks.build("lenet", 1, 10, 28)
+    lenet = train_model(lenet, data.train, TrainConfig(epochs=1, augment=False), CPU).model
+    torch.manual_seed(0)
+    resnet = host.networks.build("resnet20", 1, 10, 28)
+    cases: list[tuple[str, torch.nn.Module, Source]] = [
+        ("lenet, 60,000 images", lenet, data.train),
+        ("resnet20, 4,096 images", resnet, data.train.subset(np.arange(4096))),
+    ]
+    small = default_batch_size(CPU)
+    for label, net, source in cases:
+        res = interleaved(
+            {
+                "batch 512": lambda n=net, s=source: compute_embedding(n, s, CPU, 512),
+                f"batch {small}": lambda n=net, s=source: compute_embedding(n, s, CPU),
+            },
+            rounds,
+        )
+        (_, x), (_, y) = res.values()
+        same = np.array_equal(x.features, y.features) and np.array_equal(x.logits, y.logits)
+        show(label, res, same)
+
+
+def kernel_part(rounds: int, n: int = 6000, classes: int = 10) -> None:
+    """Ten pool kernels in fresh memory against the selection's scratch matrix."""
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(n * classes, 84)).astype(np.float32) + 1.0
+    ctx = SelectionContext(n=n * classes, features=feats)
+    pools = [np.arange(c * n, (c + 1) * n) for c in range(classes)]
+
+    def build(reuse: bool) -> float:
+        total = 0.0
+        for pool in pools:  # each kernel dropped before the next, as the greedy does
+            total += float(CosineBlocks(ctx, pool, "features").dense_tensor(reuse=reuse)[0, 1])
+        return total
+
+    res = interleaved({"fresh": lambda: build(False), "reused": lambda: build(True)}, rounds)
+    last = CosineBlocks(ctx, pools[-1], "features")
+    same = torch.equal(last.dense_tensor(), last.dense_tensor(reuse=True))
+    show(f"{classes} kernels of {n} x {n}", res, same)
+
+
+def main() -> None:
+    """Run the chosen parts."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parts", default="1,2")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    parts = args.parts.split(",")
+    print(f"{args.threads} thread(s), {args.rounds} interleaved rounds")
+    if "1" in parts:
+        batch_part(args.data_root, args.rounds)
+    if "2" in parts:
+        kernel_part(args.rounds)
+
+
+if __name__ == "__main__":
+    main()
