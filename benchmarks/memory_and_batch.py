@@ -1,4 +1,4 @@
-"""Two choices of the selection stage, each measured side by side with its alternative.
+"""Three choices of the selection stage, each measured side by side with its alternative.
 
 1. The embedding pass's batch on a CPU: ``compute_embedding`` at batch 512 and at the CPU
    default (128), interleaved ``--rounds`` times, over the 60,000 Fashion-MNIST training
@@ -9,9 +9,14 @@
    cosine kernels over random features, built by ``CosineBlocks.dense_tensor()`` and by
    ``dense_tensor(reuse=True)``, interleaved; prints the medians, the ratio and whether the
    kernels are equal.
+3. LeNet's first convolution, ReLU and pooling through column phases (``PhasedConvPool``)
+   or through the plain modules: ``compute_embedding`` over the 60,000 Fashion-MNIST
+   training images (LeNet trained one epoch) and over 20,000 random 3 x 32 x 32 images
+   (a random LeNet for colour images), interleaved; prints the medians, the ratio and
+   whether the outputs are equal bit for bit.
 
 Usage: python benchmarks/memory_and_batch.py [--data-root DIR] [--rounds 5] [--threads 2]
-       [--parts 1,2]
+       [--parts 1,2,3]
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import torch
 
 from deepcore_core import CosineBlocks
 from deepcore_core.context import SelectionContext
-from deepcore_core.data.sources import Source
+from deepcore_core.data.sources import Source, TensorSource
 from deepcore_core.engine.embedding import compute_embedding, default_batch_size
 from deepcore_core.engine.training import TrainConfig, train_model
 from deepcore_core.plugins import PluginHost
@@ -97,13 +102,43 @@ def kernel_part(rounds: int, n: int = 6000, classes: int = 10) -> None:
     show(f"{classes} kernels of {n} x {n}", res, same)
 
 
+def phases_part(data_root: str, rounds: int) -> None:
+    """The embedding pass with LeNet's first stage plain against through column phases."""
+    host = PluginHost(load_entrypoints=False)
+    data = host.datasets.load("fashion-mnist", data_root)
+    torch.manual_seed(0)
+    gray = host.networks.build("lenet", 1, 10, 28)
+    gray = train_model(gray, data.train, TrainConfig(epochs=1, augment=False), CPU).model
+    torch.manual_seed(0)
+    colour = host.networks.build("lenet", 3, 10, 32)
+    images = (torch.rand(20000, 3, 32, 32) * 255).to(torch.uint8)
+    rgb = TensorSource(images, torch.zeros(20000, dtype=torch.int64), (0.5, 0.5, 0.5), (0.25,) * 3)
+    cases: list[tuple[str, torch.nn.Module, Source]] = [
+        ("lenet, 60,000 images 1 x 28 x 28", gray, data.train),
+        ("lenet, 20,000 images 3 x 32 x 32", colour, rgb),
+    ]
+    for label, net, source in cases:
+        feats = net.body[0]
+        stage = feats.first_stage
+
+        def run(n: torch.nn.Module = net, s: Source = source, first: int = 0) -> object:
+            n.body[0].first_stage = first
+            return compute_embedding(n, s, CPU)
+
+        res = interleaved({"plain": run, "phases": lambda r=run, k=stage: r(first=k)}, rounds)
+        feats.first_stage = stage
+        (_, x), (_, y) = res.values()
+        same = np.array_equal(x.features, y.features) and np.array_equal(x.logits, y.logits)
+        show(label, res, same)
+
+
 def main() -> None:
     """Run the chosen parts."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--parts", default="1,2")
+    ap.add_argument("--parts", default="1,2,3")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     parts = args.parts.split(",")
@@ -112,6 +147,8 @@ def main() -> None:
         batch_part(args.data_root, args.rounds)
     if "2" in parts:
         kernel_part(args.rounds)
+    if "3" in parts:
+        phases_part(args.data_root, args.rounds)
 
 
 if __name__ == "__main__":

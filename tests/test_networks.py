@@ -79,3 +79,76 @@ def test_fast_pooling_equals_max_pool(ceil_mode, h, w):
     z = x.clone().requires_grad_(True)
     torch.nn.functional.max_pool2d(z, 2, 2, ceil_mode=ceil_mode).sum().backward()
     assert torch.equal(y.grad, z.grad)
+
+
+def _plain_features(feats, x):
+    return torch.nn.Sequential.forward(feats, x)
+
+
+@pytest.mark.parametrize("name", ["lenet", "lenet-bn"])
+@pytest.mark.parametrize(("ch", "s"), [(1, 28), (1, 9), (3, 32), (3, 11), (1, 64)])
+def test_phased_first_stage_equals_plain_modules(name, ch, s):
+    torch.manual_seed(s)
+    net = REG.build(name, ch, 10, s)
+    for m in net.modules():  # batch norm with statistics of its own
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-1, 1)
+    feats = net.body[0].eval()
+    assert feats.first_stage in (3, 4)
+    x = torch.randn(40, ch, s, s)
+    with torch.inference_mode():
+        first = feats(x)  # the checked call
+        assert feats.phased._same
+        assert torch.equal(feats(x), _plain_features(feats, x))
+        assert torch.equal(first, _plain_features(feats, x))
+
+
+def test_phased_stage_follows_the_weights_and_keeps_the_state_dict():
+    torch.manual_seed(0)
+    net = REG.build("lenet", 1, 10, 28)
+    keys = [k for k in net.state_dict() if k.startswith("body.0.")]
+    assert keys == ["body.0.0.weight", "body.0.0.bias", "body.0.3.weight", "body.0.3.bias"]
+    feats, x = net.body[0].eval(), torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        before = feats(x)
+        feats[0].weight.mul_(2.0)  # as an optimiser step would: the version moves
+        after = feats(x)
+        assert not torch.equal(before, after)
+        assert torch.equal(after, _plain_features(feats, x))
+    feats.train()  # training and gradients: the plain modules, gradients as before
+    y = x.clone().requires_grad_(True)
+    feats(y).sum().backward()
+    z = x.clone().requires_grad_(True)
+    _plain_features(feats, z).sum().backward()
+    assert torch.equal(y.grad, z.grad)
+
+
+def test_phased_stage_falls_back_when_the_values_differ(monkeypatch):
+    from deepcore_core.nets.conv_pool import PhasedConvPool
+
+    torch.manual_seed(0)
+    feats = REG.build("lenet", 1, 10, 28).body[0].eval()
+    real = PhasedConvPool.phased
+    monkeypatch.setattr(PhasedConvPool, "phased", lambda self, x: real(self, x) + 1e-6)
+    x = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        feats[0].weight.add_(0.0)  # new version: the next call checks again
+        assert torch.equal(feats(x), _plain_features(feats, x))
+        assert not feats.phased._same
+        assert torch.equal(feats(x), _plain_features(feats, x))
+
+
+def test_phased_stage_applies_only_to_its_shape():
+    from deepcore_core.nets.conv_pool import PhasedConvPool
+
+    conv, relu = torch.nn.Conv2d(1, 6, 5), torch.nn.ReLU()
+    assert PhasedConvPool.applies([conv, relu, torch.nn.MaxPool2d(2)])
+    assert not PhasedConvPool.applies([conv, relu, torch.nn.MaxPool2d(2, ceil_mode=True)])
+    assert not PhasedConvPool.applies([conv, relu, torch.nn.MaxPool2d(3)])
+    strided = torch.nn.Conv2d(1, 6, 5, stride=2)
+    assert not PhasedConvPool.applies([strided, relu, torch.nn.MaxPool2d(2)])
+    no_stats = torch.nn.BatchNorm2d(6, track_running_stats=False)
+    assert not PhasedConvPool.applies([conv, no_stats, relu, torch.nn.MaxPool2d(2)])

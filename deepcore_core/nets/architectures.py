@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from deepcore_core.nets.base import Network, NetworkInfo
+from deepcore_core.nets.conv_pool import PhasedConvPool
 
 SMALL = 64  # below this many pixels, use the small-image variants
 
@@ -48,6 +49,27 @@ class MaxPool2x2(nn.MaxPool2d):
         return torch.maximum(rows[..., 0::2], rows[..., 1::2])
 
 
+class _LeNetFeatures(nn.Sequential):
+    """LeNet's convolutional layers; in CPU inference the first stage (convolution, batch
+    norm if any, ReLU, pooling) runs through :class:`PhasedConvPool` (the same values)."""
+
+    def __init__(self, *mods: nn.Module, first_stage: int) -> None:
+        super().__init__(*mods)
+        stage = mods[:first_stage]
+        self.phased = PhasedConvPool(stage) if PhasedConvPool.applies(stage) else None
+        self.first_stage = first_stage  # 0: no phases (benchmarks compare the two)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The features of ``x`` (N x C x H x W)."""
+        fast = not (self.training or torch.is_grad_enabled()) and x.device.type == "cpu"
+        if not (fast and self.phased and self.first_stage):
+            return super().forward(x)
+        x = self.phased(x)
+        for m in list(self)[self.first_stage :]:
+            x = m(x)
+        return x
+
+
 def _flat_dim(body: nn.Module, ch: int, s: int) -> int:
     with torch.no_grad():
         return int(body(torch.zeros(1, ch, s, s)).shape[1])
@@ -62,7 +84,7 @@ def _lenet_body(ch: int, s: int, bn: bool) -> nn.Sequential:
 
     after_pool = (s + (4 if ch == 1 else 0) - 4) // 2
     pad2 = 0 if after_pool >= 10 else 2
-    feats = nn.Sequential(
+    feats = _LeNetFeatures(
         nn.Conv2d(ch, 6, 5, padding=2 if ch == 1 else 0, bias=not bn),
         *norm(6),
         nn.ReLU(inplace=True),
@@ -72,6 +94,7 @@ def _lenet_body(ch: int, s: int, bn: bool) -> nn.Sequential:
         nn.ReLU(inplace=True),
         MaxPool2x2(),
         nn.Flatten(),
+        first_stage=4 if bn else 3,
     )
     d = _flat_dim(feats.eval(), ch, s)
     return nn.Sequential(
