@@ -152,3 +152,17 @@ def test_phased_stage_applies_only_to_its_shape():
     assert not PhasedConvPool.applies([strided, relu, torch.nn.MaxPool2d(2)])
     no_stats = torch.nn.BatchNorm2d(6, track_running_stats=False)
     assert not PhasedConvPool.applies([conv, no_stats, relu, torch.nn.MaxPool2d(2)])
+
+
+def test_phased_stage_of_a_copied_network_reads_the_copy():
+    import copy
+
+    torch.manual_seed(0)
+    net = REG.build("lenet", 1, 10, 28).eval()
+    twin = copy.deepcopy(net)  # as DeepFool copies the selection model
+    assert twin.body[0].phased.stage[0] is twin.body[0][0]
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        twin.body[0][0].weight.add_(1.0)
+        assert torch.equal(twin.body[0](x), _plain_features(twin.body[0], x))
+        assert not torch.equal(net.body[0](x), twin.body[0](x))
