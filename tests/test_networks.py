@@ -114,10 +114,12 @@ def test_phased_stage_follows_the_weights_and_keeps_the_state_dict():
     feats, x = net.body[0].eval(), torch.randn(8, 1, 28, 28)
     with torch.no_grad():
         before = feats(x)
-        feats[0].weight.mul_(2.0)  # as an optimiser step would: the version moves
+        feats[0].weight.mul_(2.0)  # as an optimiser step would
         after = feats(x)
         assert not torch.equal(before, after)
         assert torch.equal(after, _plain_features(feats, x))
+        feats[0].bias.data.add_(1.0)  # through .data: no version change, still seen
+        assert torch.equal(feats(x), _plain_features(feats, x))
     feats.train()  # training and gradients: the plain modules, gradients as before
     y = x.clone().requires_grad_(True)
     feats(y).sum().backward()
@@ -135,7 +137,7 @@ def test_phased_stage_falls_back_when_the_values_differ(monkeypatch):
     monkeypatch.setattr(PhasedConvPool, "phased", lambda self, x: real(self, x) + 1e-6)
     x = torch.randn(8, 1, 28, 28)
     with torch.no_grad():
-        feats[0].weight.add_(0.0)  # new version: the next call checks again
+        feats[0].weight.add_(1.0)  # new weights: the next call checks again
         assert torch.equal(feats(x), _plain_features(feats, x))
         assert not feats.phased._same
         assert torch.equal(feats(x), _plain_features(feats, x))

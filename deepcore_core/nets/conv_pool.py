@@ -31,7 +31,7 @@ class PhasedConvPool:
     modules) in inference through the two column phases.
 
     Owns no parameters: it reads the stage's modules and rebuilds its widened kernel whenever
-    their tensors change (a training step bumps their versions).
+    their tensors' values change (compared with a copy on every call: a few hundred numbers).
     """
 
     def __init__(self, stage: Sequence[nn.Module]) -> None:
@@ -40,7 +40,7 @@ class PhasedConvPool:
         self.stage = list(stage)
         self.conv = cast(nn.Conv2d, stage[0])
         self.norms = [cast(nn.BatchNorm2d, m) for m in stage[1:-2]]
-        self._key: tuple[tuple[int, int], ...] = ()
+        self._seen: list[torch.Tensor] = []
         self._weight = self._bias = torch.empty(0)
         self._same = False
 
@@ -77,7 +77,14 @@ class PhasedConvPool:
         mods = self.stage[:-2]
         return [t for m in mods for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
 
-    def _rebuild(self, key: tuple[tuple[int, int], ...]) -> None:
+    def _changed(self) -> bool:
+        now = self._tensors()
+        return len(now) != len(self._seen) or not all(
+            a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
+            for a, b in zip(now, self._seen, strict=True)
+        )
+
+    def _rebuild(self) -> None:
         conv = self.conv
         w = conv.weight.detach()
         wide = w.new_zeros(2, *w.shape[:3], w.shape[3] + 1)
@@ -85,7 +92,7 @@ class PhasedConvPool:
         wide[1, ..., 1:] = w
         self._weight = wide.flatten(0, 1)
         self._bias = conv.bias.detach().repeat(2) if conv.bias is not None else torch.empty(0)
-        self._key = key
+        self._seen = [t.detach().clone() for t in self._tensors()]
 
     def phased(self, x: torch.Tensor) -> torch.Tensor:
         """The stage's values through the two column phases."""
@@ -107,9 +114,8 @@ class PhasedConvPool:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled activations of ``x``; the first call after the weights change also runs the
         plain modules and keeps the phases only if they give the same values."""
-        key = tuple((t.data_ptr(), t._version) for t in self._tensors())
-        if key != self._key:
-            self._rebuild(key)
+        if self._changed():
+            self._rebuild()
             ref = self.plain(x)
             self._same = torch.equal(self.phased(x), ref)
             return ref
