@@ -119,7 +119,8 @@ def omp_select(
     n = e.shape[0]
     e_dev = torch.as_tensor(e, device=device)
     # [1, h]^T, (D+1) x n: R [1, H]^T runs about twice as fast as [1, H] R^T (n x (D+1)
-    # times (D+1) x C, a narrow product) and sums the same products
+    # times (D+1) x C, a narrow product); the same products, summed in another order
+    # (docs/benchmarks.md: the same picks on Fashion-MNIST, weights equal to 2e-11)
     hb_t = torch.as_tensor(hb, device=device).T.contiguous()
 
     def correlations(r: np.ndarray) -> np.ndarray:  # <g_i, r> = <e_i, r [1, h_i]>
