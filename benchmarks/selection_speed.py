@@ -15,6 +15,10 @@ revision REF (a temporary worktree put first on ``PYTHONPATH``), the two interle
 ratio baseline/now is printed; ``--original`` prints the ratio against the original DeepCore
 code's times measured on this machine (the table of the performance issue, both passes).
 
+The plugins of ``examples/`` that a development install carries (distributions named
+``deepcore-example-*``) are disabled in the children: the TensorBoard observer alone imports
+TensorBoard and writes event files on every selection (0.11 s), which is not the selection.
+
 Usage: python benchmarks/selection_speed.py --data-root DIR [--baseline REF] [--methods a,b]
        [--rounds 2] [--threads 1] [--original]
 """
@@ -123,12 +127,29 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps({"seconds": total, "stages": stages, "picks": picks}))
 
 
+def example_plugins() -> list[str]:
+    """Entry-point names of the installed ``deepcore-example-*`` plugins."""
+    from importlib.metadata import entry_points
+
+    return sorted(
+        ep.name
+        for ep in entry_points(group="deepcore")
+        if ep.dist is not None and ep.dist.name.startswith("deepcore-example-")
+    )
+
+
 def measure(tree: Path, method: str, args: argparse.Namespace, embed: bool) -> dict:
     """One child run on ``tree``; ``embed`` deletes the cached embedding first."""
     if embed:
         for f in Path(args.cache_dir).rglob("embedding.npz"):
             f.unlink()
-    env = {**os.environ, "PYTHONPATH": pythonpath(tree), "DEEPCORE_PROGRESS": "0"}
+    disabled = [x for x in os.environ.get("DEEPCORE_DISABLE_PLUGINS", "").split(",") if x]
+    env = {
+        **os.environ,
+        "PYTHONPATH": pythonpath(tree),
+        "DEEPCORE_PROGRESS": "0",
+        "DEEPCORE_DISABLE_PLUGINS": ",".join(disabled + example_plugins()),
+    }
     cmd = [
         sys.executable,
         str(ROOT / "benchmarks" / "selection_speed.py"),
