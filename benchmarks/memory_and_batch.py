@@ -22,9 +22,11 @@ Usage: python benchmarks/memory_and_batch.py [--data-root DIR] [--rounds 5] [--t
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,13 +58,26 @@ def show(label: str, res: dict[str, list], same: bool) -> None:
     print(f"{label}: {a} {ra:.2f} s, {b} {rb:.2f} s, ratio {ra / rb:.2f}x, equal: {same}")
 
 
-def batch_part(data_root: str, rounds: int) -> None:
-    """Embedding pass at batch 512 against the CPU default."""
+@functools.cache
+def fashion_lenet(data_root: str) -> tuple[PluginHost, Any, torch.nn.Module]:
+    """The host, Fashion-MNIST and a LeNet trained one epoch on it (seed 0), built once."""
     host = PluginHost(load_entrypoints=False)
     data = host.datasets.load("fashion-mnist", data_root)
     torch.manual_seed(0)
     lenet = host.networks.build("lenet", 1, 10, 28)
     lenet = train_model(lenet, data.train, TrainConfig(epochs=1, augment=False), CPU).model
+    return host, data, lenet
+
+
+def same_embedding(res: dict[str, list]) -> bool:
+    """Whether the last results of the two variants are equal bit for bit."""
+    (_, x), (_, y) = res.values()
+    return np.array_equal(x.features, y.features) and np.array_equal(x.logits, y.logits)
+
+
+def batch_part(data_root: str, rounds: int) -> None:
+    """Embedding pass at batch 512 against the CPU default."""
+    host, data, lenet = fashion_lenet(data_root)
     torch.manual_seed(0)
     resnet = host.networks.build("resnet20", 1, 10, 28)
     cases: list[tuple[str, torch.nn.Module, Source]] = [
@@ -78,9 +93,7 @@ def batch_part(data_root: str, rounds: int) -> None:
             },
             rounds,
         )
-        (_, x), (_, y) = res.values()
-        same = np.array_equal(x.features, y.features) and np.array_equal(x.logits, y.logits)
-        show(label, res, same)
+        show(label, res, same_embedding(res))
 
 
 def kernel_part(rounds: int, n: int = 6000, classes: int = 10) -> None:
@@ -104,11 +117,7 @@ def kernel_part(rounds: int, n: int = 6000, classes: int = 10) -> None:
 
 def phases_part(data_root: str, rounds: int) -> None:
     """The embedding pass with LeNet's first stage plain against through column phases."""
-    host = PluginHost(load_entrypoints=False)
-    data = host.datasets.load("fashion-mnist", data_root)
-    torch.manual_seed(0)
-    gray = host.networks.build("lenet", 1, 10, 28)
-    gray = train_model(gray, data.train, TrainConfig(epochs=1, augment=False), CPU).model
+    host, data, gray = fashion_lenet(data_root)
     torch.manual_seed(0)
     colour = host.networks.build("lenet", 3, 10, 32)
     images = (torch.rand(20000, 3, 32, 32) * 255).to(torch.uint8)
@@ -127,9 +136,7 @@ def phases_part(data_root: str, rounds: int) -> None:
 
         res = interleaved({"plain": run, "phases": lambda r=run, k=stage: r(first=k)}, rounds)
         feats.first_stage = stage
-        (_, x), (_, y) = res.values()
-        same = np.array_equal(x.features, y.features) and np.array_equal(x.logits, y.logits)
-        show(label, res, same)
+        show(label, res, same_embedding(res))
 
 
 def main() -> None:

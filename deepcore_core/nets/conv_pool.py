@@ -42,6 +42,7 @@ class PhasedConvPool:
         self.norms = [cast(nn.BatchNorm2d, m) for m in stage[1:-2]]
         self._seen: list[torch.Tensor] = []
         self._weight = self._bias = torch.empty(0)
+        self._norm_stats: list[list[torch.Tensor | None]] = []
         self._same = False
 
     @staticmethod
@@ -92,6 +93,13 @@ class PhasedConvPool:
         wide[1, ..., 1:] = w
         self._weight = wide.flatten(0, 1)
         self._bias = conv.bias.detach().repeat(2) if conv.bias is not None else torch.empty(0)
+        self._norm_stats = [  # batch norm's running statistics and affine, each channel's twice
+            [
+                None if t is None else t.detach().repeat(2)
+                for t in (m.running_mean, m.running_var, m.weight, m.bias)
+            ]
+            for m in self.norms
+        ]
         self._seen = [t.detach().clone() for t in self._tensors()]
 
     def phased(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,11 +107,7 @@ class PhasedConvPool:
         bias = self._bias if self._bias.numel() else None
         padding = cast(tuple[int, int], self.conv.padding)
         y = F.conv2d(x, self._weight, bias, stride=(1, 2), padding=padding)
-        for norm in self.norms:  # batch norm with running statistics, each channel's twice
-            mean, var, weight, shift = (
-                None if t is None else t.repeat(2)
-                for t in (norm.running_mean, norm.running_var, norm.weight, norm.bias)
-            )
+        for norm, (mean, var, weight, shift) in zip(self.norms, self._norm_stats, strict=True):
             y = F.batch_norm(y, mean, var, weight, shift, False, 0.0, norm.eps)
         n, c2, h, w = y.shape
         halves = y.view(n, 2, c2 // 2, h, w)
