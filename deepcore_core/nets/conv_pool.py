@@ -1,19 +1,21 @@
-"""A convolution followed by ReLU and 2 x 2 pooling, computed through column phases.
+"""A convolution followed by ReLU and 2 x 2 pooling, computed through its four phases.
 
-Pooling keeps the larger of each pair of neighbouring columns, so the two column phases of
-the convolution (its outputs at even and at odd columns) are all it needs: a stride-(1, 2)
-convolution whose kernel is one column wider gives both at once, the even phase in the
-first ``C`` output channels (the kernel in its first ``k`` columns) and the odd phase in the
-next ``C`` (the kernel shifted one column right). Each output sums the same products in the
-same order as the plain convolution (the extra column's products are exact zeros), so the
-values are the same; the first checked call compares them anyway, and a mismatch makes the
-stage fall back to the plain modules for those weights. ReLU commutes with the maximum, so
-it runs on the pooled quarter.
+Pooling keeps the largest of each 2 x 2 window, so the convolution's four phases (its
+outputs at even or odd rows and even or odd columns) are all it needs: a stride-2
+convolution whose kernel is one row and one column larger gives all four at once, phase
+(r, c) in its own block of ``C`` output channels (the kernel shifted r rows down and c
+columns right, zeros around it). Each output sums the same products in the same order as the
+plain convolution (the extra row's and column's products are exact zeros), so the values
+are the same; the first checked call compares them anyway, and a mismatch makes the stage
+fall back to the plain modules for those weights. Pooling is then the maximum of four
+contiguous channel blocks, and ReLU, which commutes with the maximum, runs on the pooled
+quarter.
 
 Why: a convolution with one to three input channels and few output channels (LeNet's first,
-6 of them) fills few of a CPU's vector lanes; doubling the channels halves the positions.
-A LeNet embedding pass over Fashion-MNIST's 60,000 images runs 1.29x faster, one over
-3 x 32 x 32 images 1.20x (``benchmarks/memory_and_batch.py``, part 3). Used on the CPU only.
+6 of them) fills few of a CPU's vector lanes, and its pooling reads short rows; four times
+the channels at a quarter of the positions fill the lanes, and the pooling reads long
+contiguous blocks. Measured by ``benchmarks/memory_and_batch.py``, part 3. Used on the CPU
+only.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch.nn import functional as F
 
 class PhasedConvPool:
     """Runs ``conv -> [batch norm] -> ReLU -> 2 x 2 max pooling`` (``stage``, a network's own
-    modules) in inference through the two column phases.
+    modules) in inference through the four phases.
 
     Owns no parameters: it reads the stage's modules and rebuilds its widened kernel whenever
     their tensors' values change (compared with a copy on every call: a few hundred numbers).
@@ -88,14 +90,15 @@ class PhasedConvPool:
     def _rebuild(self) -> None:
         conv = self.conv
         w = conv.weight.detach()
-        wide = w.new_zeros(2, *w.shape[:3], w.shape[3] + 1)
-        wide[0, ..., :-1] = w
-        wide[1, ..., 1:] = w
-        self._weight = wide.flatten(0, 1)
-        self._bias = conv.bias.detach().repeat(2) if conv.bias is not None else torch.empty(0)
-        self._norm_stats = [  # batch norm's running statistics and affine, each channel's twice
+        wide = w.new_zeros(2, 2, *w.shape[:2], w.shape[2] + 1, w.shape[3] + 1)
+        for r in range(2):
+            for c in range(2):  # phase (r, c): the kernel shifted r rows and c columns
+                wide[r, c, ..., r : r + w.shape[2], c : c + w.shape[3]] = w
+        self._weight = wide.flatten(0, 2)
+        self._bias = conv.bias.detach().repeat(4) if conv.bias is not None else torch.empty(0)
+        self._norm_stats = [  # batch norm's running statistics and affine, each channel's 4x
             [
-                None if t is None else t.detach().repeat(2)
+                None if t is None else t.detach().repeat(4)
                 for t in (m.running_mean, m.running_var, m.weight, m.bias)
             ]
             for m in self.norms
@@ -103,17 +106,16 @@ class PhasedConvPool:
         self._seen = [t.detach().clone() for t in self._tensors()]
 
     def phased(self, x: torch.Tensor) -> torch.Tensor:
-        """The stage's values through the two column phases."""
+        """The stage's values through the four phases."""
         bias = self._bias if self._bias.numel() else None
         padding = cast(tuple[int, int], self.conv.padding)
-        y = F.conv2d(x, self._weight, bias, stride=(1, 2), padding=padding)
+        y = F.conv2d(x, self._weight, bias, stride=2, padding=padding)
         for norm, (mean, var, weight, shift) in zip(self.norms, self._norm_stats, strict=True):
             y = F.batch_norm(y, mean, var, weight, shift, False, 0.0, norm.eps)
-        n, c2, h, w = y.shape
-        halves = y.view(n, 2, c2 // 2, h, w)
-        cols = torch.maximum(halves[:, 0], halves[:, 1])[:, :, : h - h % 2]
-        pairs = cols.reshape(n, c2 // 2, h // 2, 2, w)
-        return torch.relu_(torch.maximum(pairs[:, :, :, 0], pairs[:, :, :, 1]))
+        n, c4, h, w = y.shape
+        p = y.view(n, 4, c4 // 4, h, w)
+        top = torch.maximum(p[:, 0], p[:, 1])
+        return torch.relu_(torch.maximum(top, torch.maximum(p[:, 2], p[:, 3]), out=top))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled activations of ``x``; the first call after the weights change also runs the
