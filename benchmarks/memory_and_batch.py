@@ -1,15 +1,16 @@
 """Three choices of the selection stage, each measured side by side with its alternative.
 
-1. The embedding pass's batch on a CPU: ``compute_embedding`` at batch 512 and at the CPU
-   default (128), interleaved ``--rounds`` times, over the 60,000 Fashion-MNIST training
-   images for LeNet (trained one epoch) and over 4,096 of them for ResNet-20 (random
-   weights: the arithmetic, not the values, sets the time). Prints the medians, the ratio
-   and whether the outputs are equal bit for bit.
+1. The embedding pass's batch on a CPU: ``compute_embedding`` at batch 128 and at 512,
+   interleaved ``--rounds`` times, over the 60,000 Fashion-MNIST training images for LeNet
+   (trained one epoch) and over 4,096 of them for ResNet-20 (random weights: the
+   arithmetic, not the values, sets the time). Prints the medians, the ratio, whether the
+   outputs are equal bit for bit and which batch is the network's CPU default
+   (``Network.cpu_batch``).
 2. Pool kernels in fresh memory or in the selection's scratch matrix: ten 6,000 x 6,000
    cosine kernels over random features, built by ``CosineBlocks.dense_tensor()`` and by
    ``dense_tensor(reuse=True)``, interleaved; prints the medians, the ratio and whether the
    kernels are equal.
-3. LeNet's first convolution, ReLU and pooling through column phases (``PhasedConvPool``)
+3. LeNet's first convolution, ReLU and pooling through its four phases (``PhasedConvPool``)
    or through the plain modules: ``compute_embedding`` over the 60,000 Fashion-MNIST
    training images (LeNet trained one epoch) and over 20,000 random 3 x 32 x 32 images
    (a random LeNet for colour images), interleaved; prints the medians, the ratio and
@@ -76,7 +77,7 @@ def same_embedding(res: dict[str, list]) -> bool:
 
 
 def batch_part(data_root: str, rounds: int) -> None:
-    """Embedding pass at batch 512 against the CPU default."""
+    """Embedding pass at batch 128 against 512, for a small and a large network."""
     host, data, lenet = fashion_lenet(data_root)
     torch.manual_seed(0)
     resnet = host.networks.build("resnet20", 1, 10, 28)
@@ -84,16 +85,15 @@ def batch_part(data_root: str, rounds: int) -> None:
         ("lenet, 60,000 images", lenet, data.train),
         ("resnet20, 4,096 images", resnet, data.train.subset(np.arange(4096))),
     ]
-    small = default_batch_size(CPU)
     for label, net, source in cases:
         res = interleaved(
             {
-                "batch 512": lambda n=net, s=source: compute_embedding(n, s, CPU, 512),
-                f"batch {small}": lambda n=net, s=source: compute_embedding(n, s, CPU),
+                f"batch {b}": lambda n=net, s=source, b=b: compute_embedding(n, s, CPU, b)
+                for b in (128, 512)
             },
             rounds,
         )
-        show(label, res, same_embedding(res))
+        show(f"{label} (CPU default {default_batch_size(CPU, net)})", res, same_embedding(res))
 
 
 def kernel_part(rounds: int, n: int = 6000, classes: int = 10) -> None:

@@ -266,13 +266,15 @@ def test_resume_of_a_selection_model_keeps_its_dynamics(digits, tmp_path, monkey
             train_model(lenet(digits), digits.train, cfg, CPU, checkpoint=ckpt, **full)
 
 
-def test_embedding_is_the_same_at_the_cpu_default_batch_as_at_512(digits):
+def test_embedding_is_the_same_at_the_cpu_default_batch_as_at_others(digits):
     from deepcore_core.engine.embedding import default_batch_size
 
     model = train_model(lenet(digits), digits.train, TrainConfig(epochs=1), CPU).model.eval()
-    assert default_batch_size(CPU) == 128
-    ref = compute_embedding(model, digits.train, CPU)  # the CPU default, 128
-    for bs in (512, 100):  # (tiny batches may take other BLAS kernels, rounding otherwise)
+    assert default_batch_size(CPU, model) == 512  # LeNet's own CPU batch
+    assert default_batch_size(CPU) == 128  # a network that names none
+    assert default_batch_size(torch.device("cuda"), model) == 512
+    ref = compute_embedding(model, digits.train, CPU)  # LeNet's CPU default, 512
+    for bs in (128, 100):  # (tiny batches may take other BLAS kernels, rounding otherwise)
         emb = compute_embedding(model, digits.train, CPU, bs)
         assert np.array_equal(emb.features, ref.features), bs
         assert np.array_equal(emb.logits, ref.logits), bs

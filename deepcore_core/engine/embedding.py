@@ -31,12 +31,15 @@ class Embedding:
         return softmax(self.logits)
 
 
-def default_batch_size(device: torch.device) -> int:
-    """The embedding pass's batch where the data set none: 512 on a GPU; 128 on a CPU,
-    whose activations then stay in its caches (``benchmarks/memory_and_batch.py``). The
-    outputs equal 512's bit for bit for the networks checked there and in
+def default_batch_size(device: torch.device, model: Network | None = None) -> int:
+    """The embedding pass's batch where the data set none: 512 on a GPU; on a CPU the
+    network's ``cpu_batch`` (128 unless it says otherwise: a batch's activations then stay
+    in the caches; LeNet's 512). ``benchmarks/memory_and_batch.py`` measures both, and the
+    outputs equal other batches' bit for bit for the networks checked there and in
     tests/test_engine.py; very small batches (7) may take BLAS kernels that round otherwise."""
-    return 128 if device.type == "cpu" else 512
+    if device.type != "cpu":
+        return 512
+    return int(getattr(model, "cpu_batch", 128))
 
 
 def compute_embedding(
@@ -44,8 +47,8 @@ def compute_embedding(
 ) -> Embedding:
     """One pass in eval mode, no augmentation, no gradients; under torchrun each rank embeds
     its share of the samples and every rank gets them all (``batch_size``: None for
-    :func:`default_batch_size`)."""
-    batch_size = batch_size or default_batch_size(device)
+    :func:`default_batch_size` of ``model``)."""
+    batch_size = batch_size or default_batch_size(device, model)
     model.eval().to(device)
     feats, logits = [], []
     n = len(source)

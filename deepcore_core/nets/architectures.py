@@ -106,12 +106,17 @@ def _lenet_body(ch: int, s: int, bn: bool) -> nn.Sequential:
     )
 
 
+#: LeNet's embedding batch on a CPU: its activations are small, and at 128 the per-batch
+#: overhead shows (``benchmarks/memory_and_batch.py``, part 1)
+LENET_CPU_BATCH = 512
+
+
 def _lenet(ch: int, c: int, s: int) -> Network:
-    return Network("lenet", _lenet_body(ch, s, bn=False), 84, c)
+    return Network("lenet", _lenet_body(ch, s, bn=False), 84, c, cpu_batch=LENET_CPU_BATCH)
 
 
 def _lenet_bn(ch: int, c: int, s: int) -> Network:
-    return Network("lenet-bn", _lenet_body(ch, s, bn=True), 84, c)
+    return Network("lenet-bn", _lenet_body(ch, s, bn=True), 84, c, cpu_batch=LENET_CPU_BATCH)
 
 
 class _BasicBlock(nn.Module):

@@ -17,12 +17,17 @@ class Network(nn.Module):
     """A classifier split into ``body`` (input -> N x D features) and ``head`` (D -> C).
 
     ``forward`` returns logits; :meth:`forward_with_features` returns ``(logits, features)``
-    so the embedding engine gets both from one pass.
+    so the embedding engine gets both from one pass. ``cpu_batch``: the embedding pass's
+    batch on a CPU where the data set none (128: a large network's activations then stay in
+    the caches; a small one gains from fewer, larger batches).
     """
 
-    def __init__(self, name: str, body: nn.Module, feature_dim: int, num_classes: int) -> None:
+    def __init__(
+        self, name: str, body: nn.Module, feature_dim: int, num_classes: int, cpu_batch: int = 128
+    ) -> None:
         super().__init__()
         self.name = name
+        self.cpu_batch = cpu_batch
         self.body = body
         self.feature_dim = feature_dim
         self.head = nn.Linear(feature_dim, num_classes)
