@@ -15,6 +15,14 @@ revision REF (a temporary worktree put first on ``PYTHONPATH``), the two interle
 ratio baseline/now is printed; ``--original`` prints the ratio against the original DeepCore
 code's times measured on this machine (the table of the performance issue, both passes).
 
+The machine's guests do not all run at one speed: a plain LeNet's forward pass differs by 2x
+between sessions. ``--original`` therefore also times a host probe, the issue's own yardstick
+(a LeNet of torch's stock modules, forward over 60,000 random 1 x 28 x 28 tensors, batch 512,
+two threads, in a fresh interpreter; 1.6 s when the original's times were taken), before and
+after the methods, and prints a second set of ratios with the original's times scaled by
+probe / 1.6: an estimate of what the original would take on the host of this run (its time,
+too, is mostly forward passes and memory-bound arithmetic).
+
 The plugins of ``examples/`` that a development install carries (distributions named
 ``deepcore-example-*``) are disabled in the children: the TensorBoard observer alone imports
 TensorBoard and writes event files on every selection (0.11 s), which is not the selection.
@@ -83,6 +91,41 @@ ORIGINAL = {
     "cal": (41.9, 42.8),
     "deepfool": (870.0,),
 }
+
+
+#: the host probe's seconds when the original's times were taken (the performance issue)
+PROBE_REFERENCE = 1.6
+
+
+def probe() -> None:
+    """In a fresh interpreter at two threads: a stock LeNet's forward pass over 60,000
+    random 1 x 28 x 28 tensors at batch 512 (the median of three); prints the seconds."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        *(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2)),
+        *(nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()),
+        *(nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)),
+    ).eval()
+    x = torch.randn(60000, 1, 28, 28)
+    times = []
+    with torch.no_grad():
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for lo in range(0, len(x), 512):
+                net(x[lo : lo + 512])
+            times.append(time.perf_counter() - t0)
+    print(json.dumps({"seconds": statistics.median(times)}))
+
+
+def host_probe() -> float:
+    """The probe's seconds, from a fresh interpreter."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--probe"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
 
 
 def child(args: argparse.Namespace) -> None:
@@ -190,11 +233,15 @@ def main() -> None:
     ap.add_argument("--original", action="store_true", help="ratios against the original code")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--method", help=argparse.SUPPRESS)
     ap.add_argument("--options", default="{}", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args)
+        return
+    if args.probe:
+        probe()
         return
     own_cache = args.cache_dir is None
     args.cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="deepcore-speed-cache-")
@@ -211,7 +258,9 @@ def main() -> None:
 def compare(trees: dict[str, Path], methods: list[str], args: argparse.Namespace) -> None:
     """Time every method on every tree, one printed line per method, then the means."""
     measure(ROOT, "margin", args, embed=False)  # trains and caches the selection model
+    probes = [host_probe()] if args.original else []
     ratios: dict[str, list[float]] = {"baseline": [], "original": []}
+    now: dict[str, float] = {}
     for m in methods:
         res: dict[str, dict[bool, list]] = {}
         for _ in range(args.rounds):
@@ -230,19 +279,40 @@ def compare(trees: dict[str, Path], methods: list[str], args: argparse.Namespace
             parts = " ".join(f"{s}={v:.2f}" for s, v in st.items())
             line += f" | {k} embed+select {med[k]:7.2f} s, select {sel:7.2f} s ({parts})"
         if "baseline" in med:
-            before, now = res["baseline"][True][0]["picks"], res["now"][True][0]["picks"]
-            shared = len(set(before) & set(now)) / max(1, len(now))
+            before, after = res["baseline"][True][0]["picks"], res["now"][True][0]["picks"]
+            shared = len(set(before) & set(after)) / max(1, len(after))
             ratios["baseline"].append(med["baseline"] / med["now"])
             line += f" | ratio {ratios['baseline'][-1]:.2f}x, picks shared {100 * shared:.2f}%"
         if args.original and m in ORIGINAL:
+            now[m] = med["now"]
             r = [o / med["now"] for o in ORIGINAL[m]]
-            ratios["original"].append(math.exp(statistics.mean(math.log(x) for x in r)))
+            ratios["original"].append(geomean(r))
             line += " | vs original " + "; ".join(f"{x:.1f}x" for x in r)
         print(line, flush=True)
     for k, v in ratios.items():
         if v:
-            gm = math.exp(statistics.mean(math.log(x) for x in v))
-            print(f"geometric mean vs {k}: {gm:.2f}x (min {min(v):.2f}x) over {len(v)}")
+            print(f"geometric mean vs {k}: {geomean(v):.2f}x (min {min(v):.2f}x) over {len(v)}")
+    if probes:
+        probes.append(host_probe())
+        scale = statistics.mean(probes) / PROBE_REFERENCE
+        print(
+            f"host probe {', '.join(f'{p:.2f}' for p in probes)} s (reference "
+            f"{PROBE_REFERENCE} s): the original's times scaled by {scale:.2f}"
+        )
+        scaled = {m: [o * scale / t for o in ORIGINAL[m]] for m, t in now.items()}
+        for m, r in scaled.items():
+            print(f"{m:21s} | vs original on this host " + "; ".join(f"{x:.1f}x" for x in r))
+        per_method = [geomean(r) for r in scaled.values()]
+        lowest = min(x for r in scaled.values() for x in r)
+        print(
+            f"geometric mean vs original on this host: {geomean(per_method):.2f}x "
+            f"(lowest single pass {lowest:.2f}x) over {len(per_method)}"
+        )
+
+
+def geomean(values: list[float]) -> float:
+    """The geometric mean."""
+    return math.exp(statistics.mean(math.log(x) for x in values))
 
 
 if __name__ == "__main__":
