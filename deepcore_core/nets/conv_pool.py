@@ -113,9 +113,7 @@ class PhasedConvPool:
         for norm, (mean, var, weight, shift) in zip(self.norms, self._norm_stats, strict=True):
             y = F.batch_norm(y, mean, var, weight, shift, False, 0.0, norm.eps)
         n, c4, h, w = y.shape
-        p = y.view(n, 4, c4 // 4, h, w)
-        top = torch.maximum(p[:, 0], p[:, 1])
-        return torch.relu_(torch.maximum(top, torch.maximum(p[:, 2], p[:, 3]), out=top))
+        return torch.relu_(y.view(n, 4, c4 // 4, h, w).amax(1))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled activations of ``x``; the first call after the weights change also runs the
