@@ -109,6 +109,8 @@ class PhasedConvPool:
         """The stage's values through the four phases."""
         bias = self._bias if self._bias.numel() else None
         padding = cast(tuple[int, int], self.conv.padding)
+        # stride 2 with the larger kernel gives floor(H_out / 2) x floor(W_out / 2) positions:
+        # an odd last row or column of the plain output drops, as pooling drops it
         y = F.conv2d(x, self._weight, bias, stride=2, padding=padding)
         for norm, (mean, var, weight, shift) in zip(self.norms, self._norm_stats, strict=True):
             y = F.batch_norm(y, mean, var, weight, shift, False, 0.0, norm.eps)
