@@ -1,4 +1,4 @@
-"""Three choices of the selection stage, each measured side by side with its alternative.
+"""Four choices of the selection stage, each measured side by side with its alternative.
 
 1. The embedding pass's batch on a CPU: ``compute_embedding`` at batch 128 and at 512,
    interleaved ``--rounds`` times, over the 60,000 Fashion-MNIST training images for LeNet
@@ -15,16 +15,28 @@
    training images (LeNet trained one epoch) and over 20,000 random 3 x 32 x 32 images
    (a random LeNet for colour images), interleaved; prints the medians, the ratio and
    whether the outputs are equal bit for bit.
+4. Freed memory kept in the process (``keep_freed_memory``, as every command sets it) or
+   glibc's default allocator (``DEEPCORE_KEEP_FREED_MEMORY=0``), as ``deepcore select``
+   runs without a cached model: LeNet trained one epoch on 10,000 Fashion-MNIST images, then
+   the embedding pass over the 60,000; each variant in a fresh interpreter (the setting is
+   the process's), the two alternating. Prints each stage's median and slowest seconds,
+   page faults and ratio, and whether the outputs are equal.
 
 Usage: python benchmarks/memory_and_batch.py [--data-root DIR] [--rounds 5] [--threads 2]
-       [--parts 1,2,3]
+       [--parts 1,2,3,4]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -139,14 +151,78 @@ def phases_part(data_root: str, rounds: int) -> None:
         show(label, res, same_embedding(res))
 
 
+def allocator_child(data_root: str, threads: int) -> None:
+    """In a fresh interpreter, as ``deepcore select`` without a cached model: LeNet trained
+    one epoch on 10,000 images (seed 0), then one embedding pass over the 60,000; prints one
+    JSON line (each stage's seconds and page faults, whether memory is kept, an output hash)."""
+    from deepcore_core.engine.devices import setup_cpu
+
+    setup_cpu(threads)  # the threads and the allocator, as every command sets them
+    from deepcore_core.engine.allocator import keep_freed_memory
+
+    host = PluginHost(load_entrypoints=False)
+    data = host.datasets.load("fashion-mnist", data_root)
+    torch.manual_seed(0)
+    net = host.networks.build("lenet", 1, 10, 28)
+    subset = data.train.subset(np.arange(10000))
+    out: dict[str, Any] = {"kept": keep_freed_memory()}
+
+    def stage(name: str, f: Callable[[], Any]) -> Any:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        t0 = time.perf_counter()
+        result = f()
+        out[name] = time.perf_counter() - t0
+        out[f"{name} faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        return result
+
+    cfg = TrainConfig(epochs=1, augment=False)
+    net = stage("train", lambda: train_model(net, subset, cfg, CPU).model)
+    emb = stage("embed", lambda: compute_embedding(net, data.train, CPU))
+    out["hash"] = hashlib.sha256(emb.features.tobytes() + emb.logits.tobytes()).hexdigest()
+    print(json.dumps(out))
+
+
+def allocator_part(data_root: str, rounds: int, threads: int) -> None:
+    """Training then the embedding pass, freed memory kept against glibc's default, each in
+    fresh interpreters, alternating."""
+    cmd = [sys.executable, __file__, "--allocator-child", "--data-root", data_root]
+    cmd += ["--threads", str(threads)]
+    res: dict[str, list[dict]] = {"glibc default": [], "kept": []}
+    for _ in range(rounds):
+        for k in res:
+            env = {**os.environ, "DEEPCORE_KEEP_FREED_MEMORY": "1" if k == "kept" else "0"}
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            res[k].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    for name in ("train", "embed"):
+        line = []
+        for k, v in res.items():
+            secs = sorted(r[name] for r in v)
+            faults = statistics.median(r[f"{name} faults"] for r in v)
+            slowest = max(v, key=lambda r: r[name])
+            line.append(
+                f"{k} median {statistics.median(secs):.2f} s ({faults:.0f} page faults), "
+                f"slowest {secs[-1]:.2f} s ({slowest[f'{name} faults']} page faults)"
+            )
+        ratio = statistics.median(r[name] for r in res["glibc default"]) / statistics.median(
+            r[name] for r in res["kept"]
+        )
+        print(f"lenet, {name}: " + "; ".join(line) + f"; ratio of medians {ratio:.2f}x")
+    same = len({r["hash"] for v in res.values() for r in v}) == 1
+    print(f"kept in the children: {all(r['kept'] for r in res['kept'])}; outputs equal: {same}")
+
+
 def main() -> None:
     """Run the chosen parts."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--parts", default="1,2,3")
+    ap.add_argument("--parts", default="1,2,3,4")
+    ap.add_argument("--allocator-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.allocator_child:
+        allocator_child(args.data_root, args.threads)
+        return
     torch.set_num_threads(args.threads)
     parts = args.parts.split(",")
     print(f"{args.threads} thread(s), {args.rounds} interleaved rounds")
@@ -156,6 +232,8 @@ def main() -> None:
         kernel_part(args.rounds)
     if "3" in parts:
         phases_part(args.data_root, args.rounds)
+    if "4" in parts:
+        allocator_part(args.data_root, args.rounds, args.threads)
 
 
 if __name__ == "__main__":

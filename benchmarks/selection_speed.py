@@ -130,9 +130,12 @@ def host_probe() -> float:
 
 def child(args: argparse.Namespace) -> None:
     """In a fresh interpreter: one selection, timed by stage; prints one JSON line."""
-    from deepcore_core.engine.devices import use_threads
+    from deepcore_core.engine import devices
 
-    use_threads(args.threads)  # torch's and the BLAS pools' threads, as the CLI sets them
+    # torch's and the BLAS pools' threads and the allocator, as the CLI sets them (a
+    # baseline before the allocator setting has only the threads, as ``use_threads``)
+    setup = getattr(devices, "setup_cpu", None) or getattr(devices, "use_threads")  # noqa: B009
+    setup(args.threads)
     from deepcore_core.api import run_selection
     from deepcore_core.cli.select import dataset_context
     from deepcore_core.plugins import get_host

@@ -334,8 +334,9 @@ def select(
         instead of every epoch's values, for large datasets (default: the full history).
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``: where networks, kernels,
         neighbours and greedy loops run; an unavailable device is an error.
-    :param threads: set torch's CPU threads for this process (0: one per available CPU;
-        None: leave them as they are).
+    :param threads: set this process up for CPU work as the CLI does: torch's and the BLAS
+        libraries' threads (0: one per available CPU) and freed memory kept for reuse
+        (:func:`~deepcore_core.engine.allocator.keep_freed_memory`); None: leave both.
     :returns: the :class:`Selection`.
     """
     from deepcore_core.context import check_seed
@@ -350,9 +351,9 @@ def select(
                 f"{what} must be a mapping of option names to values, got {type(given).__name__}"
             )
     if threads is not None:
-        from deepcore_core.engine.devices import use_threads
+        from deepcore_core.engine.devices import setup_cpu
 
-        use_threads(threads)
+        setup_cpu(threads)
 
     from deepcore_core import distributed
 

@@ -18,7 +18,7 @@ def keep_threads(monkeypatch):
     from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "")  # restored afterwards (use_threads sets it)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "")  # restored afterwards (setup_cpu sets it)
     with threadpool_limits(None):  # restores the BLAS pools' threads afterwards
         yield
     torch.set_num_threads(before)
@@ -32,22 +32,22 @@ def test_default_shares_the_available_cpus(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four torchrun processes on this machine
     assert devices.default_threads() == 2
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
-    assert devices.use_threads(0, jobs=4) == 2 and torch.get_num_threads() == 2
-    assert devices.use_threads(1) == 1 and torch.get_num_threads() == 1
+    assert devices.setup_cpu(0, jobs=4) == 2 and torch.get_num_threads() == 2
+    assert devices.setup_cpu(1) == 1 and torch.get_num_threads() == 1
     from threadpoolctl import threadpool_info
 
     assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
     with pytest.raises(DeepcoreError, match="threads must be >= 0"):
-        devices.use_threads(-1)
+        devices.setup_cpu(-1)
 
 
 def test_blas_loaded_later_gets_the_thread_count_and_serial_blas_limits_it():
     import subprocess
     import sys
 
-    # scipy's OpenBLAS loads on its first import: after use_threads, it must still get 1
+    # scipy's OpenBLAS loads on its first import: after setup_cpu, it must still get 1
     code = (
-        "from deepcore_core.engine.devices import use_threads, serial_blas; use_threads(1); "
+        "from deepcore_core.engine.devices import setup_cpu, serial_blas; setup_cpu(1); "
         "import scipy.linalg.blas; from threadpoolctl import threadpool_info as i; "
         "print(sorted({p['num_threads'] for p in i() if p['user_api'] == 'blas'}))"
     )
@@ -62,7 +62,7 @@ def test_blas_loaded_later_gets_the_thread_count_and_serial_blas_limits_it():
     import os
 
     n = min(2, os.cpu_count() or 1)  # never more than the machine's CPUs
-    devices.use_threads(n)
+    devices.setup_cpu(n)
     outside = blas()
     with devices.serial_blas():
         assert blas() == {1} and torch.get_num_threads() == n  # torch keeps its threads

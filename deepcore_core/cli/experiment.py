@@ -134,11 +134,11 @@ def train(ctx: typer.Context, settings: TrainCommandSettings, as_json: AsJson = 
 def train_on_selection(ctx: typer.Context, s: TrainCommandSettings) -> dict[str, Any]:
     """Load the selection and the dataset, check they match, train and evaluate."""
     from deepcore_core.data.sources import on_device
-    from deepcore_core.engine.devices import resolve_device, seed_everything, use_threads
+    from deepcore_core.engine.devices import resolve_device, seed_everything, setup_cpu
     from deepcore_core.engine.training import train_model
     from deepcore_core.selection import Selection, dataset_fingerprint
 
-    use_threads(s.threads)
+    setup_cpu(s.threads)
     dev = resolve_device(s.device)
     sel = Selection.load(Path(str(s.selection)))
     host = host_of(ctx)

@@ -50,9 +50,9 @@ def select(
         raise DeepcoreError("no method given; use --method (see 'deepcore list-methods')")
     if s.fraction is None and s.budget is None:
         raise DeepcoreError("give the coreset size with --fraction or --budget")
-    from deepcore_core.engine.devices import use_threads
+    from deepcore_core.engine.devices import setup_cpu
 
-    use_threads(s.threads)
+    setup_cpu(s.threads)
     host = host_of(ctx)
     options = {**s.options, **parse_option_pairs(option or [], (s.method,)).get(s.method, {})}
     selector = host.create_selector(s.method, options, s.variant)

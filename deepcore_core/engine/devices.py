@@ -67,9 +67,11 @@ def default_threads(jobs: int = 1) -> int:
     return max(1, available_cpus() // max(1, jobs * local))
 
 
-def use_threads(threads: int, jobs: int = 1) -> int:
-    """Set the CPU threads of torch and of the BLAS libraries numpy and scipy use:
-    ``threads``, or with 0 :func:`default_threads`; returns the number."""
+def setup_cpu(threads: int, jobs: int = 1) -> int:
+    """Set this process up for CPU work, as every command does: the threads of torch and of
+    the BLAS libraries numpy and scipy use (``threads``, or with 0 :func:`default_threads`;
+    returns the number), and freed memory kept for reuse
+    (:func:`~deepcore_core.engine.allocator.keep_freed_memory`)."""
     if threads < 0:
         raise DeepcoreError(f"threads must be >= 0 (0: one per available CPU), got {threads}")
     if threads > MACHINE_CPUS:
@@ -79,6 +81,9 @@ def use_threads(threads: int, jobs: int = 1) -> int:
         )
     from threadpoolctl import threadpool_limits
 
+    from deepcore_core.engine.allocator import keep_freed_memory
+
+    keep_freed_memory()
     n = threads or default_threads(jobs)
     torch.set_num_threads(n)
     # the pools loaded now (numpy's); a BLAS loaded later (scipy's, on its first import)

@@ -128,11 +128,12 @@ class Experiment:
         selection's runs to the workers (full-data runs first), while this thread stores every
         finished run as soon as it arrives, even during a long selection.
         """
-        from deepcore_core.engine.devices import available_cpus, default_threads, use_threads
+        from deepcore_core.engine.allocator import keep_freed_memory
+        from deepcore_core.engine.devices import available_cpus, default_threads, setup_cpu
 
         selections = selections_of(todo)
         if jobs == 1 or len(todo) <= 1:
-            use_threads(self.config.threads)
+            setup_cpu(self.config.threads)
             for key in todo:
                 yield key, self.run_one(key)
             return
@@ -156,6 +157,7 @@ class Experiment:
         )
         # selections here share the cores with the workers: one thread, as more threads than
         # cores make torch many times slower
+        keep_freed_memory()
         parent_threads = torch.get_num_threads()
         torch.set_num_threads(max(1, available_cpus() - jobs * threads))
         futures: dict[cf.Future[Any], dict[str, Any]] = {}
@@ -322,12 +324,12 @@ def _worker_init(config: ExperimentConfig, threads: int, parent: int) -> None:
     import signal
     import threading
 
-    import torch
+    from deepcore_core.engine.devices import setup_cpu
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     os.environ["DEEPCORE_PROGRESS"] = "0"
-    torch.set_num_threads(threads)
+    setup_cpu(threads)
     _WORKER["exp"] = Experiment(config, PluginHost(), log=lambda m: None)
 
 
