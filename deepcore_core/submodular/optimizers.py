@@ -109,9 +109,9 @@ def _vector_greedy(obj: Any, k: int) -> np.ndarray:
         else:
             if taken is None:
                 taken = torch.zeros(n, dtype=torch.bool, device=g.device)
-            masked = g.masked_fill(taken, -math.inf)
-            e = int(torch.argmax(masked))
-            stuck = bool(masked[e] == -math.inf)
+            best, at = torch.max(g.masked_fill(taken, -math.inf), 0)  # the first maximum
+            e = int(at)
+            stuck = float(best) == -math.inf
         if stuck:  # every free gain is -inf (log det of a singular set): the lowest free index
             free = ~taken
             e = int(np.argmax(free) if isinstance(free, np.ndarray) else torch.argmax(free.byte()))

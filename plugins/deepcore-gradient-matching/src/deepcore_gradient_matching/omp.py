@@ -117,15 +117,17 @@ def omp_select(
     hb = _hb(np.asarray(h, dtype=np.float64))
     t = e.T @ hb if target is None else np.asarray(target, dtype=np.float64)
     n = e.shape[0]
-    e_dev = torch.as_tensor(e, device=device)
-    # [1, h]^T, (D+1) x n: R [1, H]^T runs about twice as fast as [1, H] R^T (n x (D+1)
-    # times (D+1) x C, a narrow product); the same products, summed in another order
-    # (docs/benchmarks.md: the same picks on Fashion-MNIST, weights equal to 2e-11)
+    # both factors transposed, C x n and (D+1) x n: R [1, H]^T runs about twice as fast as
+    # [1, H] R^T (n x (D+1) times (D+1) x C, a narrow product), and multiplying its C x n
+    # result in place by E^T, then summing the C rows, reads both contiguously; the same
+    # products, summed in another order (docs/benchmarks.md: the same picks on
+    # Fashion-MNIST)
+    e_t = torch.as_tensor(e, device=device).T.contiguous()
     hb_t = torch.as_tensor(hb, device=device).T.contiguous()
 
     def correlations(r: np.ndarray) -> np.ndarray:  # <g_i, r> = <e_i, r [1, h_i]>
         rh = torch.as_tensor(r, device=device) @ hb_t  # C x n
-        return (e_dev * rh.T).sum(1).cpu().numpy()
+        return rh.mul_(e_t).sum(0).cpu().numpy()
 
     b_all = correlations(t)  # <g_i, target>
     c1 = e.shape[1]
