@@ -10,9 +10,9 @@ on what ran before, so the same pass is sometimes fast and sometimes slow. Where
 faults are dear (a virtual machine's nested paging) the slow case costs more than the
 arithmetic. LeNet's embedding pass over 60,000 Fashion-MNIST images right after training
 it (as ``deepcore select`` runs), six fresh processes each way, two runs: with glibc's
-default, medians 1.67 and 1.64 s, slowest 2.84 and 1.79 s (a slow pass takes about 560,000
-page faults); with freed memory kept, medians 1.51 and 1.68 s, slowest 1.68 and 1.72 s
-(``benchmarks/memory_and_batch.py``, part 4).
+default, medians 1.67 and 1.64 s, slowest 2.84 and 1.79 s (in throwaway runs a slow pass
+took about 560,000 page faults); with freed memory kept, medians 1.51 and 1.68 s, slowest
+1.68 and 1.72 s (``benchmarks/memory_and_batch.py``, part 4).
 
 :func:`keep_freed_memory` raises both thresholds (``mallopt``), so blocks up to
 :data:`MMAP_THRESHOLD` come from the heap and freed memory stays in the process up to
