@@ -15,6 +15,12 @@ revision REF (a temporary worktree put first on ``PYTHONPATH``), the two interle
 ratio baseline/now is printed; ``--original`` prints the ratio against the original DeepCore
 code's times measured on this machine (the table of the performance issue, both passes).
 
+``--original-code DIR`` runs the original itself, side by side: DIR is a checkout of the
+original DeepCore (github.com/PatrickZH/DeepCore), and for every method it has, its
+``select()`` runs in a fresh interpreter after deepcore's children of each round, on the
+same cached selection model and data (``benchmarks/_original.py`` says how). The ratio
+original/now and the share of picks in common are printed, and no host scaling is needed.
+
 The machine's guests do not all run at one speed: a plain LeNet's forward pass differs by 2x
 between sessions. ``--original`` therefore also times a host probe, the issue's own yardstick
 (a LeNet of torch's stock modules, forward over 60,000 random 1 x 28 x 28 tensors, batch 512,
@@ -28,7 +34,7 @@ The plugins of ``examples/`` that a development install carries (distributions n
 TensorBoard and writes event files on every selection (0.11 s), which is not the selection.
 
 Usage: python benchmarks/selection_speed.py --data-root DIR [--baseline REF] [--methods a,b]
-       [--rounds 2] [--threads 1] [--original]
+       [--rounds 2] [--threads 1] [--original] [--original-code DIR [--original-workers 2]]
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _original import RUNS as ORIGINAL_RUNS
 from _trees import ROOT, compared_trees, pythonpath
 
 #: the methods timed by default, with the options the comparison uses (GraNd: one model);
@@ -223,6 +230,35 @@ def measure(tree: Path, method: str, args: argparse.Namespace, embed: bool) -> d
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def cached_model(cache_dir: str) -> Path:
+    """The one cached selection model's weights in ``cache_dir``."""
+    found = sorted(Path(cache_dir).glob("selection-models/*/model.pt"))
+    if len(found) != 1:
+        raise SystemExit(f"expected one cached selection model in {cache_dir}, found {len(found)}")
+    return found[0]
+
+
+def measure_original(method: str, args: argparse.Namespace) -> dict:
+    """One run of the original code's ``select()`` for ``method`` in a fresh interpreter."""
+    threads = str(args.threads)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "_original.py"),
+        *("--code", args.original_code, "--method", method),
+        *("--model", str(cached_model(args.cache_dir)), "--data-root", args.data_root),
+        *("--work", str(Path(args.cache_dir) / "original-data"), "--threads", threads),
+        *("--workers", str(args.original_workers), "--fraction", str(args.fraction)),
+        *("--device", args.device),
+    ]
+    out = subprocess.run(
+        cmd, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"the original's {method} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     """Time every method and print one line per method (and the geometric means)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -234,6 +270,8 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--original", action="store_true", help="ratios against the original code")
+    ap.add_argument("--original-code", help="checkout of the original DeepCore, run side by side")
+    ap.add_argument("--original-workers", type=int, default=2, help="the original's loader workers")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
@@ -262,16 +300,20 @@ def compare(trees: dict[str, Path], methods: list[str], args: argparse.Namespace
     """Time every method on every tree, one printed line per method, then the means."""
     measure(ROOT, "margin", args, embed=False)  # trains and caches the selection model
     probes = [host_probe()] if args.original else []
-    ratios: dict[str, list[float]] = {"baseline": [], "original": []}
+    ratios: dict[str, list[float]] = {"baseline": [], "original": [], "original run here": []}
     now: dict[str, float] = {}
+    lowest_here = math.inf
     for m in methods:
         res: dict[str, dict[bool, list]] = {}
+        original: list[dict] = []
         for _ in range(args.rounds):
             for k, tree in trees.items():
                 for embed in (True, False) if m not in WITHOUT_EMBEDDING else (True,):
                     res.setdefault(k, {}).setdefault(embed, []).append(
                         measure(tree, m, args, embed)
                     )
+            if args.original_code and m in ORIGINAL_RUNS:
+                original.append(measure_original(m, args))
         line = f"{m:21s}"
         med = {}
         for k in trees:
@@ -286,6 +328,16 @@ def compare(trees: dict[str, Path], methods: list[str], args: argparse.Namespace
             shared = len(set(before) & set(after)) / max(1, len(after))
             ratios["baseline"].append(med["baseline"] / med["now"])
             line += f" | ratio {ratios['baseline'][-1]:.2f}x, picks shared {100 * shared:.2f}%"
+        if original:
+            r = [o["seconds"] / med["now"] for o in original]
+            shared = len(set(original[0]["picks"]) & set(res["now"][True][0]["picks"]))
+            ratios["original run here"].append(geomean(r))
+            lowest_here = min(lowest_here, *r)
+            line += (
+                f" | original run here {statistics.median(o['seconds'] for o in original):.2f} s: "
+                + "; ".join(f"{x:.1f}x" for x in r)
+                + f", picks shared {100 * shared / max(1, len(original[0]['picks'])):.2f}%"
+            )
         if args.original and m in ORIGINAL:
             now[m] = med["now"]
             r = [o / med["now"] for o in ORIGINAL[m]]
@@ -295,6 +347,8 @@ def compare(trees: dict[str, Path], methods: list[str], args: argparse.Namespace
     for k, v in ratios.items():
         if v:
             print(f"geometric mean vs {k}: {geomean(v):.2f}x (min {min(v):.2f}x) over {len(v)}")
+    if ratios["original run here"]:
+        print(f"lowest single pass vs the original run here: {lowest_here:.2f}x")
     if probes:
         probes.append(host_probe())
         scale = statistics.mean(probes) / PROBE_REFERENCE
