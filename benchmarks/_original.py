@@ -22,6 +22,9 @@ it to run here, and nothing else:
 - Cal's neighbours come from the selection LeNet at 28 px, as deepcore's ``cal`` finds them
   by default, not from an ImageNet ResNet-18 at 224 px (its weights cannot be downloaded here).
 
+On CUDA (``--device cuda``) the original's GradMatch calls ``torch.lstsq``, which torch no
+longer has: it fails there, as it would for any user of today's torch.
+
 Prints one JSON line: ``seconds`` and the picked indices.
 """
 
@@ -65,6 +68,9 @@ SHARED = {
     "fraction_pretrain": 1.0,
 }
 
+#: a file every checkout of the original code has
+MARKER = "deepcore/methods/earlytrain.py"
+
 #: the IDX files torchvision's FashionMNIST reads
 FILES = (
     "train-images-idx3-ubyte",
@@ -107,8 +113,8 @@ def _package(name: str, folder: Path) -> types.ModuleType:
 def load_original(code: Path) -> dict[str, types.ModuleType]:
     """The original's ``deepcore`` package from ``code``, package ``__init__`` files skipped."""
     root = code / "deepcore"
-    if not (root / "methods" / "earlytrain.py").is_file():
-        raise SystemExit(f"{code} is not a checkout of the original DeepCore (no deepcore/methods)")
+    if not (code / MARKER).is_file():
+        raise SystemExit(f"{code} is not a checkout of the original DeepCore (no {MARKER})")
     sys.path.insert(0, str(code))
     top = _package("deepcore", root)
     for sub in ("methods", "nets", "datasets"):

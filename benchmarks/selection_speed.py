@@ -53,6 +53,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _original import MARKER as ORIGINAL_MARKER
 from _original import RUNS as ORIGINAL_RUNS
 from _trees import ROOT, compared_trees, pythonpath
 
@@ -284,6 +285,8 @@ def main() -> None:
     if args.probe:
         probe()
         return
+    if args.original_code and not (Path(args.original_code) / ORIGINAL_MARKER).is_file():
+        ap.error(f"--original-code {args.original_code}: no {ORIGINAL_MARKER} there")
     own_cache = args.cache_dir is None
     args.cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="deepcore-speed-cache-")
     methods = [m for m in args.methods.split(",") if m]
