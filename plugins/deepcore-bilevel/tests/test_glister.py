@@ -145,7 +145,9 @@ def test_original_variant_ranks_once_by_the_initial_gains():
     rng = np.random.default_rng(5)
     x, y, logits = rng.normal(size=(90, 5)), rng.integers(0, 3, 90), rng.normal(size=(90, 3))
     kw = {"features": x, "labels": y, "logits": logits, "budget": 12, "balance": False}
-    orig = select("glister", options={"val_fraction": 0.0}, variant="original", **kw)
+    # the original variant validates on the pool itself: no val_fraction needed
+    orig = select("glister", variant="original", **kw)
+    assert orig.meta["options"]["val_fraction"] == 0.0
     p = softmax(logits)
     g = GradEmbedding.from_outputs(p, y, x)
     x32 = x.astype(np.float32)

@@ -24,7 +24,9 @@ class GlisterOptions:
 
     eta: float = 0.1  #: step size of the one-step Taylor update
     per_step: int = 1  #: picks between two updates of the model state
-    val_fraction: float = 0.1  #: held-out share of each pool used as validation (0: the pool)
+    val_fraction: float = original_rule(
+        0.1, 0.0, "validates on the training pool itself (no validation set falls back to it)"
+    )  #: held-out share of each pool used as validation (0: the pool)
     val_indices: str | None = None  #: a .npy of dataset indices to use as validation instead
     update: bool = original_rule(
         True, False, "the state update never runs (a misspelt keyword): static top-k alignment"
