@@ -143,6 +143,19 @@ def test_phased_stage_falls_back_when_the_values_differ(monkeypatch):
         assert torch.equal(feats(x), _plain_features(feats, x))
 
 
+def test_phased_stage_checked_on_a_batch_with_nan_stays_on():
+    torch.manual_seed(0)
+    feats = REG.build("lenet", 1, 10, 28).body[0].eval()
+    x = torch.randn(8, 1, 28, 28)
+    x[3, 0, 5, 7] = float("nan")
+    with torch.no_grad():
+        out = feats(x)  # the checked call
+        assert feats.phased._same
+        ref = _plain_features(feats, x)
+        assert torch.equal(out.isnan(), ref.isnan()) and out[3].isnan().any()
+        assert torch.equal(out.nan_to_num(), ref.nan_to_num())
+
+
 def test_phased_stage_applies_only_to_its_shape():
     from deepcore_core.nets.conv_pool import PhasedConvPool
 

@@ -123,6 +123,7 @@ class PhasedConvPool:
         if self._changed():
             self._rebuild()
             ref = self.plain(x)
-            self._same = torch.equal(self.phased(x), ref)
+            # exact equality, NaN equal to NaN (a batch with a NaN input keeps the phases on)
+            self._same = torch.allclose(self.phased(x), ref, rtol=0.0, atol=0.0, equal_nan=True)
             return ref
         return self.phased(x) if self._same else self.plain(x)
