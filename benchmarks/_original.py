@@ -22,6 +22,11 @@ it to run here, and nothing else:
 - Cal's neighbours come from the selection LeNet at 28 px, as deepcore's ``cal`` finds them
   by default, not from an ImageNet ResNet-18 at 224 px (its weights cannot be downloaded here).
 
+Use method files as of the original's commit ``ca3fb21`` ("bug fix", January 2023) or later:
+before it, GraNd, Glister, the submodular methods, Craig and GradMatch took their gradients
+through a softmax before the cross-entropy, and their picks are not comparable
+(``pre_fix_files`` names such files; ``selection_speed.py`` warns about them).
+
 On CUDA (``--device cuda``) the original's GradMatch calls ``torch.lstsq``, which torch no
 longer has: it fails there, as it would for any user of today's torch.
 
@@ -70,6 +75,20 @@ SHARED = {
 
 #: a file every checkout of the original code has
 MARKER = "deepcore/methods/earlytrain.py"
+
+#: a softmax before the cross-entropy, in the original's gradients before its commit ca3fb21
+DOUBLE_SOFTMAX = "softmax(outputs.requires_grad_(True)"
+
+
+def pre_fix_files(code: Path) -> list[str]:
+    """The original's method files in ``code`` that still take the gradient through a softmax
+    before the cross-entropy (the files before its commit ``ca3fb21``, January 2023): their
+    picks differ from the fixed code's and from deepcore's."""
+    methods = code / "deepcore" / "methods"
+    return sorted(
+        f.name for f in methods.glob("*.py") if DOUBLE_SOFTMAX in f.read_text(errors="replace")
+    )
+
 
 #: the IDX files torchvision's FashionMNIST reads
 FILES = (

@@ -20,6 +20,9 @@ original DeepCore (github.com/PatrickZH/DeepCore), and for every method it has, 
 ``select()`` runs in a fresh interpreter after deepcore's children of each round, on the
 same cached selection model and data (``benchmarks/_original.py`` says how). The ratio
 original/now and the share of picks in common are printed, and no host scaling is needed.
+``--variant original`` runs deepcore's methods with the original code's rules
+(``docs/methods.md``, *The original code's rules*), so that the picks in common measure how
+closely the same rules agree rather than where deepcore's rules differ.
 
 The machine's guests do not all run at one speed: a plain LeNet's forward pass differs by 2x
 between sessions. ``--original`` therefore also times a host probe, the issue's own yardstick
@@ -35,6 +38,7 @@ TensorBoard and writes event files on every selection (0.11 s), which is not the
 
 Usage: python benchmarks/selection_speed.py --data-root DIR [--baseline REF] [--methods a,b]
        [--rounds 2] [--threads 1] [--original] [--original-code DIR [--original-workers 2]]
+       [--variant default|original]
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _original import MARKER as ORIGINAL_MARKER
 from _original import RUNS as ORIGINAL_RUNS
+from _original import pre_fix_files
 from _trees import ROOT, compared_trees, pythonpath
 
 #: the methods timed by default, with the options the comparison uses (GraNd: one model);
@@ -170,7 +175,7 @@ def child(args: argparse.Namespace) -> None:
         stages[name] = stages.get(name, 0.0) + time.perf_counter() - started.pop(name)
 
     host.pm.add_hookcall_monitoring(before, after)
-    selector = host.create_selector(args.method, json.loads(args.options), "default")
+    selector = host.create_selector(args.method, json.loads(args.options), args.variant)
     t0 = time.perf_counter()
     sel = run_selection(host, selector, ctx, fraction=args.fraction, dataset_name="x")
     total = time.perf_counter() - t0
@@ -222,6 +227,8 @@ def measure(tree: Path, method: str, args: argparse.Namespace, embed: bool) -> d
         str(args.fraction),
         "--device",
         args.device,
+        "--variant",
+        args.variant,
     ]
     out = subprocess.run(
         cmd, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=False
@@ -274,6 +281,12 @@ def main() -> None:
     ap.add_argument("--original-code", help="checkout of the original DeepCore, run side by side")
     ap.add_argument("--original-workers", type=int, default=2, help="the original's loader workers")
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument(
+        "--variant",
+        choices=("default", "original"),
+        default="default",
+        help="deepcore's rules, or the original code's (picks then comparable with it)",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--method", help=argparse.SUPPRESS)
@@ -290,7 +303,18 @@ def main() -> None:
     own_cache = args.cache_dir is None
     args.cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="deepcore-speed-cache-")
     methods = [m for m in args.methods.split(",") if m]
-    print(f"{args.threads} thread(s), fraction {args.fraction}, device {args.device}", flush=True)
+    print(
+        f"{args.threads} thread(s), fraction {args.fraction}, device {args.device}, "
+        f"variant {args.variant}",
+        flush=True,
+    )
+    stale = pre_fix_files(Path(args.original_code)) if args.original_code else []
+    if stale:
+        print(
+            f"warning: {', '.join(stale)} in {args.original_code} predate the original's fix "
+            "ca3fb21 (a softmax before the cross-entropy): their picks are not comparable",
+            flush=True,
+        )
     try:
         with compared_trees(args.baseline) as trees:
             compare(trees, methods, args)

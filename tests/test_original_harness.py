@@ -64,3 +64,16 @@ def test_idx_files_are_laid_out_for_torchvision(tmp_path: Path) -> None:
 def test_a_missing_idx_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="no train-images-idx3-ubyte"):
         _original.raw_folder(tmp_path, tmp_path / "work")
+
+
+def test_files_before_the_originals_fix_are_named(tmp_path: Path) -> None:
+    methods = tmp_path / "deepcore" / "methods"
+    methods.mkdir(parents=True)
+    (methods / "earlytrain.py").write_text("loss = criterion(outputs, targets)\n")
+    assert _original.pre_fix_files(tmp_path) == []
+    before = (
+        "loss = criterion(torch.nn.functional.softmax(outputs.requires_grad_(True), dim=1), y)\n"
+    )
+    (methods / "grand.py").write_text(before)
+    (methods / "craig.py").write_text("loss = criterion(outputs.requires_grad_(True), y)\n")
+    assert _original.pre_fix_files(tmp_path) == ["grand.py"]
