@@ -126,6 +126,7 @@ def build_context(
         labels=y,
         features=arrays["features"],
         probs=p,
+        logits=arrays["logits"],
         scores=arrays["scores"],
         dynamics=dyn,
         seed=int(seed),
@@ -205,7 +206,8 @@ def run_selection(
             out = host.hook.embed(ctx=ctx)
             if out is not None:
                 ctx.features = ctx.features if ctx.features is not None else out.features
-                ctx.probs = ctx.probs if ctx.probs is not None else out.probs
+                if ctx.probs is None:  # the logits only with the probabilities they give
+                    ctx.probs, ctx.logits = out.probs, getattr(out, "logits", None)
         _check_needs(selector, ctx, needs, after_stages=True)
     scores = host.hook.score(selector=selector, ctx=ctx)
     if scores is not None:

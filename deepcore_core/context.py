@@ -54,6 +54,8 @@ class SelectionContext:
     :ivar sampler: the :class:`~deepcore_core.samplers.Sampler` a score-based method picks
         with (set by the core from ``--sampler`` or the method's default).
     :ivar extras: free space for plugins (caches, intermediate results); the core never uses it.
+    :ivar logits: the model's raw outputs (N x C) where known: given logits, or ``embed``'s when
+        the probabilities come from it too; None when only probabilities were given.
     """
 
     n: int
@@ -75,6 +77,7 @@ class SelectionContext:
     hook: Any = None
     sampler: Any = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+    logits: np.ndarray | None = None
     _grad: GradEmbedding | None = dataclasses.field(default=None, init=False, repr=False)
     _scratch: Any = dataclasses.field(default=None, init=False, repr=False)
 
@@ -145,6 +148,7 @@ class SelectionContext:
             model=None,
             features=None,
             probs=None,
+            logits=None,
             dynamics=None,
             scores=None,
             cache_folder=None,

@@ -82,7 +82,8 @@ def embed(ctx: SelectionContext) -> Any:
     """Compute model outputs for every sample of ``ctx.dataset`` with ``ctx.model``.
 
     Return an object with ``features`` (N x D), ``probs`` (N x C) arrays, which fill
-    ``ctx.features``/``ctx.probs`` where they are empty. Stops at the first non-None result;
+    ``ctx.features``/``ctx.probs`` where they are empty, and optionally ``logits`` (N x C),
+    which fill ``ctx.logits`` along with the probabilities. Stops at the first non-None result;
     the core's embedding engine runs last.
     """
 

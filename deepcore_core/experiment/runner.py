@@ -314,7 +314,7 @@ class Experiment:
 
 
 #: context fields shared by every selection of one seed
-_SHARED = ("model", "features", "probs", "dynamics", "cache_folder")
+_SHARED = ("model", "features", "probs", "logits", "dynamics", "cache_folder")
 
 _WORKER: dict[str, Experiment] = {}
 

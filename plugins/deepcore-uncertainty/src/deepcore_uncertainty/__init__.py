@@ -4,8 +4,8 @@ All three methods score every sample from its predicted class probabilities ``p`
 the most uncertain ones: per class when balanced, over the whole set otherwise, with ties
 broken by a seeded random order. Unlike the original DeepCore code, the unbalanced mode does
 not keep the most confident samples (``unbalanced_keep=certain`` does, as the original), and
-least confidence uses probabilities, not raw logits (the original's logit rule cannot be
-reproduced from probabilities and is not offered).
+least confidence uses probabilities, not raw logits (``score=logit`` does, as the original;
+it needs the logits: given, or from the selection model, not probabilities alone).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from deepcore_core import (
+    DeepcoreError,
     Need,
     ScoreSelector,
     SelectionContext,
@@ -34,6 +35,15 @@ class UncertaintyOptions:
     unbalanced_keep: Literal["uncertain", "certain"] = original_rule(
         "uncertain", "certain", "without balance, the most confident samples are kept"
     )  #: which end of the ranking an unbalanced selection keeps
+
+
+@dataclasses.dataclass(frozen=True)
+class LeastConfidenceOptions(UncertaintyOptions):
+    """Options of ``least-confidence``."""
+
+    score: Literal["probability", "logit"] = original_rule(
+        "probability", "logit", "scores the largest raw logit, no softmax"
+    )  #: the confidence: the largest probability, or the largest raw logit
 
 
 class _Uncertainty(ScoreSelector):
@@ -66,6 +76,18 @@ class LeastConfidence(_Uncertainty):
 
     name = "least-confidence"
     descending = True
+    Options = LeastConfidenceOptions
+
+    def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
+        """``1 - max_c p_c``, or ``-max_c z_c`` from the logits with ``score=logit``."""
+        if self.options.score == "probability":
+            return super().compute_scores(ctx)
+        if ctx.logits is None:
+            raise DeepcoreError(
+                "least-confidence: score=logit needs the logits (give --logits, or select "
+                "from a dataset); probabilities cannot be turned back into them"
+            )
+        return map_rows(lambda z: -z.max(axis=1), ctx.logits)  # float64 blocks
 
     @staticmethod
     def from_probs(p: np.ndarray) -> np.ndarray:
