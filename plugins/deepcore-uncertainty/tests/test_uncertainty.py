@@ -119,7 +119,7 @@ def test_least_confidence_on_logits_needs_logits(tmp_path):
     assert r.exit_code == 2 and "'probability' | 'logit', got 'nope'" in r.output
 
 
-def test_least_confidence_on_logits_from_the_selection_model(tmp_path):
+def test_least_confidence_on_logits_from_the_selection_model():
     import torch
 
     from deepcore_core.testing import ImageBlobs, OddNet
