@@ -197,8 +197,11 @@ def example_plugins() -> list[str]:
     )
 
 
-def measure(tree: Path, method: str, args: argparse.Namespace, embed: bool) -> dict:
-    """One child run on ``tree``; ``embed`` deletes the cached embedding first."""
+def measure(
+    tree: Path, method: str, args: argparse.Namespace, embed: bool, options: dict | None = None
+) -> dict:
+    """One child run on ``tree``; ``embed`` deletes the cached embedding first; ``options``
+    replace the method's options of :data:`METHODS`."""
     if embed:
         for f in Path(args.cache_dir).rglob("embedding.npz"):
             f.unlink()
@@ -216,7 +219,7 @@ def measure(tree: Path, method: str, args: argparse.Namespace, embed: bool) -> d
         "--method",
         method.split(":")[0],
         "--options",
-        json.dumps(METHODS.get(method, {})),
+        json.dumps(METHODS.get(method, {}) if options is None else options),
         "--data-root",
         args.data_root,
         "--cache-dir",

@@ -21,9 +21,11 @@ cache=$(mktemp -d)
 python benchmarks/selection_speed.py --device cuda --threads "$threads" --rounds 2 --original \
   --data-root "$root" --cache-dir "$cache" 2>&1 | tee "$out/selection_speed.log"
 if [ -n "$original" ]; then
+  methods=margin,least-confidence,entropy,kcenter,herding,grand,graph-cut,facility-location
+  methods=$methods,craig,glister:update=false,cal  # the original's runs but GradMatch
   python benchmarks/selection_speed.py --device cuda --threads "$threads" --rounds 1 \
     --variant original --original-code "$original" --data-root "$root" --cache-dir "$cache" \
-    --methods margin,entropy,kcenter,herding,grand,graph-cut,facility-location,craig,glister:update=false,cal \
+    --methods "$methods" \
     2>&1 | tee "$out/against_original.log"
 fi
 python benchmarks/gpu_api_check.py --device cuda 2>&1 | tee "$out/gpu_api_check.log"
