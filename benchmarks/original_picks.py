@@ -9,8 +9,9 @@ three checks of the differences that remain:
   pick the original's other picks.
 - GraNd and Glister: the original's per-sample gradients carry a 1/batch factor (its loss is
   a batch mean), which inflates its loaders' last, partial batch of 256 (GraNd: one loader
-  over the dataset; Glister: one per class). Prints how many of the picks only one side
-  makes lie in those batches.
+  over the dataset; Glister: one per class). With ``loss_batch`` off, prints how many of the
+  picks only one side makes lie in those batches; then with the variant's ``loss_batch=256``
+  (the same factor), how many picks the two share.
 
 Usage: python benchmarks/original_picks.py --original-code DIR [--cache-dir DIR]
        [--data-root DIR] [--threads 2]
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from selection_speed import ROOT, measure, measure_original
+from selection_speed import METHODS, ROOT, measure, measure_original
 
 #: the original's selection batch (``benchmarks/_original.py``)
 BATCH = 256
@@ -40,7 +41,7 @@ def compare(name: str, ours: list[int], orig: list[int], inflated: set[int]) -> 
     a, b = set(ours), set(orig)
     only_o, only_us = b - a, a - b
     print(
-        f"{name:21s} | shared {len(a & b)} of {len(b)} | only the original's "
+        f"{name:37s} | shared {len(a & b)} of {len(b)} | only the original's "
         f"{len(only_o)}, in an inflated batch {len(only_o & inflated)} | only deepcore's "
         f"{len(only_us)}, in an inflated batch {len(only_us & inflated)}",
         flush=True,
@@ -77,8 +78,12 @@ def main() -> None:
     dataset_tail = set(last_batch(np.arange(len(labels))).tolist())
     class_tails = set(np.concatenate([last_batch(m) for m in classes]).tolist())
     for method, inflated in (("grand", dataset_tail), ("glister:update=false", class_tails)):
+        orig = measure_original(method, args)["picks"]
+        plain = {**METHODS.get(method, {}), "loss_batch": None}
+        ours = measure(ROOT, method, args, embed=False, options=plain)
+        compare(f"{method}, loss_batch off", ours["picks"], orig, inflated)
         ours = measure(ROOT, method, args, embed=False)
-        compare(method, ours["picks"], measure_original(method, args)["picks"], inflated)
+        compare(f"{method}, loss_batch=256", ours["picks"], orig, inflated)
 
 
 if __name__ == "__main__":

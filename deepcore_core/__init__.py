@@ -18,9 +18,9 @@ from deepcore_core.budget import allocate, plan_pools, total_budget
 from deepcore_core.context import SelectionContext
 from deepcore_core.dynamics import Dynamics, RunningDynamics, RunningSpec
 from deepcore_core.errors import DeepcoreError, MissingInputError, OptionError, PluginError
-from deepcore_core.gradients import GradEmbedding, softmax
+from deepcore_core.gradients import GradEmbedding, loader_batch_scale, softmax
 from deepcore_core.hookspecs import hookimpl
-from deepcore_core.options import NoOptions, original_rule
+from deepcore_core.options import LossBatchOptions, NoOptions, original_rule
 from deepcore_core.plugins import PluginHost, get_host
 from deepcore_core.selection import Selection, dataset_fingerprint, load_indices
 from deepcore_core.selector import GreediSelector, Need, Pick, ScoreSelector, Selector, top_k
@@ -74,6 +74,7 @@ __all__ = [
     "GraphCut",
     "GreediSelector",
     "LogDeterminant",
+    "LossBatchOptions",
     "MissingInputError",
     "Need",
     "NoOptions",
@@ -100,6 +101,7 @@ __all__ = [
     "hookimpl",
     "knn",
     "load_indices",
+    "loader_batch_scale",
     "map_rows",
     "maximize",
     "original_rule",

@@ -8,7 +8,9 @@ For cross-entropy on logits ``z = W h + b``, the per-sample gradient with respec
 
 so norms, Gram matrices and cosine similarities come from an N x C and an N x D matrix,
 never from the N x C(D+1) gradient matrix (which :meth:`GradEmbedding.materialize` builds
-only when asked). No batch-size scaling is applied.
+only when asked). No batch-size scaling is applied unless asked for: :func:`loader_batch_scale`
+gives the factors a batch-mean loss puts on each sample's gradient (the original DeepCore
+code's gradients, an original-rule option of the gradient methods).
 """
 
 from __future__ import annotations
@@ -34,6 +36,19 @@ def residuals(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return e
 
 
+def loader_batch_scale(n: int, batch: int) -> np.ndarray:
+    """The factor ``1 / (size of its batch)`` of each of ``n`` samples read in order in batches
+    of ``batch``: the gradient of a batch's mean loss is each sample's own gradient times this,
+    so the last, partial batch's samples weigh more (float32)."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    sizes = np.full(n, float(batch))
+    tail = n % batch
+    if tail:
+        sizes[n - tail :] = tail
+    return (1.0 / sizes).astype(np.float32)
+
+
 @dataclasses.dataclass(frozen=True)
 class GradEmbedding:
     """Per-sample last-layer gradients, kept as residuals (N x C) and features (N x D)."""
@@ -47,6 +62,15 @@ class GradEmbedding:
     ) -> GradEmbedding:
         """Build from predicted probabilities, labels and penultimate features."""
         return cls(residuals(probs, labels), np.asarray(features, dtype=np.float32))
+
+    def rows(self, idx: np.ndarray, loss_batch: int | None = None) -> GradEmbedding:
+        """The rows ``idx``, in that order; with ``loss_batch``, the gradients of a batch-mean
+        loss over ``idx`` read in batches of that many (each residual times
+        :func:`loader_batch_scale`)."""
+        e = self.residual[idx]
+        if loss_batch is not None:
+            e *= loader_batch_scale(len(e), loss_batch)[:, None]
+        return GradEmbedding(e, self.features[idx])
 
     @property
     def dim(self) -> int:

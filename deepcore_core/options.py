@@ -54,6 +54,26 @@ def check_variant(variant: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class LossBatchOptions:
+    """The option of the methods that use per-sample gradients: the original code's gradients
+    were those of a batch-mean loss, each scaled by 1 / (its loader batch's size)."""
+
+    loss_batch: int | None = original_rule(
+        None,
+        256,
+        "gradients of a batch-mean loss: each carries 1/(its batch's size), a pool's "
+        "last partial batch weighs more",
+    )  #: gradients of a batch-mean loss over batches of this many, in pool order (None: per sample)
+
+    def __post_init__(self) -> None:
+        if self.loss_batch is not None and self.loss_batch < 1:
+            raise ValueError(f"loss_batch must be >= 1 or None, got {self.loss_batch}")
+        later = getattr(super(), "__post_init__", None)  # the next options class's checks
+        if later is not None:
+            later()
+
+
+@dataclasses.dataclass(frozen=True)
 class NoOptions:
     """Options of a method that takes none."""
 

@@ -22,7 +22,10 @@ from deepcore_core.neighbors import blockwise_topk
 class CosineBlocks:
     """Blocks of the cosine-similarity (and Euclidean-distance) matrices of a pool."""
 
-    def __init__(self, ctx: SelectionContext, pool: np.ndarray, source: str) -> None:
+    def __init__(
+        self, ctx: SelectionContext, pool: np.ndarray, source: str, loss_batch: int | None = None
+    ) -> None:
+        """``loss_batch``: gradients of a batch-mean loss (:meth:`GradEmbedding.rows`)."""
         self.ctx = ctx
         dev = torch.device(ctx.device)
 
@@ -31,9 +34,9 @@ class CosineBlocks:
 
         self.e: torch.Tensor | None
         if source == "gradients":
-            g = ctx.grad_embedding()
-            self.e, self.h = t(g.residual[pool]), t(g.features[pool])
-            norms = torch.as_tensor(g.norms(pool), dtype=torch.float32, device=dev)
+            g = ctx.grad_embedding().rows(pool, loss_batch)
+            self.e, self.h = t(g.residual), t(g.features)
+            norms = torch.as_tensor(g.norms(), dtype=torch.float32, device=dev)
         else:
             if ctx.features is None:
                 raise DeepcoreError("a features kernel needs features")

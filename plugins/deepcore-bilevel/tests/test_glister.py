@@ -5,7 +5,7 @@ import pytest
 
 from deepcore_bilevel import Glister
 from deepcore_bilevel.taylor import TaylorState, glister_greedy
-from deepcore_core import DeepcoreError, PluginHost, select
+from deepcore_core import DeepcoreError, PluginHost, loader_batch_scale, select
 from deepcore_core.testing import check_end_to_end, check_selector
 
 
@@ -57,9 +57,12 @@ def test_state_update_equals_an_explicit_last_layer_step():
     np.testing.assert_allclose(state.val_logits(), hv @ w2.T + b2, rtol=1e-10)
 
 
-def brute_glister(w, b, h, hv, y, yv, k, eta):
-    """Explicit weights: recompute the validation gradient after each pick."""
+def brute_glister(w, b, h, hv, y, yv, k, eta, scale=None, val_scale=None):
+    """Explicit weights: recompute the validation gradient after each pick (``scale``,
+    ``val_scale``: factors on each training and validation gradient)."""
     e0, gw0 = grads(w, b, h, y)
+    if scale is not None:
+        e0, gw0 = e0 * scale[:, None], gw0 * scale[:, None, None]
     chosen = []
     for _ in range(k):
         if chosen:
@@ -68,6 +71,8 @@ def brute_glister(w, b, h, hv, y, yv, k, eta):
         else:
             w_s, b_s = w, b
         ev, gwv = grads(w_s, b_s, hv, yv)
+        if val_scale is not None:
+            ev, gwv = ev * val_scale[:, None], gwv * val_scale[:, None, None]
         gain = (e0 * ev.mean(0)).sum(1) + (gw0 * gwv.mean(0)).sum((1, 2))
         gain[chosen] = -np.inf
         chosen.append(int(np.argmax(gain)))
@@ -82,6 +87,39 @@ def test_update_changes_later_picks_and_matches_brute_force():
     picks = glister_greedy(state, np.arange(80), 15, per_step=1).tolist()
     assert picks == brute_glister(w, b, h, hv, y, yv, 15, 2.0)
     assert picks != static  # fails if the update step is skipped
+
+
+def test_scaled_gradients_with_updates_match_brute_force():
+    """Batch-mean gradients (the original's): training rows scaled before the state, the
+    validation gradient through ``val_scale``."""
+    w, b, h, hv, y, yv = setup(n=80, seed=6)
+    e, _ = grads(w, b, h, y)
+    scale, val_scale = loader_batch_scale(80, 32), loader_batch_scale(30, 8)
+    state = TaylorState(e * scale[:, None], h, hv @ w.T + b, hv, yv, 2.0, val_scale=val_scale)
+    picks = glister_greedy(state, np.arange(80), 15, per_step=1).tolist()
+    assert picks == brute_glister(w, b, h, hv, y, yv, 15, 2.0, scale, val_scale)
+    assert picks != brute_glister(w, b, h, hv, y, yv, 15, 2.0)
+
+
+def test_loss_batch_ranks_by_batch_mean_gradients_of_each_class():
+    from deepcore_core import GradEmbedding, softmax
+
+    rng = np.random.default_rng(7)
+    x, y, logits = rng.normal(size=(90, 5)), rng.integers(0, 3, 90), rng.normal(size=(90, 3))
+    kw = {"features": x, "labels": y, "logits": logits, "fraction": 0.2}
+    opts = {"update": False, "val_fraction": 0.0, "loss_batch": 8}
+    sel = select("glister", options=opts, **kw)
+    g = GradEmbedding.from_outputs(softmax(logits), y, x).materialize().astype(np.float64)
+    for c in range(3):
+        pool = np.flatnonzero(y == c)
+        gc = g[pool] * loader_batch_scale(pool.size, 8)[:, None]
+        gains = gc @ gc.mean(0)  # each gradient against the pool's mean (validation = pool)
+        k = int(np.isin(sel.indices, pool).sum())
+        assert sorted(sel.indices[np.isin(sel.indices, pool)]) == sorted(
+            pool[np.lexsort((np.arange(pool.size), -gains))[:k]]
+        )
+    plain = select("glister", options={**opts, "loss_batch": None}, **kw)
+    assert sorted(plain.indices.tolist()) != sorted(sel.indices.tolist())
 
 
 def test_per_step_batches_updates():

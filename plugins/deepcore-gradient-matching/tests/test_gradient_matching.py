@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from deepcore_core import GradEmbedding, PluginHost, select
+from deepcore_core import GradEmbedding, PluginHost, loader_batch_scale, select
 from deepcore_core.testing import check_end_to_end, check_selector, synthetic_inputs
 from deepcore_gradient_matching import METHODS
 from deepcore_gradient_matching.omp import omp_reference, omp_select
@@ -51,12 +51,57 @@ def test_original_variant_craig_weights_and_gradmatch_lambda():
     assert (orig.weights == ours.weights + 1).all()  # cluster size + 1
     gm = select("gradmatch", variant="original", **kw)
     assert gm.meta["options"]["lam"] == 1.0
-    lam1 = select("gradmatch", options={"lam": 1.0}, **kw)
+    assert gm.meta["options"]["loss_batch"] == 256
+    lam1 = select("gradmatch", options={"lam": 1.0, "loss_batch": 256}, **kw)
     assert gm.indices.tolist() == lam1.indices.tolist()
     assert (
         select("gradmatch", variant="original", options={"lam": 0.2}, **kw).meta["options"]["lam"]
         == 0.2
     )  # a given option beats the variant
+
+
+def batch_mean_gradients(p, y, h, pools, batch):
+    """Explicit gradients of a batch-mean loss: each pool read in order in batches of ``batch``."""
+    g = GradEmbedding.from_outputs(p, y, h).materialize().astype(np.float64)
+    for pool in pools:
+        sizes = [min(batch, pool.size - lo) for lo in range(0, pool.size, batch)]
+        g[pool] /= np.repeat(sizes, sizes)[:, None]
+    return g
+
+
+def test_craig_loss_batch_is_facility_location_on_batch_mean_gradients():
+    p, y, h = outputs()  # 60 samples: batches of 16, 16, 16 and 12
+    kw = {"probs": p, "labels": y, "features": h, "budget": 8, "balance": False}
+    sel = select("craig", options={"loss_batch": 16}, **kw)
+    g = batch_mean_gradients(p, y, h, [np.arange(60)], 16)
+    d = np.sqrt(((g[:, None] - g[None]) ** 2).sum(-1))
+    assert sel.indices.tolist() == brute_fl(d.max() - d, 8)
+    assert sel.indices.tolist() != select("craig", **kw).indices.tolist()  # it matters here
+    np.testing.assert_array_equal(
+        sel.weights, np.bincount(np.argmin(d[:, sel.indices], 1), minlength=8)
+    )
+
+
+def test_gradmatch_loss_batch_is_omp_on_batch_mean_gradients_of_each_class():
+    p, y, h = outputs(n=90, seed=3)
+    kw = {"probs": p, "labels": y, "features": h, "fraction": 0.2}
+    sel = select("gradmatch", options={"loss_batch": 8, "lam": 0.01}, **kw)
+    pools = [np.flatnonzero(y == c) for c in range(4)]
+    g = batch_mean_gradients(p, y, h, pools, 8)
+    for pool in pools:
+        k = int(np.isin(sel.indices, pool).sum())
+        ref, _ = omp_reference(g[pool], k, 0.01)
+        assert np.isin(sel.indices, pool[ref]).sum() == len(ref) == k
+    plain = select("gradmatch", options={"lam": 0.01}, **kw)
+    assert sorted(sel.indices.tolist()) != sorted(plain.indices.tolist())
+
+
+def test_loss_batch_scale_and_its_checks():
+    s = loader_batch_scale(60, 16)
+    assert (s[:48] == np.float32(1 / 16)).all() and (s[48:] == np.float32(1 / 12)).all()
+    p, y, h = outputs()
+    with pytest.raises(Exception, match="loss_batch must be >= 1 or None, got 0"):
+        select("craig", probs=p, labels=y, features=h, budget=8, options={"loss_batch": 0})
 
 
 def test_craig_balanced_weights_sum_to_class_sizes():

@@ -110,6 +110,40 @@ def test_grand_closed_form_equals_autograd_norms():
     np.testing.assert_allclose(sel.scores, ref, rtol=1e-5)
 
 
+def test_grand_loss_batch_equals_autograd_of_a_batch_mean_loss_over_the_whole_set():
+    """The original's gradients: the training set in index order, batches of 8, each batch's
+    mean loss; balanced or not, the loader runs over every sample."""
+    p, y, h = outputs(1)
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(5, 4).double()
+    ht = torch.as_tensor(h, dtype=torch.float64)
+    with torch.no_grad():
+        p = torch.softmax(layer(ht), 1).numpy()
+    ref = []
+    for lo in range(0, len(y), 8):
+        layer.zero_grad()
+        out = layer(ht[lo : lo + 8]).detach().requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(out, torch.as_tensor(y[lo : lo + 8]))
+        (grad,) = torch.autograd.grad(loss, out)
+        for r in range(len(grad)):  # bias and weight gradient of one sample, their norm
+            row = torch.cat([grad[r], (grad[r][:, None] * ht[lo + r][None]).flatten()])
+            ref.append(row.norm().item())
+    assert len(y) % 8  # a partial last batch, whose samples weigh more
+    for balance in (False, True):
+        sel = select(
+            "grand",
+            probs=p,
+            labels=y,
+            features=h,
+            budget=6,
+            balance=balance,
+            options={"loss_batch": 8},
+        )
+        np.testing.assert_allclose(sel.scores, ref, rtol=1e-5)
+    orig = select("grand", probs=p, labels=y, features=h, budget=6, variant="original")
+    assert orig.meta["options"]["loss_batch"] == 256
+
+
 def test_repeats_use_distinct_cached_models(tmp_path, monkeypatch):
     host = PluginHost(load_entrypoints=True)
     data = host.datasets.load("digits", None)

@@ -8,18 +8,20 @@ from collections.abc import Callable
 import numpy as np
 
 from deepcore_core import (
+    LossBatchOptions,
     Need,
     Pick,
     SelectionContext,
     Selector,
     hookimpl,
     load_indices,
+    loader_batch_scale,
     original_rule,
 )
 
 
 @dataclasses.dataclass(frozen=True)
-class GlisterOptions:
+class GlisterOptions(LossBatchOptions):
     """Options of ``glister``."""
 
     eta: float = 0.1  #: step size of the one-step Taylor update
@@ -37,6 +39,7 @@ class GlisterOptions:
             raise ValueError("eta must be > 0 and per_step >= 1")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        super().__post_init__()
 
 
 class Glister(Selector):
@@ -74,17 +77,18 @@ class Glister(Selector):
                 cand = np.setdiff1d(pool, val)
         from deepcore_bilevel.taylor import TaylorState, glister_greedy
 
-        g = ctx.grad_embedding()
+        g = ctx.grad_embedding().rows(cand, o.loss_batch)
         assert ctx.labels is not None  # the method's needs
         logp = np.log(np.clip(np.asarray(ctx.probs, dtype=np.float64), 1e-30, None))
         state = TaylorState(
-            g.residual[cand],
-            g.features[cand],
+            g.residual,
+            g.features,
             logp[val],
-            g.features[val],
+            ctx.grad_embedding().features[val],
             ctx.labels[val],
             o.eta,
             ctx.device,
+            None if o.loss_batch is None else loader_batch_scale(val.size, o.loss_batch),
         )
         per_step = o.per_step if o.update else k  # without updates: one ranking, k picks
         order = glister_greedy(state, np.arange(cand.size), k, per_step)

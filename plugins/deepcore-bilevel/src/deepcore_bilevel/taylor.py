@@ -24,7 +24,11 @@ class TaylorState:
         y_val: np.ndarray,
         eta: float,
         device: str | torch.device = "cpu",
+        val_scale: np.ndarray | None = None,
     ) -> None:
+        """``val_scale``: a factor on each validation sample's gradient (the original's
+        batch-mean loss, :func:`deepcore_core.loader_batch_scale`; None: 1)."""
+
         def t(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(np.asarray(a, dtype=np.float64), device=device)
 
@@ -36,6 +40,7 @@ class TaylorState:
         self.z0 = t(z_val)
         self.hb_val = hb(h_val)
         self.y_val = torch.as_tensor(np.asarray(y_val, dtype=np.int64), device=device)
+        self.val_scale = None if val_scale is None else t(val_scale)[:, None]
         self.eta = eta
         self.acc = torch.zeros(  # sum of e_j [1, h_j]
             (self.e.shape[1], self.hb.shape[1]), dtype=torch.float64, device=device
@@ -49,9 +54,12 @@ class TaylorState:
         return self.z0 - (self.eta / self.count) * self.hb_val @ self.acc.T
 
     def val_gradient(self) -> torch.Tensor:
-        """Mean validation-loss gradient as a C x (D+1) matrix [bias | weight]."""
+        """Mean validation-loss gradient as a C x (D+1) matrix [bias | weight] (each sample's
+        times its ``val_scale``)."""
         r = torch.softmax(self.val_logits(), dim=1)
         r[torch.arange(len(self.y_val), device=r.device), self.y_val] -= 1.0
+        if self.val_scale is not None:
+            r *= self.val_scale
         return r.T @ self.hb_val / len(self.y_val)
 
     def gains(self) -> np.ndarray:

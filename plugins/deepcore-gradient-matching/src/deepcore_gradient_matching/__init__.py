@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from deepcore_core import Need, Pick, SelectionContext, Selector, hookimpl, original_rule
+from deepcore_core import (
+    LossBatchOptions,
+    Need,
+    Pick,
+    SelectionContext,
+    Selector,
+    hookimpl,
+    original_rule,
+)
 
 if TYPE_CHECKING:
     from deepcore_core import CosineBlocks
@@ -18,7 +26,7 @@ if TYPE_CHECKING:
 
 
 @dataclasses.dataclass(frozen=True)
-class CraigOptions:
+class CraigOptions(LossBatchOptions):
     """Options of ``craig``."""
 
     similarity: Literal["euclidean", "cosine"] = "euclidean"
@@ -35,6 +43,7 @@ class CraigOptions:
             raise ValueError(f"epsilon must be in (0, 1), got {self.epsilon}")
         if self.dense_limit < 1 or self.knn < 1:
             raise ValueError("dense_limit and knn must be positive")
+        super().__post_init__()
 
 
 class Craig(Selector):
@@ -61,7 +70,7 @@ class Craig(Selector):
         from deepcore_core import CosineBlocks, FacilityLocation, blockwise_topk, maximize
 
         o = self.options
-        blocks = CosineBlocks(ctx, pool, "gradients")
+        blocks = CosineBlocks(ctx, pool, "gradients", o.loss_batch)
         n = pool.size
         if o.similarity == "cosine":
             sim = blocks.dense_tensor(reuse=True) if n <= o.dense_limit else blocks.knn(o.knn)
@@ -101,7 +110,7 @@ class Craig(Selector):
 
 
 @dataclasses.dataclass(frozen=True)
-class GradMatchOptions:
+class GradMatchOptions(LossBatchOptions):
     """Options of ``gradmatch``."""
 
     lam: float = original_rule(
@@ -112,6 +121,7 @@ class GradMatchOptions:
     def __post_init__(self) -> None:
         if self.lam < 0:
             raise ValueError(f"lam must be >= 0, got {self.lam}")
+        super().__post_init__()
 
 
 class GradMatch(Selector):
@@ -138,8 +148,8 @@ class GradMatch(Selector):
         """OMP on the pool, then the documented fill rule."""
         from deepcore_gradient_matching.omp import omp_select, refit_weights
 
-        g = ctx.grad_embedding()
-        e, h = g.residual[pool], g.features[pool]
+        g = ctx.grad_embedding().rows(pool, self.options.loss_batch)
+        e, h = g.residual, g.features
         sel, w, _ = omp_select(e, h, k, self.options.lam, device=ctx.device)
         if sel.size < k:
             rest = np.setdiff1d(np.arange(pool.size), sel)

@@ -12,12 +12,14 @@ import numpy as np
 
 from deepcore_core import (
     GradEmbedding,
+    LossBatchOptions,
     Need,
     Pick,
     RunningDynamics,
     ScoreSelector,
     SelectionContext,
     hookimpl,
+    loader_batch_scale,
     original_rule,
     top_k,
 )
@@ -164,18 +166,32 @@ class _Repeated(_Hardness):
         return total / self.options.repeats
 
 
+@dataclasses.dataclass(frozen=True)
+class GraNdOptions(LossBatchOptions, RepeatOptions):
+    """Options of ``grand``."""
+
+
 class GraNd(_Repeated):
     """GraNd: the expected norm of the per-sample loss gradient early in training.
 
     Paul, Ganguli & Dziugaite, NeurIPS 2021 (arXiv 2107.07075): ||g|| averaged over
     ``repeats`` independently initialised models trained ``epochs`` epochs. The gradient is
     the last layer's, in closed form ||p - onehot(y)|| * sqrt(1 + ||h||^2), without the
-    original's 1/batch-size scaling. Cost: ``repeats`` trainings (cached) and O(N (C + D)).
-    Needs the gradient embedding (features + probabilities + labels).
+    original's 1/batch-size scaling unless ``loss_batch`` asks for it (the whole training set
+    read in order, as the original's loader did). Cost: ``repeats`` trainings (cached) and
+    O(N (C + D)). Needs the gradient embedding (features + probabilities + labels).
     """
 
     name = "grand"
     needs = frozenset({Need.GRADIENTS})
+    Options = GraNdOptions
+
+    def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
+        """The mean norm over the repeated models (times the batch-mean factor)."""
+        scores = super().compute_scores(ctx)
+        if self.options.loss_batch is not None:
+            scores = scores * loader_batch_scale(ctx.n, self.options.loss_batch)
+        return scores
 
     def per_model(
         self, probs: np.ndarray, labels: np.ndarray, features: np.ndarray | None
