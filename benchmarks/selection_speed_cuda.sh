@@ -2,8 +2,9 @@
 # The selection-speed benchmark on a CUDA GPU, prepared as one run: every method from a cached
 # selection model on the GPU (benchmarks/selection_speed.py --device cuda, ratios against the
 # issue's CPU times of the original), then, where a copy of the original DeepCore code is
-# given, the original's select() on the same GPU side by side (its GradMatch calls torch.lstsq,
-# gone from today's torch, and is left out there), then the CPU-versus-CUDA agreement of every
+# given, the original's select() on the same GPU side by side (left out there: its GradMatch
+# calls torch.lstsq, gone from today's torch, and its k-center and herding call a deprecated
+# addmm_ overload that fails on CUDA with torch 2.11), then the CPU-versus-CUDA agreement of every
 # method (benchmarks/gpu_api_check.py). Each part's output goes to OUT_DIR as a log.
 # Usage: bash benchmarks/selection_speed_cuda.sh [FMNIST_ROOT] [ORIGINAL_CODE_DIR]
 # Environment: OUT_DIR (default runs/selection-speed-cuda), THREADS (default 8).
@@ -21,8 +22,8 @@ cache=$(mktemp -d)
 python benchmarks/selection_speed.py --device cuda --threads "$threads" --rounds 2 --original \
   --data-root "$root" --cache-dir "$cache" 2>&1 | tee "$out/selection_speed.log"
 if [ -n "$original" ]; then
-  methods=margin,least-confidence,entropy,kcenter,herding,grand,graph-cut,facility-location
-  methods=$methods,craig,glister:update=false,cal  # the original's runs but GradMatch
+  methods=margin,least-confidence,entropy,grand,graph-cut,facility-location
+  methods=$methods,craig,glister:update=false,cal  # what the original runs on CUDA
   python benchmarks/selection_speed.py --device cuda --threads "$threads" --rounds 1 \
     --variant original --original-code "$original" --data-root "$root" --cache-dir "$cache" \
     --methods "$methods" \
