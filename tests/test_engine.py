@@ -278,3 +278,18 @@ def test_embedding_is_the_same_at_the_cpu_default_batch_as_at_others(digits):
         emb = compute_embedding(model, digits.train, CPU, bs)
         assert np.array_equal(emb.features, ref.features), bs
         assert np.array_equal(emb.logits, ref.logits), bs
+
+
+def test_outputs_held_on_a_device_come_back_whole_and_in_order(digits, monkeypatch):
+    """On an accelerator the outputs of many batches go to the host in one copy; forced on
+    the CPU with a small limit (a flush every few batches) and a large one (one at the end),
+    the embedding equals the batch-by-batch one."""
+    from deepcore_core.engine import embedding
+
+    model = train_model(lenet(digits), digits.train, TrainConfig(epochs=1), CPU).model.eval()
+    ref = compute_embedding(model, digits.train, CPU, 100)
+    monkeypatch.setattr(embedding, "_host_outputs", lambda device: False)
+    for limit in (100 * 94 * 4 * 3, 2**40):
+        monkeypatch.setattr(embedding, "DEVICE_OUTPUT_BYTES", limit)
+        emb = compute_embedding(model, digits.train, CPU, 100)
+        assert np.array_equal(emb.features, ref.features) and np.array_equal(emb.logits, ref.logits)

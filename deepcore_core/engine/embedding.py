@@ -42,22 +42,49 @@ def default_batch_size(device: torch.device, model: Network | None = None) -> in
     return int(getattr(model, "cpu_batch", 128))
 
 
+#: outputs kept on an accelerator before one copy to the host (a copy per batch waits on the
+#: GPU each time: ``benchmarks/embedding_pass.py --device cuda``)
+DEVICE_OUTPUT_BYTES = 256 * 2**20
+
+
+def _host_outputs(device: torch.device) -> bool:
+    """Whether outputs already live in host memory (then each batch's are taken as they are)."""
+    return device.type == "cpu"
+
+
 def compute_embedding(
     model: Network, source: Source, device: torch.device, batch_size: int | None = None
 ) -> Embedding:
     """One pass in eval mode, no augmentation, no gradients; under torchrun each rank embeds
     its share of the samples and every rank gets them all (``batch_size``: None for
     :func:`default_batch_size` of ``model``)."""
+    device = torch.device(device)
     batch_size = batch_size or default_batch_size(device, model)
     model.eval().to(device)
-    feats, logits = [], []
+    feats: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
+    pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # outputs still on the device
+    held = 0
+
+    def flush() -> None:
+        # one copy to the host for many batches: a copy per batch waits for the GPU each time
+        if pending:
+            hs, outs = zip(*pending, strict=True)
+            feats.append((hs[0] if len(hs) == 1 else torch.cat(hs)).cpu())
+            logits.append((outs[0] if len(outs) == 1 else torch.cat(outs)).cpu())
+            pending.clear()
+
     n = len(source)
     order = torch.arange(n)[distributed.shard(n)]
     with torch.inference_mode():
         for x, _, _ in source.batches(order, batch_size, device=device):
             out, h = model.forward_with_features(x)
-            feats.append(h.float().cpu())
-            logits.append(out.float().cpu())
+            pending.append((h.float(), out.float()))
+            held += (h.numel() + out.numel()) * 4
+            if _host_outputs(device) or held >= DEVICE_OUTPUT_BYTES:
+                flush()
+                held = 0
+        flush()
     if not feats:  # a rank with no share (fewer samples than ranks)
         with torch.inference_mode():
             x = next(source.batches(torch.arange(1), 1, device=device))[0]
