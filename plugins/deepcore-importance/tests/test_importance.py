@@ -92,13 +92,19 @@ def test_el2n_matches_formula():
     assert sel.indices.tolist() == np.argsort(-ref, kind="stable")[:5].tolist()
 
 
-def test_grand_closed_form_equals_autograd_norms():
-    p, y, h = outputs(1)
+def last_layer():
+    """A float64 linear last layer on the features of ``outputs(1)``, and its probabilities."""
+    _, y, h = outputs(1)
     torch.manual_seed(0)
     layer = torch.nn.Linear(5, 4).double()
     ht = torch.as_tensor(h, dtype=torch.float64)
     with torch.no_grad():
         p = torch.softmax(layer(ht), 1).numpy()
+    return layer, ht, p, y, h
+
+
+def test_grand_closed_form_equals_autograd_norms():
+    layer, ht, p, y, h = last_layer()
     ref = []
     for i in range(len(y)):
         layer.zero_grad()
@@ -113,12 +119,7 @@ def test_grand_closed_form_equals_autograd_norms():
 def test_grand_loss_batch_equals_autograd_of_a_batch_mean_loss_over_the_whole_set():
     """The original's gradients: the training set in index order, batches of 8, each batch's
     mean loss; balanced or not, the loader runs over every sample."""
-    p, y, h = outputs(1)
-    torch.manual_seed(0)
-    layer = torch.nn.Linear(5, 4).double()
-    ht = torch.as_tensor(h, dtype=torch.float64)
-    with torch.no_grad():
-        p = torch.softmax(layer(ht), 1).numpy()
+    layer, ht, p, y, h = last_layer()
     ref = []
     for lo in range(0, len(y), 8):
         layer.zero_grad()
