@@ -22,14 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepcore_core.config import load_yaml
 from deepcore_core.engine.devices import seed_everything
 from deepcore_core.engine.training import train_model
 from deepcore_core.errors import TrainingDiverged
 from deepcore_core.experiment import Experiment, make_config
 from deepcore_core.plugins import PluginHost
 from deepcore_core.selection import Selection
-from deepcore_core.settings import ExperimentConfig, resolve_paths
+from deepcore_core.settings import RunSettings, load_yaml, resolve_paths
 
 
 def load_selection(out: Path, method: str, fraction: float, seed: int) -> Selection:
@@ -58,7 +57,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    values = resolve_paths(ExperimentConfig, load_yaml(args.config), Path(args.config).parent)
+    values = resolve_paths(RunSettings, load_yaml(args.config), Path(args.config).parent)
     cfg = make_config(values)
     exp = Experiment(cfg, PluginHost(), log=lambda m: None)
     network = cfg.networks[0]

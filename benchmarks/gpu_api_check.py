@@ -27,7 +27,7 @@ def run(method: str, device: str, ds: ImageBlobs, host: PluginHost, cache: str, 
     kw = {"fraction": f, "device": device, "host": host, "seed": 0}
     if Need.DYNAMICS in info.cls.needs:
         return dc.select(
-            method, dataset=ds, network="mlp", selection_epochs=3, cache_dir=cache, **kw
+            method, dataset=ds, selection_network="mlp", selection_epochs=3, cache_dir=cache, **kw
         )
     return dc.select(method, dataset=ds, model=OddNet(), **kw)
 

@@ -149,10 +149,10 @@ def child(args: argparse.Namespace) -> None:
     # baseline before the allocator setting has only the threads, as ``use_threads``)
     setup = getattr(devices, "setup_cpu", None) or getattr(devices, "use_threads")  # noqa: B009
     setup(args.threads)
-    from deepcore_core.api import run_selection
     from deepcore_core.cli.select import dataset_context
     from deepcore_core.plugins import get_host
     from deepcore_core.settings import SelectSettings
+    from deepcore_core.workflow import run_selection
 
     host = get_host()
     s = SelectSettings(

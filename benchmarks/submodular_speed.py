@@ -28,7 +28,7 @@ import torch
 from _child import report, run_child
 
 from deepcore_core import GradEmbedding, select
-from deepcore_core.api import build_context
+from deepcore_core.workflow import context_for_arrays
 
 
 def part1(data_root: str) -> None:
@@ -87,7 +87,7 @@ def part1(data_root: str) -> None:
         lib_data = np.array([i for i, _ in fn.maximize(budget=k, optimizer="LazyGreedy", **kw)])
         t_lib_data = time.perf_counter() - t0
 
-        ctx = build_context(features=feats, probs=probs, labels=labels)
+        ctx = context_for_arrays(features=feats, probs=probs, labels=labels)
         kernel = CosineBlocks(ctx, np.arange(n), "gradients").dense()
         t0 = time.perf_counter()
         if name == "graph-cut":

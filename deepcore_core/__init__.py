@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from deepcore_core import distributed
 from deepcore_core._version import __version__
-from deepcore_core.api import scores, select
+from deepcore_core.api import embed, scores, select, train
 from deepcore_core.blocks import map_rows
 from deepcore_core.budget import allocate, plan_pools, total_budget
 from deepcore_core.context import SelectionContext
@@ -24,7 +25,7 @@ from deepcore_core.options import LossBatchOptions, NoOptions, original_rule
 from deepcore_core.plugins import PluginHost, get_host
 from deepcore_core.selection import Selection, dataset_fingerprint, load_indices
 from deepcore_core.selector import GreediSelector, Need, Pick, ScoreSelector, Selector, top_k
-from deepcore_core.user_inputs import DataOptions, embed, train
+from deepcore_core.workflow import DataOptions
 
 if TYPE_CHECKING:
     from deepcore_core.engine.config import PretrainSpec, TrainConfig
@@ -95,6 +96,7 @@ __all__ = [
     "allocate",
     "blockwise_topk",
     "dataset_fingerprint",
+    "distributed",
     "embed",
     "get_host",
     "greedi",

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from deepcore_core.errors import DeepcoreError
+from deepcore_core.rules import FRACTION, check_range, describe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,14 +27,28 @@ class Pool:
     k: int
 
 
+def check_size(fraction: object, budget: object, required: bool = True) -> None:
+    """The one rule on how a coreset's size is given: ``fraction`` or ``budget``, not both
+    (and, when ``required``, one of them)."""
+    if fraction is not None and budget is not None:
+        raise DeepcoreError("give the size as fraction (--fraction) or budget (--budget), not both")
+    if required and fraction is None and budget is None:
+        raise DeepcoreError("give the coreset size as fraction (--fraction) or budget (--budget)")
+
+
 def check_fraction(fraction: object) -> float:
     """Return ``fraction`` as a float in (0, 1] or raise :class:`DeepcoreError`."""
+    message = f"fraction must be a number {describe(FRACTION)}, got {fraction!r}"
     try:
         f = float(fraction)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise DeepcoreError(f"fraction must be a number in (0, 1], got {fraction!r}") from None
-    if isinstance(fraction, bool) or math.isnan(f) or not 0.0 < f <= 1.0:
-        raise DeepcoreError(f"fraction must be a number in (0, 1], got {fraction!r}")
+        raise DeepcoreError(message) from None
+    if isinstance(fraction, bool) or math.isnan(f):
+        raise DeepcoreError(message)
+    try:
+        check_range("fraction", f, FRACTION)
+    except DeepcoreError:
+        raise DeepcoreError(message) from None
     return f
 
 
@@ -41,8 +56,7 @@ def total_budget(n: int, fraction: float | None = None, budget: int | None = Non
     """Return the coreset size for ``n`` samples from exactly one of ``fraction``/``budget``."""
     if n < 1:
         raise DeepcoreError("the dataset is empty: nothing to select from")
-    if (fraction is None) == (budget is None):
-        raise DeepcoreError("give exactly one of fraction or budget")
+    check_size(fraction, budget)
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, int | np.integer):
             raise DeepcoreError(f"budget must be a whole number in [1, {n}], got {budget!r}")

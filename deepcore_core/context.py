@@ -12,17 +12,16 @@ import numpy as np
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.gradients import GradEmbedding
 from deepcore_core.needs import Need
+from deepcore_core.rules import MAX_SEED, SEED, check_range, describe
 
-#: seeds are integers in [0, MAX_SEED]: what numpy, torch and int64 record fields all take
-MAX_SEED = 2**63 - 1
+__all__ = ["MAX_SEED", "SelectionContext", "check_seed"]
 
 
 def check_seed(seed: Any) -> int:
     """``seed`` as an int, or a one-line error naming the allowed range."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise DeepcoreError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
-    if not 0 <= seed <= MAX_SEED:
-        raise DeepcoreError(f"seed must be in [0, 2**63 - 1], got {seed}")
+        raise DeepcoreError(f"seed must be an integer {describe(SEED)}, got {seed!r}")
+    check_range("seed", int(seed), SEED)
     return int(seed)
 
 

@@ -54,8 +54,17 @@ class Selection:
     def __len__(self) -> int:
         return int(self.indices.size)
 
-    def check_fits(self, n: int) -> None:
-        """Raise unless the selection can index a dataset of ``n`` samples (its own ``n``)."""
+    def check_fits(self, n: int, fingerprint: str | None = None, name: str | None = None) -> None:
+        """The one rule for "does this selection fit this dataset": raise unless it was made
+        on ``n`` samples (when it says) and indexes only them, and, when ``fingerprint`` (see
+        :func:`dataset_fingerprint`) is given and the selection records one, on that dataset
+        (``name``, for the message)."""
+        made = self.meta.get("dataset_fingerprint")
+        if fingerprint is not None and made is not None and made != fingerprint:
+            raise DeepcoreError(
+                f"the selection was made on another dataset ({self.meta.get('dataset')}, "
+                f"fingerprint {made}) than '{name}' ({fingerprint})"
+            )
         made_on = self.meta.get("n")
         if made_on is not None and made_on != n:
             raise DeepcoreError(f"the selection was made on {made_on} samples, not {n}")

@@ -22,15 +22,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from deepcore_core.context import MAX_SEED
+import yaml
+
+from deepcore_core.budget import check_size
 from deepcore_core.dynamics import RunningSpec
-from deepcore_core.engine.config import MACHINE_CPUS, PretrainSpec, TrainConfig
+from deepcore_core.engine.config import (
+    MACHINE_CPUS,
+    THREADS,
+    PretrainSpec,
+    TrainConfig,
+    bounds,
+)
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.options import accepts, convert_value, not_finite, scalar, type_name
+from deepcore_core.rules import DEVICE, FRACTION, SEED, check_range
 
 _TRAIN = TrainConfig()
 _PRETRAIN = PretrainSpec()
-Device = Literal["auto", "cpu", "cuda"]
 Variant = Literal["default", "original"]
 #: each job is a process that loads torch: past a few per CPU they only add memory
 JOBS_HELP = "Training runs in parallel processes (at most four per CPU of this machine)."
@@ -50,32 +58,19 @@ def setting(
     flag: str | None = None,
     path: bool = False,
     cli: bool = True,
-    min: float | None = None,
-    max: float | None = None,
-    above: float | None = None,
-    below: float | None = None,
+    **rule: Any,
 ) -> Any:
-    """Declare a setting (a dataclass field with its help, flag name and constraints).
+    """Declare a setting (a dataclass field with its help, flag name and value rule).
 
     :param flag: the CLI flag without dashes when it differs from the name (``method`` for
         ``methods``); for booleans, the ``--x/--no-x`` pair is made from it.
     :param path: a file or folder; relative paths in a YAML file resolve against its folder.
     :param cli: whether the setting is a CLI option (mappings are YAML/Python only).
-    :param min: the smallest allowed value (numbers; checked whenever settings are made).
-    :param max: the largest allowed value.
-    :param above: values must be strictly greater than this.
-    :param below: values must be strictly smaller than this.
+    :param rule: the allowed values, checked whenever settings are made
+        (:mod:`deepcore_core.rules`: ``min``, ``max``, ``above``, ``below``, or ``pattern``
+        with ``allowed``).
     """
-    meta = {
-        "help": help,
-        "flag": flag,
-        "path": path,
-        "cli": cli,
-        "min": min,
-        "max": max,
-        "above": above,
-        "below": below,
-    }
+    meta = {"help": help, "flag": flag, "path": path, "cli": cli, **rule}
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: dict(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -87,7 +82,9 @@ class Settings:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            check_range(f.name, value, f.metadata)
+            for item in value if isinstance(value, tuple) else (value,):
+                name = each_item(f.name, f.metadata) if isinstance(value, tuple) else f.name
+                check_range(name, item, f.metadata)
             if isinstance(value, tuple):  # a list setting: a repeat would be counted twice
                 seen = [v for i, v in enumerate(value) if v in value[:i]]
                 if seen:
@@ -108,35 +105,6 @@ def each_item(key: str, meta: Mapping[str, Any]) -> str:
     return f"each of {key}" + (f" (--{flag})" if flag else "")
 
 
-def check_range(key: str, value: Any, meta: Mapping[str, Any]) -> None:
-    """Raise a one-line error if ``value`` (or any item of it) is outside the field's range."""
-    if isinstance(value, tuple):
-        for v in value:
-            check_range(each_item(key, meta), v, meta)
-        return
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return
-    lo, hi, above, below = (meta.get(k) for k in ("min", "max", "above", "below"))
-    bad_low = (above is not None and not value > above) or (lo is not None and value < lo)
-    bad_high = (below is not None and not value < below) or (hi is not None and value > hi)
-    if bad_low or bad_high:
-        lo, hi, above, below = (_bound(v) for v in (lo, hi, above, below))
-        low = f"({above}" if above is not None else f"[{lo}" if lo is not None else None
-        high = f"{below})" if below is not None else f"{hi}]" if hi is not None else None
-        if high is None:
-            allowed = f"> {above}" if above is not None else f">= {lo}"
-        else:
-            allowed = f"in {low or '(-inf'}, {high}"
-        raise DeepcoreError(f"{key} must be {allowed}, got {value!r}")
-
-
-def _bound(value: float | None) -> str | None:
-    """A range bound as written: integers in full, other numbers short (``1e-06``)."""
-    if value is None:
-        return None
-    return str(value) if isinstance(value, int) else f"{value:g}"
-
-
 @dataclasses.dataclass(frozen=True)
 class DataSettings(Settings):
     """The dataset and the selection model, shared by ``select`` and ``run``."""
@@ -145,9 +113,11 @@ class DataSettings(Settings):
     data_root: str | None = setting(None, "Folder with the dataset's files.", path=True)
     balance: bool = setting(True, "Select per class in proportion to class sizes.")
     selection_network: str = setting(_PRETRAIN.network, "Network trained to select.")
-    selection_epochs: int = setting(_PRETRAIN.epochs, "Epochs of selection-model training.", min=1)
+    selection_epochs: int = setting(
+        _PRETRAIN.epochs, "Epochs of selection-model training.", **bounds("epochs")
+    )
     selection_lr: float | None = setting(
-        None, "Selection-model learning rate (default: the coreset lr).", above=0
+        None, "Selection-model learning rate (default: the coreset lr).", **bounds("lr")
     )
     selection_schedule: Literal["cosine", "constant"] | None = setting(
         None, "Selection-model schedule (default: cosine; constant with --variant original)."
@@ -173,8 +143,8 @@ class DataSettings(Settings):
         "or a plugin's (default: each method's own).",
     )
     sampler_options: dict[str, Any] = setting({}, "The sampler's options (a mapping).", cli=False)
-    device: Device = setting("auto", "Where networks run.")
-    threads: int = setting(0, THREADS_HELP, min=0, max=MACHINE_CPUS)
+    device: str = setting("auto", "Where networks run: auto, cpu, cuda or cuda:N.", **DEVICE)
+    threads: int = setting(0, THREADS_HELP, **THREADS)
     cache_dir: str | None = setting(
         None, "Selection-model cache (default $DEEPCORE_CACHE or ~/.cache/deepcore).", path=True
     )
@@ -226,22 +196,28 @@ class DataSettings(Settings):
 class TrainSettings(Settings):
     """How coreset (and full-data) models are trained."""
 
-    epochs: int = setting(_TRAIN.epochs, "Training epochs (the paper: 200).", min=1)
+    epochs: int = setting(_TRAIN.epochs, "Training epochs (the paper: 200).", **bounds("epochs"))
     iterations: int = setting(
-        _TRAIN.iterations, "Train this many steps instead of --epochs (0: use epochs).", min=0
+        _TRAIN.iterations,
+        "Train this many steps instead of --epochs (0: use epochs).",
+        **bounds("iterations"),
     )
     warmup: float = setting(
-        _TRAIN.warmup, "Share of the steps with a linear learning-rate warm-up.", min=0, below=1
+        _TRAIN.warmup, "Share of the steps with a linear learning-rate warm-up.", **bounds("warmup")
     )
-    batch_size: int = setting(_TRAIN.batch_size, "Batch size.", min=1)
-    lr: float = setting(_TRAIN.lr, "Learning rate.", above=0)
-    min_lr: float = setting(_TRAIN.min_lr, "Final learning rate of the cosine (at most lr).", min=0)
-    momentum: float = setting(_TRAIN.momentum, "SGD momentum, in [0, 1).", min=0, below=1)
-    weight_decay: float = setting(_TRAIN.weight_decay, "Weight decay.", min=0)
+    batch_size: int = setting(_TRAIN.batch_size, "Batch size.", **bounds("batch_size"))
+    lr: float = setting(_TRAIN.lr, "Learning rate.", **bounds("lr"))
+    min_lr: float = setting(
+        _TRAIN.min_lr, "Final learning rate of the cosine (at most lr).", **bounds("min_lr")
+    )
+    momentum: float = setting(_TRAIN.momentum, "SGD momentum, in [0, 1).", **bounds("momentum"))
+    weight_decay: float = setting(_TRAIN.weight_decay, "Weight decay.", **bounds("weight_decay"))
     nesterov: bool = setting(_TRAIN.nesterov, "Nesterov momentum.")
     augment: bool = setting(_TRAIN.augment, "Random crops and flips while training.")
     eval_every: int = setting(
-        _TRAIN.eval_every, "Evaluate every k epochs (0: after the last only).", min=0
+        _TRAIN.eval_every,
+        "Evaluate every k epochs (0: after the last only).",
+        **bounds("eval_every"),
     )
 
     def train_config(self, seed: int) -> TrainConfig:
@@ -269,10 +245,10 @@ class SelectSettings(DataSettings):
     dataset: str | None = setting(None, "Select from this dataset (see list-datasets).")
     method: str | None = setting(None, "Selection method (see list-methods).")
     fraction: float | None = setting(
-        None, "Coreset size as a fraction of N, in (0, 1].", above=0, max=1
+        None, "Coreset size as a fraction of N, in (0, 1].", **FRACTION
     )
     budget: int | None = setting(None, "Coreset size as a count.", min=1)
-    seed: int = setting(0, "Seed for every random choice.", min=0, max=MAX_SEED)
+    seed: int = setting(0, "Seed for every random choice.", **SEED)
     options: dict[str, Any] = setting({}, "Method options (a mapping).", cli=False)
     output: str = setting("selection.npz", "Where to write the selection (.npz).", path=True)
     features: str | None = setting(None, "N x D features (.npy).", path=True)
@@ -284,8 +260,7 @@ class SelectSettings(DataSettings):
     def validate(self) -> None:
         """Fraction and budget exclude each other."""
         super().validate()
-        if self.fraction is not None and self.budget is not None:
-            raise DeepcoreError("give --fraction or --budget, not both")
+        check_size(self.fraction, self.budget, required=False)
 
     def arrays(self) -> dict[str, str | None]:
         """The precomputed input files, by input name."""
@@ -300,14 +275,14 @@ class TrainCommandSettings(TrainSettings):
     dataset: str | None = setting(None, "Dataset the selection was made on.")
     data_root: str | None = setting(None, "Folder with the dataset's files.", path=True)
     network: str = setting(_PRETRAIN.network, "Network to train.")
-    seed: int = setting(0, "Seed.", min=0, max=MAX_SEED)
-    device: Device = setting("auto", "Where networks run.")
-    threads: int = setting(0, THREADS_HELP, min=0, max=MACHINE_CPUS)
+    seed: int = setting(0, "Seed.", **SEED)
+    device: str = setting("auto", "Where networks run: auto, cpu, cuda or cuda:N.", **DEVICE)
+    threads: int = setting(0, THREADS_HELP, **THREADS)
     output: str | None = setting(None, "Write the result as JSON here.", path=True)
 
 
 @dataclasses.dataclass(frozen=True)
-class ExperimentConfig(TrainSettings, DataSettings):
+class RunSettings(TrainSettings, DataSettings):
     """``deepcore run`` / ``benchmark``: methods x fractions x seeds x networks."""
 
     methods: tuple[str, ...] = setting((), "Method (repeatable; default: all).", flag="method")
@@ -315,16 +290,14 @@ class ExperimentConfig(TrainSettings, DataSettings):
         {}, "Options per method: {method: {key: value}}.", cli=False
     )
     fractions: tuple[float, ...] = setting(
-        (0.1,), "Coreset fraction in (0, 1] (repeatable).", flag="fraction", above=0, max=1
+        (0.1,), "Coreset fraction in (0, 1] (repeatable).", flag="fraction", **FRACTION
     )
     networks: tuple[str, ...] = setting(
         (),
         "Network trained on the coreset (repeatable; default: the selection network).",
         flag="network",
     )
-    seeds: tuple[int, ...] = setting(
-        (0, 1, 2), "Seed (repeatable).", flag="seed", min=0, max=MAX_SEED
-    )
+    seeds: tuple[int, ...] = setting((0, 1, 2), "Seed (repeatable).", flag="seed", **SEED)
     output: str | None = setting(None, "Output folder (default: runs/<dataset>).", path=True)
     include_full: bool = setting(True, "Train the full-data model too.", flag="full")
     jobs: int = setting(1, JOBS_HELP, min=1, max=4 * MACHINE_CPUS)
@@ -374,7 +347,36 @@ class ExperimentConfig(TrainSettings, DataSettings):
         return {"selection_lr": self.selection_lr}
 
 
+#: the former name of :class:`RunSettings` (kept for one release)
+ExperimentConfig = RunSettings
+
+
 # -- building settings from mappings (YAML, Python) ---------------------------------------
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with one-line errors for a missing, unreadable or bad file."""
+    p = Path(path)
+    if not p.is_file():
+        raise DeepcoreError(f"config file '{p}' does not exist")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except PermissionError:
+        raise DeepcoreError(f"config file '{p}' is not readable (permission denied)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise DeepcoreError(f"config file '{p}' is not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise DeepcoreError(f"config file '{p}' is not a text file") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DeepcoreError(
+            f"config file '{p}' must hold a mapping of keys, not {type(data).__name__}"
+        )
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
 def fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
@@ -414,33 +416,46 @@ def resolve_paths(cls: type, values: Mapping[str, Any], folder: Path) -> dict[st
     return out
 
 
-def build(cls: type[Any], values: Mapping[str, Any] | None = None, source: str = "settings") -> Any:
+def build(
+    cls: type[Any],
+    values: Mapping[str, Any] | None = None,
+    source: str = "settings",
+    *,
+    text: bool = True,
+) -> Any:
     """Build settings ``cls`` from a mapping: keys checked, values typed and range-checked.
 
     A list setting takes a scalar as a one-element list. Raises :class:`DeepcoreError`
     naming the bad key or value.
+
+    :param text: read strings for other types as a command line's text (``"3"`` -> 3); off
+        for Python callers, whose strings stay strings (and are refused where they do not fit).
     """
     kw = canonical(cls, values or {}, source)
     hints = typing.get_type_hints(cls)
     known = fields(cls)
     for key, value in kw.items():
-        kw[key] = _typed(key, value, hints[key], known[key].metadata)
+        kw[key] = _typed(key, value, hints[key], known[key].metadata, text)
     try:
         return cls(**kw)
     except TypeError as exc:
         raise DeepcoreError(f"invalid {source}: {exc}") from None
 
 
-def _typed(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
+def _typed(key: str, value: Any, tp: Any, meta: Mapping[str, Any], text: bool = True) -> Any:
     if get_origin(tp) is tuple:
         items = value if isinstance(value, list | tuple) else [value]
-        return tuple(_typed(each_item(key, meta), v, get_args(tp)[0], meta) for v in items)
+        return tuple(_typed(each_item(key, meta), v, get_args(tp)[0], meta, text) for v in items)
     if get_origin(tp) is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise DeepcoreError(f"{key} must be a mapping, got {value!r}")
         return dict(value)
-    if isinstance(value, str) and not accepts(tp, str):
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()  # a numpy scalar (np.int64(3)) as the Python number
+    if text and isinstance(value, str) and not accepts(tp, str):
         value = scalar(value)  # "3" -> 3, as from a command line
+    if isinstance(value, os.PathLike) and accepts(tp, str):
+        value = os.fspath(value)
     ok, out = convert_value(value, tp)
     if not ok and accepts(tp, float) and not_finite(value):
         raise DeepcoreError(f"{key} must be a finite number, got {value!r}")

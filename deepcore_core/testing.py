@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from deepcore_core.api import build_context, run_selection
 from deepcore_core.budget import allocate, total_budget
 from deepcore_core.errors import OptionError
 from deepcore_core.hookspecs import hookimpl
@@ -26,6 +25,7 @@ from deepcore_core.options import original_values, parse_options
 from deepcore_core.plugins import PluginHost
 from deepcore_core.selection import Selection
 from deepcore_core.selector import Need, ScoreSelector, Selector
+from deepcore_core.workflow import context_for_arrays, run_selection
 
 #: class sizes of the synthetic conformance data: uneven, with two tiny classes
 CLASS_SIZES = (24, 16, 9, 2, 1)
@@ -98,7 +98,7 @@ def run_method(
     if "dataset" in inputs:
         ctx = dataset_context(inputs["dataset"], host, seed, balance, inputs.get("pretrain"))
     else:
-        ctx = build_context(**inputs, seed=seed, balance=balance)
+        ctx = context_for_arrays(**inputs, seed=seed, balance=balance)
     chosen = host.create_sampler(sampler) if sampler else None
     return run_selection(host, selector, ctx, fraction=fraction, budget=budget, sampler=chosen)
 

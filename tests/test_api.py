@@ -63,8 +63,8 @@ def test_metadata_is_complete():
         ({"labels": np.zeros(3), "seed": -1}, r"seed must be in \[0, 2\*\*63 - 1\], got -1"),
         ({"labels": np.zeros(3), "seed": 2**70}, r"seed must be in \[0, 2\*\*63 - 1\]"),
         ({"labels": np.zeros(3), "seed": 1.5}, "seed must be an integer"),
-        ({"labels": np.zeros(3), "balance": "no"}, "balance must be True or False, got 'no'"),
-        ({"labels": np.zeros(3), "options": [1, 2]}, "options must be a mapping .* got list"),
+        ({"labels": np.zeros(3), "balance": "no"}, "balance must be true or false, got 'no'"),
+        ({"labels": np.zeros(3), "options": [1, 2]}, r"options must be a mapping, got \[1, 2\]"),
     ],
 )
 def test_bad_inputs(kwargs, message):

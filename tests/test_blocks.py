@@ -7,8 +7,8 @@ import pytest
 
 from deepcore_core import DeepcoreError
 from deepcore_core._io import load_array
-from deepcore_core.api import as_array, build_context
 from deepcore_core.blocks import map_rows, row_blocks
+from deepcore_core.workflow import as_array, context_for_arrays
 
 
 def test_blocks_cover_every_row_once():
@@ -31,7 +31,7 @@ def test_memory_mapped_input_stays_mapped_and_checks_every_block(tmp_path, monke
     assert isinstance(mapped, np.memmap)
     kept = as_array(mapped, "probabilities", 2, np.float32)
     assert np.shares_memory(kept, mapped)  # a view of the map, not a copy
-    ctx = build_context(probs=mapped, labels=rng.integers(0, 3, 500))
+    ctx = context_for_arrays(probs=mapped, labels=rng.integers(0, 3, 500))
     assert np.shares_memory(ctx.probs, mapped)
     bad = p.copy()
     bad[417, 1] = np.nan
@@ -40,7 +40,7 @@ def test_memory_mapped_input_stays_mapped_and_checks_every_block(tmp_path, monke
     bad = p.copy()
     bad[333] = [0.5, 0.6, -0.1]
     with pytest.raises(DeepcoreError, match="non-negative and sum to 1"):
-        build_context(probs=bad)
+        context_for_arrays(probs=bad)
 
 
 def test_blockwise_softmax_equals_whole_softmax(monkeypatch):
@@ -48,7 +48,7 @@ def test_blockwise_softmax_equals_whole_softmax(monkeypatch):
     from deepcore_core.gradients import softmax
 
     z = np.random.default_rng(1).normal(size=(301, 4)) * 5
-    whole = build_context(logits=z).probs
+    whole = context_for_arrays(logits=z).probs
     monkeypatch.setattr(blocks, "CELLS", 12)
-    np.testing.assert_array_equal(build_context(logits=z).probs, whole)
+    np.testing.assert_array_equal(context_for_arrays(logits=z).probs, whole)
     np.testing.assert_array_equal(whole, softmax(z))

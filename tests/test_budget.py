@@ -36,8 +36,10 @@ def test_budget_checks():
     assert total_budget(10, budget=10) == 10
     with pytest.raises(DeepcoreError, match=r"budget must be in \[1, N=10\], got 11"):
         total_budget(10, budget=11)
-    with pytest.raises(DeepcoreError, match="exactly one"):
+    with pytest.raises(DeepcoreError, match=r"give the coreset size as fraction \(--fraction\)"):
         total_budget(10)
+    with pytest.raises(DeepcoreError, match="not both"):
+        total_budget(10, fraction=0.5, budget=3)
 
 
 def brute_force_largest_remainder(sizes, total):

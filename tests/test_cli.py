@@ -122,7 +122,7 @@ def test_bad_inputs_one_line_exit_2_nothing_written(cli, arrays):
         cli, arrays, "--method", "uniform", "--labels", y, "--budget", "x"
     )
     for seed in ("-1", str(2**70)):  # numpy and torch refuse these far into the run
-        assert f"seed must be in [0, {2**63 - 1}], got {seed}" in bad(
+        assert f"seed must be in [0, 2**63 - 1], got {seed}" in bad(
             cli, arrays, "--method", "uniform", "--labels", y, "--fraction", "0.1", "--seed", seed
         )
     np.save(arrays / "short.npy", np.zeros(10))
@@ -178,7 +178,7 @@ def test_bad_inputs_one_line_exit_2_nothing_written(cli, arrays):
     assert "--option must look like key=value" in bad(
         cli, arrays, "--method", "uniform", "--labels", y, "--fraction", "0.1", "--option", "k"
     )
-    assert "give --fraction or --budget, not both" in bad(
+    assert "give the size as fraction (--fraction) or budget (--budget), not both" in bad(
         cli, arrays, "--method", "uniform", "--labels", y, "--fraction", "0.1", "--budget", "2"
     )
     assert "give the coreset size" in bad(cli, arrays, "--method", "uniform", "--labels", y)

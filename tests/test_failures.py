@@ -152,7 +152,7 @@ def test_ctrl_c_is_exit_130_with_one_line_and_leaves_nothing(cli, tmp_path, monk
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(select_mod, "run_selection", interrupted)
+    monkeypatch.setattr(select_mod, "make_selection", interrupted)
     r = cli(*SELECT, "--output", "s.npz")
     assert r.exit_code == 130
     assert last(r).startswith("Interrupted: finished work is saved")

@@ -76,12 +76,12 @@ def test_every_method_on_a_custom_dataset_and_model(method, tmp_path):
     info = host().registry.get(method)
     kw = {"fraction": 0.2, "device": "cpu", "host": host(), "seed": 1}
     if Need.DYNAMICS in info.cls.needs:  # the engine trains (and records) the selection model
-        kw.update(network="mlp", selection_epochs=2, cache_dir=str(tmp_path))
+        kw.update(selection_network="mlp", selection_epochs=2, cache_dir=str(tmp_path))
         sel = dc.select(method, dataset=ds, **kw)
     else:
         sel = dc.select(method, dataset=ds, model=OddNet(), **kw)
     assert len(sel) == 18 and sel.meta["dataset"].startswith("ImageBlobs-")
-    model = {} if "network" in kw else {"model": OddNet()}
+    model = {} if "selection_network" in kw else {"model": OddNet()}
     again = dc.select(method, dataset=ds, **model, **kw)
     assert again.indices.tolist() == sel.indices.tolist()  # deterministic
 

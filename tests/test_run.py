@@ -61,7 +61,7 @@ def test_run_config_file_and_flags(cli, tmp_path):
     [
         (["--dataset", "cifar"], "unknown dataset 'cifar'; did you mean 'cifar10'"),
         (["--network", "resnet19"], "unknown network 'resnet19'"),
-        (["--device", "tpu"], "'--device': Value error, 'tpu' is not one of 'auto', 'cpu', 'cuda'"),
+        (["--device", "tpu"], "device must be one of auto, cpu, cuda or cuda:N, got 'tpu'"),
         (["--fraction", "2"], "each of fractions (--fraction) must be in (0, 1], got 2.0"),
         (["--epochs", "x"], "epochs must be an integer, got 'x'"),
         (["--method", "nope"], "unknown method 'nope'"),

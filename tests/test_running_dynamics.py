@@ -25,7 +25,7 @@ from deepcore_core.cli import create_app
 from deepcore_core.dynamics import load_dynamics
 from deepcore_core.engine.recording import Recorder, summarize
 from deepcore_core.engine.training import train_model
-from deepcore_core.settings import ExperimentConfig, SelectSettings, build
+from deepcore_core.settings import RunSettings, SelectSettings, build
 from deepcore_core.testing import host_with
 
 CPU = torch.device("cpu")
@@ -158,8 +158,8 @@ def test_settings_turn_running_statistics_on_and_into_the_keys():
     with pytest.raises(DeepcoreError, match="dynamics_options need dynamics: running"):
         build(SelectSettings, {"dynamics_options": {"window": 5}}).validate()
     with pytest.raises(DeepcoreError, match="unknown key 'size'"):
-        build(ExperimentConfig, {"dynamics": "running", "dynamics_options": {"size": 5}}).validate()
-    full, running = ExperimentConfig(), ExperimentConfig(dynamics="running")
+        build(RunSettings, {"dynamics": "running", "dynamics_options": {"size": 5}}).validate()
+    full, running = RunSettings(), RunSettings(dynamics="running")
     assert "dynamics" not in full.rules_key()  # keys made before running statistics stay valid
     assert running.rules_key()["dynamics"] == {
         "kind": "running", "window": 10, "horizon": 30, "decay": 0.9,

@@ -14,7 +14,7 @@ from deepcore_core import DeepcoreError, Selection
 from deepcore_core.cli import create_app
 from deepcore_core.engine.config import PretrainSpec, TrainConfig
 from deepcore_core.settings import (
-    ExperimentConfig,
+    RunSettings,
     SelectSettings,
     TrainCommandSettings,
     build,
@@ -31,13 +31,13 @@ def cli():
 
 def test_training_defaults_come_from_the_engine_once():
     train, pretrain = TrainConfig(), PretrainSpec()
-    for cls in (ExperimentConfig, TrainCommandSettings):
+    for cls in (RunSettings, TrainCommandSettings):
         s = cls()
         for f in ("epochs", "batch_size", "lr", "min_lr", "momentum", "weight_decay"):
             assert getattr(s, f) == getattr(train, f)
-    assert ExperimentConfig().selection_epochs == SelectSettings().selection_epochs
+    assert RunSettings().selection_epochs == SelectSettings().selection_epochs
     assert SelectSettings().selection_epochs == pretrain.epochs
-    assert ExperimentConfig().selection_network == pretrain.network
+    assert RunSettings().selection_network == pretrain.network
 
 
 def test_cli_help_shows_types_and_the_same_defaults(cli):
@@ -51,29 +51,29 @@ def test_cli_help_shows_types_and_the_same_defaults(cli):
 
 def test_select_and_run_share_names():
     run, sel = (
-        {f.name for f in dataclasses.fields(ExperimentConfig)},
+        {f.name for f in dataclasses.fields(RunSettings)},
         {f.name for f in dataclasses.fields(SelectSettings)},
     )
     shared = {"dataset", "data_root", "balance", "selection_network", "selection_epochs"}
     assert shared <= run & sel
     # a run accepts the singular keys of select for its lists
-    cfg = build(ExperimentConfig, {"method": "kcenter", "fraction": 0.2, "seed": 3})
+    cfg = build(RunSettings, {"method": "kcenter", "fraction": 0.2, "seed": 3})
     assert (cfg.methods, cfg.fractions, cfg.seeds) == (("kcenter",), (0.2,), (3,))
 
 
 def test_python_api_checks_keys_types_and_ranges():
     with pytest.raises(DeepcoreError, match="unknown key 'epoch'.*did you mean 'epochs'"):
-        build(ExperimentConfig, {"epoch": 3})
+        build(RunSettings, {"epoch": 3})
     with pytest.raises(DeepcoreError, match="epochs must be an integer, got 'x'"):
-        build(ExperimentConfig, {"epochs": "x"})
+        build(RunSettings, {"epochs": "x"})
     with pytest.raises(DeepcoreError, match=r"epochs must be >= 1, got 0"):
-        build(ExperimentConfig, {"epochs": 0})
+        build(RunSettings, {"epochs": 0})
     bad_fraction = r"each of fractions \(--fraction\) must be in \(0, 1\], got 1.5"
     with pytest.raises(DeepcoreError, match=bad_fraction):
-        build(ExperimentConfig, {"fractions": [0.1, 1.5]})
+        build(RunSettings, {"fractions": [0.1, 1.5]})
     with pytest.raises(DeepcoreError, match="device must be"):
-        build(ExperimentConfig, {"device": "tpu"})
-    assert build(ExperimentConfig, {"epochs": "7"}).epochs == 7
+        build(RunSettings, {"device": "tpu"})
+    assert build(RunSettings, {"epochs": "7"}).epochs == 7
 
 
 @pytest.fixture
@@ -114,10 +114,10 @@ def test_relative_yaml_paths_resolve_against_the_file(cli, arrays, tmp_path_fact
 
 
 def test_resolve_paths_touches_only_relative_path_settings(tmp_path):
-    from deepcore_core.settings import ExperimentConfig, resolve_paths
+    from deepcore_core.settings import RunSettings, resolve_paths
 
     values = {"output": "../runs/x", "data_root": "/abs/data", "dataset": "a/b", "lr": 0.1}
-    out = resolve_paths(ExperimentConfig, values, tmp_path / "cfg")
+    out = resolve_paths(RunSettings, values, tmp_path / "cfg")
     assert out["output"] == str(tmp_path / "runs" / "x")
     assert out["data_root"] == "/abs/data" and out["dataset"] == "a/b" and out["lr"] == 0.1
     assert values["output"] == "../runs/x"  # the input is not changed
@@ -165,7 +165,7 @@ def test_select_json_summary(cli, arrays, monkeypatch):
         (["--jobs", "0"], f"jobs must be in [1, {4 * (os.cpu_count() or 1)}], got 0"),
         (["--jobs", "100000"], f"jobs must be in [1, {4 * (os.cpu_count() or 1)}], got 100000"),
         (["--seed", "abc"], "each of seeds (--seed) must be an integer, got 'abc'"),
-        (["--seed", "-1"], f"each of seeds (--seed) must be in [0, {2**63 - 1}], got -1"),
+        (["--seed", "-1"], "each of seeds (--seed) must be in [0, 2**63 - 1], got -1"),
         (["--seed", "0", "--seed", "0"], "seeds (--seed) lists 0 more than once: [0, 0]"),
         (
             ["--fraction", "0.1", "--fraction", "0.10"],
@@ -199,4 +199,10 @@ def test_pretrained_weights_must_exist_when_named(tmp_path):
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"x")  # only existence is checked here; loading checks the rest
     assert SelectSettings(pretrained=str(weights)).pretrained == str(weights)
-    assert ExperimentConfig(pretrained=str(weights)).pretrained == str(weights)
+    assert RunSettings(pretrained=str(weights)).pretrained == str(weights)
+
+
+def test_the_former_name_of_run_settings_still_works():
+    from deepcore_core.experiment import ExperimentConfig
+
+    assert ExperimentConfig is RunSettings

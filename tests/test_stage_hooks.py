@@ -81,8 +81,8 @@ def test_select_hook_override_for_all_methods():
 
 
 def test_embed_hook_fills_features_when_a_dataset_is_given():
-    from deepcore_core.api import run_selection
     from deepcore_core.context import SelectionContext
+    from deepcore_core.workflow import run_selection
 
     class Embedder:
         @hookimpl

@@ -100,7 +100,7 @@ def test_labels_come_from_targets_or_one_pass(host):
 
 @pytest.mark.parametrize(
     ("device", "message"),
-    [("meta", "device must be one of auto, cpu, cuda, got 'meta'"), ("tpu", "got 'tpu'")],
+    [("meta", "device must be one of auto, cpu, cuda or cuda:N, got 'meta'"), ("tpu", "got 'tpu'")],
 )
 def test_bad_devices_are_rejected(host, device, message):
     with pytest.raises(DeepcoreError, match=message):
@@ -117,8 +117,8 @@ def test_cuda_without_a_gpu_is_a_clear_error(host):
 
 
 def test_without_a_model_the_engine_trains_and_caches_one(host, tmp_path):
-    kw = {"budget": 9, "device": "cpu", "host": host, "network": "mlp", "selection_epochs": 2,
-          "cache_dir": str(tmp_path)}  # fmt: skip
+    kw = {"budget": 9, "device": "cpu", "host": host, "selection_network": "mlp",
+          "selection_epochs": 2, "cache_dir": str(tmp_path)}  # fmt: skip
     before = pretrain_mod.TRAINED_COUNT["n"]
     a = dc.select("wrong-count", dataset=Blobs(), **kw)
     b = dc.select("wrong-count", dataset=Blobs(), **kw)  # same data: from the cache
@@ -159,8 +159,8 @@ def test_a_network_factory_is_trained_and_cached(host, tmp_path):
             torch.nn.Flatten(), torch.nn.Linear(channels * image_size**2, num_classes)
         )
 
-    kw = {"budget": 9, "device": "cpu", "host": host, "network": tiny, "selection_epochs": 1,
-          "cache_dir": str(tmp_path)}  # fmt: skip
+    kw = {"budget": 9, "device": "cpu", "host": host, "selection_network": tiny,
+          "selection_epochs": 1, "cache_dir": str(tmp_path)}  # fmt: skip
     before = pretrain_mod.TRAINED_COUNT["n"]
     a = dc.select("wrong-count", dataset=Blobs(), **kw)
     b = dc.select("wrong-count", dataset=Blobs(), **kw)
@@ -170,7 +170,7 @@ def test_a_network_factory_is_trained_and_cached(host, tmp_path):
 
 
 def test_embed_gives_the_models_features_and_probabilities():
-    from deepcore_core.user_inputs import embed
+    from deepcore_core.api import embed
 
     ds, model = Blobs(n=20), OddNet().eval()
     out = embed(ds, model, device="cpu", host=PluginHost(load_entrypoints=False))

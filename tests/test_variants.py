@@ -24,7 +24,7 @@ from deepcore_core import (
 )
 from deepcore_core.cli import create_app
 from deepcore_core.options import option_table, original_values, parse_options
-from deepcore_core.settings import ExperimentConfig, SelectSettings
+from deepcore_core.settings import RunSettings, SelectSettings
 from deepcore_core.testing import host_with, synthetic_dataset
 
 
@@ -149,8 +149,8 @@ def test_selection_schedule_follows_the_variant_and_enters_the_keys():
     assert o.pretrain_spec().train.schedule == "constant"
     explicit = SelectSettings(variant="original", selection_schedule="cosine")
     assert explicit.pretrain_spec().train.schedule == "cosine"
-    assert ExperimentConfig().rules_key() == {"ties": "seeded"}
-    assert ExperimentConfig(variant="original").rules_key() == {
+    assert RunSettings().rules_key() == {"ties": "seeded"}
+    assert RunSettings(variant="original").rules_key() == {
         "ties": "seeded",
         "variant": "original",
         "selection_schedule": "constant",

@@ -14,7 +14,7 @@ from deepcore_core._io import atomic_write, check_writable
 from deepcore_core.cli.common import echo_json, handle_errors, host_of, note, parse_option_pairs
 from deepcore_core.cli.params import settings_command
 from deepcore_core.errors import DeepcoreError
-from deepcore_core.settings import ExperimentConfig, TrainCommandSettings
+from deepcore_core.settings import RunSettings, TrainCommandSettings
 
 OptionPairs = Annotated[
     list[str] | None,
@@ -23,7 +23,7 @@ OptionPairs = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
-def _experiment(ctx: typer.Context, settings: ExperimentConfig, option: list[str] | None) -> Any:
+def _experiment(ctx: typer.Context, settings: RunSettings, option: list[str] | None) -> Any:
     """Check the settings and build the :class:`Experiment` (nothing is written yet)."""
     from deepcore_core.experiment import Experiment
 
@@ -44,8 +44,8 @@ def _experiment(ctx: typer.Context, settings: ExperimentConfig, option: list[str
 
 
 @handle_errors
-@settings_command(ExperimentConfig)
-def run(ctx: typer.Context, settings: ExperimentConfig, option: OptionPairs = None) -> None:
+@settings_command(RunSettings)
+def run(ctx: typer.Context, settings: RunSettings, option: OptionPairs = None) -> None:
     """Select, train and evaluate: methods x fractions x seeds, next to random and full.
 
     With no arguments, runs the quick default on the digits set shipped with deepcore.
@@ -62,8 +62,8 @@ def run(ctx: typer.Context, settings: ExperimentConfig, option: OptionPairs = No
 
 
 @handle_errors
-@settings_command(ExperimentConfig)
-def benchmark(ctx: typer.Context, settings: ExperimentConfig, option: OptionPairs = None) -> None:
+@settings_command(RunSettings)
+def benchmark(ctx: typer.Context, settings: RunSettings, option: OptionPairs = None) -> None:
     """Run the comparison grid (as run) and write the report: tables, plot, timings.
 
     Methods x fractions x seeds x networks, always with uniform and the full-data model.
@@ -133,52 +133,24 @@ def train(ctx: typer.Context, settings: TrainCommandSettings, as_json: AsJson = 
 
 def train_on_selection(ctx: typer.Context, s: TrainCommandSettings) -> dict[str, Any]:
     """Load the selection and the dataset, check they match, train and evaluate."""
-    from deepcore_core.data.sources import on_device
-    from deepcore_core.engine.devices import resolve_device, seed_everything, setup_cpu
-    from deepcore_core.engine.training import train_model
+    from deepcore_core.engine.devices import resolve_device, setup_cpu
     from deepcore_core.selection import Selection, dataset_fingerprint
+    from deepcore_core.workflow import train_network, train_summary
 
     setup_cpu(s.threads)
-    dev = resolve_device(s.device)
+    device = resolve_device(s.device)
     sel = Selection.load(Path(str(s.selection)))
     host = host_of(ctx)
     data = host.datasets.load(str(s.dataset), s.data_root)
     fp = dataset_fingerprint(data.train.labels, len(data.train), data.name)
-    if sel.meta.get("dataset_fingerprint") != fp:
-        raise DeepcoreError(
-            f"selection '{s.selection}' was made on another dataset (fingerprint "
-            f"{sel.meta.get('dataset_fingerprint')}, {sel.meta.get('dataset')}) than "
-            f"'{data.name}' ({fp})"
-        )
-    if sel.indices.size and sel.indices.max() >= len(data.train):
-        raise DeepcoreError(f"selection '{s.selection}' has indices beyond the dataset")
-    seed_everything(s.seed)
-    net = host.networks.build(s.network, data.channels, data.num_classes, data.image_size)
-    train, test = data.train.subset(sel.indices), data.test
-    train, test = on_device(train, dev), on_device(test, dev)
-    run = {"kind": "coreset", "method": sel.meta.get("method"), "network": s.network}
-
-    def observe(epoch: int, metrics: dict[str, float]) -> None:
-        host.hook.on_train_epoch_end(run={**run, "seed": s.seed}, epoch=epoch, metrics=metrics)
-
+    sel.check_fits(len(data.train), fp, data.name)
     config = s.train_config(s.seed)
-    result = train_model(
-        net, train, config, dev, weights=sel.weights, test=test,
-        desc=f"{s.network} on {len(sel)} samples", callbacks=[observe],
+    result = train_network(
+        host, s.network, data, config, device, selection=sel, test=data.test,
+        run={"method": sel.meta.get("method"), "network": s.network, "seed": s.seed},
+        desc=f"{s.network} on {len(sel)} samples",
     )  # fmt: skip
-    return {
-        "selection": str(s.selection),
-        "method": sel.meta.get("method"),
-        "size": len(sel),
-        "weighted": sel.weights is not None,
-        "network": s.network,
-        "seed": s.seed,
-        "train": dataclasses.asdict(config),
-        "test_accuracy": result.final_accuracy,
-        "best_accuracy": result.best_accuracy,
-        "seconds": result.seconds,
-        "history": result.history,
-    }
+    return train_summary(result, config, sel, s.network, s.seed, len(sel), str(s.selection))
 
 
 def register(app: typer.Typer) -> None:

@@ -21,9 +21,8 @@ import typer
 
 from deepcore_core import distributed
 from deepcore_core.cli.common import fail
-from deepcore_core.config import load_yaml
 from deepcore_core.errors import DeepcoreError
-from deepcore_core.settings import build, canonical, fields, resolve_paths
+from deepcore_core.settings import build, canonical, fields, load_yaml, resolve_paths
 
 CONFIG_EXTRA = "deepcore.config_extra"
 

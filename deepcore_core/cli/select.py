@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from deepcore_core import distributed
-from deepcore_core._io import check_writable, load_array
-from deepcore_core.api import build_context, run_selection
+from deepcore_core._io import load_array
+from deepcore_core.budget import check_size
 from deepcore_core.cli.common import (
     echo_json,
     handle_errors,
@@ -17,12 +16,16 @@ from deepcore_core.cli.common import (
     parse_option_pairs,
 )
 from deepcore_core.cli.params import settings_command
-from deepcore_core.context import SelectionContext
+from deepcore_core.engine.devices import resolve_device, setup_cpu
 from deepcore_core.errors import DeepcoreError
-from deepcore_core.plugins import PluginHost
-from deepcore_core.selection import check_sidecar
 from deepcore_core.settings import SelectSettings
-from deepcore_core.user_inputs import resolve
+from deepcore_core.workflow import (
+    check_selection_output,
+    context_for_arrays,
+    context_for_dataset,
+    make_selection,
+    sampler_for,
+)
 
 
 @handle_errors
@@ -48,45 +51,36 @@ def select(
     s = settings
     if not s.method:
         raise DeepcoreError("no method given; use --method (see 'deepcore list-methods')")
-    if s.fraction is None and s.budget is None:
-        raise DeepcoreError("give the coreset size with --fraction or --budget")
-    from deepcore_core.engine.devices import setup_cpu
-
+    check_size(s.fraction, s.budget)
     setup_cpu(s.threads)
     host = host_of(ctx)
     options = {**s.options, **parse_option_pairs(option or [], (s.method,)).get(s.method, {})}
     selector = host.create_selector(s.method, options, s.variant)
-    out = Path(s.output)
-    if out.suffix != ".npz":
-        raise DeepcoreError(f"--output must end in .npz, got '{out}'")
-    check_writable(out)
-    check_sidecar(out.with_suffix(".json"))  # before the work, not after it
+    out = check_selection_output(s.output)  # before the work, not after it
+    given = parse_option_pairs(sampler_option or [], ("sampler",), "--sampler-option")
+    sampler = sampler_for(
+        host, selector, s.sampler, {**s.sampler_options, **given.get("sampler", {})}
+    )
+    device = resolve_device(s.device)  # kernels, neighbours and greedy loops run there too
     if s.dataset is not None:
         if any(v is not None for v in s.arrays().values()):
             raise DeepcoreError("give --dataset or precomputed arrays, not both")
-        sel_ctx = dataset_context(host, s)
-        dataset_name = sel_ctx.dataset.name
+        data = host.datasets.load(s.dataset, s.data_root)
+        sel_ctx = context_for_dataset(host, data, s, s.seed, device)
     else:
-        device = resolve(s.device)  # kernels, neighbours and greedy loops run there too
         arrays = {  # large inputs are memory-mapped and processed block by block
             k: load_array(v, k, mmap=True) if v is not None else None for k, v in s.arrays().items()
         }
-        sel_ctx = build_context(seed=s.seed, balance=s.balance, device=device, **arrays)
-        dataset_name = None
-    given = parse_option_pairs(sampler_option or [], ("sampler",), "--sampler-option")
-    sampler_opts = {**s.sampler_options, **given.get("sampler", {})}
-    if sampler_opts and not s.sampler:
-        raise DeepcoreError("--sampler-option needs --sampler")
-    sampler = host.create_sampler(s.sampler, sampler_opts) if s.sampler else None
-    selection = run_selection(
+        sel_ctx = context_for_arrays(seed=s.seed, balance=s.balance, device=device, **arrays)
+    selection = make_selection(
         host,
         selector,
         sel_ctx,
         fraction=s.fraction,
         budget=s.budget,
-        dataset_name=dataset_name,
+        dataset_name=None if sel_ctx.dataset is None else sel_ctx.dataset.name,
         sampler=sampler,
-    )
+    ).selection
     if distributed.is_main():  # under torchrun every rank holds the selection; one writes it
         selection.save(out)
     summary = {
@@ -103,25 +97,6 @@ def select(
         typer.echo(
             f"selected {len(selection)} of {sel_ctx.n} samples with '{selector.name}' -> {out}"
         )
-
-
-def dataset_context(host: PluginHost, s: SelectSettings) -> SelectionContext:
-    """A selection context over a dataset, with the selection model's settings."""
-    from deepcore_core.engine.devices import resolve_device
-
-    device = resolve_device(s.device)
-    host.networks.get(s.selection_network)
-    data = host.datasets.load(str(s.dataset), s.data_root)
-    return SelectionContext(
-        n=len(data.train),
-        labels=data.train.labels,
-        seed=s.seed,
-        balance=s.balance,
-        device=str(device),
-        dataset=data,
-        pretrain=s.pretrain_spec(),
-        networks=host.networks,
-    )
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from deepcore_core.data.sources import DatasetSplits
+from deepcore_core.engine.config import LOADER_BATCH_SIZE
 from deepcore_core.errors import DeepcoreError
 
 
@@ -49,7 +50,7 @@ class UserSource:
         self,
         dataset: Any,
         labels: Any = None,
-        batch_size: int = 256,
+        batch_size: int = LOADER_BATCH_SIZE,
         num_workers: int = 0,
         collate_fn: Callable[..., Any] | None = None,
         indices: np.ndarray | None = None,

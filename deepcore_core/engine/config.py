@@ -10,54 +10,58 @@ import dataclasses
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from deepcore_core.dynamics import RunningSpec
 from deepcore_core.errors import DeepcoreError
+from deepcore_core.rules import check_range
 
 #: the most CPU threads a process may ask for: more than the machine's CPUs never help, and
 #: thousands make the OpenMP runtime fail to start them (a crash)
 MACHINE_CPUS = os.cpu_count() or 1
+#: the ``threads`` setting: 0 (one per available CPU) up to the machine's CPUs
+THREADS: dict[str, Any] = {"min": 0, "max": MACHINE_CPUS}
+
+#: the DataLoader batch of embedding and scoring passes over a user's dataset (the one default)
+LOADER_BATCH_SIZE = 256
+
+
+def _rule(default: object, **bounds: float) -> Any:
+    """A training setting with its default and its bounds (:mod:`deepcore_core.rules`)."""
+    return dataclasses.field(default=default, metadata=bounds)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of one training run."""
+    """Hyper-parameters of one training run.
 
-    epochs: int = 50  #: the paper trains 200 epochs; 50 keeps the default run short
-    batch_size: int = 128
-    lr: float = 0.1
-    min_lr: float = 1e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    Each field's bounds are declared here once; the settings model reads them from
+    :func:`bounds` for its options, so the CLI, YAML, Python and the engine share them.
+    """
+
+    epochs: int = _rule(50, min=1)  #: the paper trains 200 epochs; 50 keeps the default run short
+    batch_size: int = _rule(128, min=1)
+    lr: float = _rule(0.1, above=0)
+    min_lr: float = _rule(1e-4, min=0)  #: also at most ``lr``
+    momentum: float = _rule(0.9, min=0, below=1)
+    weight_decay: float = _rule(5e-4, min=0)
     nesterov: bool = True
     schedule: str = "cosine"  # cosine | constant
-    iterations: int = 0  #: train this many steps instead of ``epochs`` (0: use epochs)
-    warmup: float = 0.0  #: share of the steps with a linear warm-up to ``lr``, in [0, 1)
+    iterations: int = _rule(0, min=0)  #: train this many steps instead of ``epochs`` (0: epochs)
+    warmup: float = _rule(0.0, min=0, below=1)  #: share of the steps with a linear warm-up
     augment: bool = True
-    eval_every: int = 0  # 0: evaluate only after the last epoch
+    eval_every: int = _rule(0, min=0)  # 0: evaluate only after the last epoch
     seed: int = 0
     amp: bool = True  # mixed precision, CUDA only
     channels_last: bool = True  # CUDA only
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr], got {self.min_lr}"),
-            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
-            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
-            (
-                self.schedule in ("cosine", "constant"),
-                f"schedule must be cosine or constant, got {self.schedule!r}",
-            ),
-            (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),
-            (self.iterations >= 0, f"iterations must be >= 0, got {self.iterations}"),
-            (0 <= self.warmup < 1, f"warmup must be in [0, 1), got {self.warmup}"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise DeepcoreError(msg)
+        for f in dataclasses.fields(self):
+            check_range(f.name, getattr(self, f.name), f.metadata)
+        if self.min_lr > self.lr:
+            raise DeepcoreError(f"min_lr must be in [0, lr], got {self.min_lr}")
+        if self.schedule not in ("cosine", "constant"):
+            raise DeepcoreError(f"schedule must be cosine or constant, got {self.schedule!r}")
 
     def steps(self, n: int) -> tuple[int, int]:
         """(epochs, total steps) for ``n`` samples: ``iterations`` steps when set (the last
@@ -90,6 +94,11 @@ class TrainConfig:
             if out[name] == default:
                 del out[name]
         return out
+
+
+def bounds(name: str) -> dict[str, Any]:
+    """The bounds of :class:`TrainConfig` field ``name`` (``{"min": 1}``), for the settings."""
+    return dict(next(f for f in dataclasses.fields(TrainConfig) if f.name == name).metadata)
 
 
 def default_cache_dir() -> Path:

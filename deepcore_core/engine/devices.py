@@ -7,41 +7,57 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from deepcore_core.engine.config import MACHINE_CPUS
+from deepcore_core.engine.config import THREADS
 from deepcore_core.errors import DeepcoreError
+from deepcore_core.rules import DEVICE, check_range
 
-DEVICES = ("auto", "cpu", "cuda")
+if TYPE_CHECKING:
+    import torch
 
 
-def resolve_device(device: str) -> torch.device:
-    """Map ``auto|cpu|cuda`` (or ``cuda:N``) to a torch device; a clear error without a GPU.
+def resolve_device(device: str) -> str:
+    """The one device resolver: ``auto|cpu|cuda|cuda:N`` as a canonical torch device string
+    (``cpu``, ``cuda:0``), with a clear error for a bad name or a missing GPU.
 
-    Under torchrun, ``cuda`` is the GPU of this process's ``LOCAL_RANK``."""
+    Under torchrun, ``cuda`` is the GPU of this process's ``LOCAL_RANK``. ``cpu`` needs no
+    torch import (array-only work stays fast to start).
+    """
     from deepcore_core import distributed
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, str):
+        raise DeepcoreError(f"device must be one of {DEVICE['allowed']}, got {device!r}")
+    check_range("device", device, DEVICE)
     if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda" or device.startswith("cuda:"):
+        return "cpu"
+    import torch
+
+    if device == "auto":
         if not torch.cuda.is_available():
+            return "cpu"
+        device = "cuda"
+    if not torch.cuda.is_available():
+        raise DeepcoreError(
+            f"device '{device}' was asked for but no CUDA GPU is available; "
+            "use --device cpu or auto"
+        )
+    if distributed.launched():
+        if device != "cuda":
             raise DeepcoreError(
-                f"device '{device}' was asked for but no CUDA GPU is available; "
-                "use --device cpu or auto"
+                f"device '{device}': under torchrun each process uses the GPU of its "
+                "LOCAL_RANK; use --device cuda"
             )
-        if distributed.launched():
-            if device != "cuda":
-                raise DeepcoreError(
-                    f"device '{device}': under torchrun each process uses the GPU of its "
-                    "LOCAL_RANK; use --device cuda"
-                )
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device(device)
-    raise DeepcoreError(f"device must be one of auto, cpu, cuda, got '{device}'")
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    index = torch.cuda.current_device() if device == "cuda" else int(device.split(":")[1])
+    if index >= torch.cuda.device_count():
+        raise DeepcoreError(
+            f"device '{device}': this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
+    return f"cuda:{index}"
 
 
 def available_cpus() -> int:
@@ -72,13 +88,8 @@ def setup_cpu(threads: int, jobs: int = 1) -> int:
     the BLAS libraries numpy and scipy use (``threads``, or with 0 :func:`default_threads`;
     returns the number), and freed memory kept for reuse
     (:func:`~deepcore_core.engine.allocator.keep_freed_memory`)."""
-    if threads < 0:
-        raise DeepcoreError(f"threads must be >= 0 (0: one per available CPU), got {threads}")
-    if threads > MACHINE_CPUS:
-        raise DeepcoreError(
-            f"threads must be at most {MACHINE_CPUS} (the CPUs of this machine; 0: one per "
-            f"available CPU), got {threads}"
-        )
+    check_range("threads", threads, THREADS)
+    import torch
     from threadpoolctl import threadpool_limits
 
     from deepcore_core.engine.allocator import keep_freed_memory
@@ -110,6 +121,8 @@ def serial_blas() -> Iterator[None]:
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; return a CPU generator for data order and augmentation."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

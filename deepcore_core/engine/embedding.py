@@ -12,7 +12,6 @@ import torch
 from deepcore_core import distributed
 from deepcore_core.cache import CacheEntry
 from deepcore_core.data.sources import Source
-from deepcore_core.engine.devices import resolve_device
 from deepcore_core.nets.base import Network
 
 
@@ -129,5 +128,5 @@ def cached_embedding(
 def embed_dataset(ctx: Any) -> Embedding:
     """The core's ``embed`` hook: the selection model's embedding of the training set."""
     return cached_embedding(
-        ctx.model, ctx.dataset.train, resolve_device(ctx.device), ctx.cache_folder
+        ctx.model, ctx.dataset.train, torch.device(ctx.device), ctx.cache_folder
     )

@@ -75,7 +75,7 @@ def pretrain(
     :param networks: the registry the selection network is built from.
     :param callbacks: called after every training epoch (not when loaded from the cache).
     """
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device))  # a public entry point: checked here too
     key = cache_key(data, spec, seed)
     folder = (spec.cache_dir or default_cache_dir()) / "selection-models" / key
 

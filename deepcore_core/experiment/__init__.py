@@ -23,7 +23,7 @@ from deepcore_core.experiment.records import (
 )
 from deepcore_core.experiment.runner import Experiment
 from deepcore_core.experiment.store import Store
-from deepcore_core.settings import ExperimentConfig, build
+from deepcore_core.settings import ExperimentConfig, RunSettings, build
 
 __all__ = [
     "BASELINE",
@@ -32,6 +32,7 @@ __all__ = [
     "ExperimentConfig",
     "RunKey",
     "RunRecord",
+    "RunSettings",
     "Store",
     "format_summary",
     "load_record",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-def make_config(values: dict[str, Any]) -> ExperimentConfig:
+def make_config(values: dict[str, Any]) -> RunSettings:
     """Build and check an experiment's settings from a mapping (YAML keys; see settings)."""
-    config: ExperimentConfig = build(ExperimentConfig, values, "experiment settings")
+    config: RunSettings = build(RunSettings, values, "experiment settings")
     return config

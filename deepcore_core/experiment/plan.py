@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from deepcore_core.experiment.records import BASELINE, FULL
-from deepcore_core.settings import ExperimentConfig
+from deepcore_core.settings import RunSettings
 
 
 def run_id(key: dict[str, Any]) -> str:
@@ -26,7 +26,7 @@ def run_id(key: dict[str, Any]) -> str:
 class RunKey:
     """Makes every key of an experiment on one dataset (name and fingerprint)."""
 
-    config: ExperimentConfig
+    config: RunSettings
     dataset: str
     fingerprint: str
 
@@ -85,7 +85,7 @@ def expand(keys: RunKey, methods: tuple[str, ...]) -> list[dict[str, Any]]:
     return runs
 
 
-def methods_of(config: ExperimentConfig, installed: list[str]) -> tuple[str, ...]:
+def methods_of(config: RunSettings, installed: list[str]) -> tuple[str, ...]:
     """The methods run: the configured ones (default: all installed), the baseline first."""
     return tuple(dict.fromkeys((BASELINE, *(config.methods or installed))))
 

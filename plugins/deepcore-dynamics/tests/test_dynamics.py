@@ -34,9 +34,11 @@ def test_aum_is_the_mean_margin_by_hand():
     for j in range(9):
         by_hand = sum(float(d["margin"][t, j]) for t in range(12)) / 12
         assert scores.aum(d["margin"])[j] == pytest.approx(by_hand)
-    sel = select("aum", dynamics=d, budget=3, balance=False)
+    sel = select("aum", training_dynamics=d, budget=3, balance=False)
     assert sorted(sel.indices.tolist()) == sorted(np.argsort(d["margin"].mean(0))[:3].tolist())
-    prob = select("aum", dynamics=d, budget=3, balance=False, options={"margin": "probability"})
+    prob = select(
+        "aum", training_dynamics=d, budget=3, balance=False, options={"margin": "probability"}
+    )
     want = (np.exp(-d["loss"].astype(np.float64)) - d["max_other"]).mean(0)
     np.testing.assert_allclose(prob.scores, want, rtol=1e-6)
 
@@ -93,22 +95,22 @@ def test_moderate_by_hand_and_its_band():
 def test_default_samplers_and_overrides():
     d = scripted(epochs=12, n=200, seed=2)
     labels = RNG(3).integers(0, 2, 200)
-    ccs = select("ccs", dynamics=d, labels=labels, fraction=0.1)
+    ccs = select("ccs", training_dynamics=d, labels=labels, fraction=0.1)
     assert ccs.meta["sampler"] == {"name": "stratified", "options": {"bins": 50, "drop": None}}
-    top = select("ccs", dynamics=d, labels=labels, fraction=0.1, sampler="top")
+    top = select("ccs", training_dynamics=d, labels=labels, fraction=0.1, sampler="top")
     assert top.meta["sampler"]["name"] == "top"
     assert set(top.indices.tolist()) != set(ccs.indices.tolist())
-    dual = select("dual", dynamics=d, labels=labels, fraction=0.1)
+    dual = select("dual", training_dynamics=d, labels=labels, fraction=0.1)
     assert dual.meta["sampler"]["name"] == "beta"
     assert dual.meta["options"] == {"window": 10, "epochs": 30}
 
 
 def test_dual_beta_sampler_sees_mean_p_true_and_the_score():
-    from deepcore_core.api import build_context
+    from deepcore_core.workflow import context_for_arrays
     from deepcore_dynamics import Dual
 
     d = scripted(epochs=12, n=50, seed=4)
-    ctx = build_context(dynamics=d)
+    ctx = context_for_arrays(dynamics=d)
     sel = Dual()
     ctx.scores = sel.compute_scores(ctx)
     pool = np.arange(10, 40)
@@ -123,7 +125,7 @@ def test_missing_dynamics_arrays_are_named():
 
     d = {"correct": np.ones((5, 8), bool)}
     with pytest.raises(DeepcoreError, match="'tdds' needs the dynamics' 'change'"):
-        select("tdds", dynamics=d, budget=2, balance=False)
+        select("tdds", training_dynamics=d, budget=2, balance=False)
 
 
 @pytest.mark.parametrize("cls", METHODS, ids=lambda c: c.name)
@@ -180,7 +182,7 @@ def test_d2_spreads_any_score_method_through_select():
     d = scripted(epochs=8, n=120, seed=5)
     x = RNG(6).normal(size=(120, 4))
     labels = RNG(8).integers(0, 3, 120)
-    kw = {"dynamics": d, "features": x, "labels": labels, "fraction": 0.2}
+    kw = {"training_dynamics": d, "features": x, "labels": labels, "fraction": 0.2}
     a = select("d2", options={"score": "aum"}, **kw)
     assert len(a) == 24 and a.meta["options"]["score"] == "aum"
     # the AUM front (lowest) is spread: message passing changes the pure top-k set
@@ -218,26 +220,36 @@ def test_running_statistics_score_as_the_full_history(method, options, spec):
     features = RNG(6).normal(size=(60, 3))
     kw = {"features": features} if method == "d2" else {}
     if method == "d2":
-        a = select(method, dynamics=d, budget=10, balance=False, options=options, **kw)
-        b = select(method, dynamics=running, budget=10, balance=False, options=options, **kw)
+        a = select(method, training_dynamics=d, budget=10, balance=False, options=options, **kw)
+        b = select(
+            method, training_dynamics=running, budget=10, balance=False, options=options, **kw
+        )
         assert a.indices.tolist() == b.indices.tolist()
         return
-    full = score_of(method, dynamics=d, options=options)
-    np.testing.assert_allclose(score_of(method, dynamics=running, options=options), full, 1e-9)
+    full = score_of(method, training_dynamics=d, options=options)
+    np.testing.assert_allclose(
+        score_of(method, training_dynamics=running, options=options), full, 1e-9
+    )
 
 
 def test_dual_beta_sampler_and_window_checks_with_running_statistics():
     from deepcore_core import DeepcoreError, Dynamics, RunningSpec
-    from deepcore_core.api import build_context
     from deepcore_core.engine.recording import summarize
+    from deepcore_core.workflow import context_for_arrays
     from deepcore_dynamics import Dual
 
     d = scripted(epochs=12, n=50, seed=4)
-    ctx = build_context(dynamics=summarize(Dynamics(**d), RunningSpec(window=10, horizon=30)))
+    ctx = context_for_arrays(dynamics=summarize(Dynamics(**d), RunningSpec(window=10, horizon=30)))
     sel = Dual()
     ctx.scores = sel.compute_scores(ctx)
     pool = np.arange(10, 40)
     p = np.exp(-d["loss"].astype(np.float64))
     np.testing.assert_allclose(sel.sampler_extras(ctx, pool)["beta_x"], p[:, pool].mean(0))
     with pytest.raises(DeepcoreError, match="record with dynamics_options"):
-        select("dyn-unc", dynamics=ctx.dynamics, budget=3, balance=False, options={"window": 3})
+        select(
+            "dyn-unc",
+            training_dynamics=ctx.dynamics,
+            budget=3,
+            balance=False,
+            options={"window": 3},
+        )

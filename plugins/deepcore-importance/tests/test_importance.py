@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from deepcore_core import PluginHost, SelectionContext, select
-from deepcore_core.api import run_selection
 from deepcore_core.engine import pretrain as pretrain_mod
 from deepcore_core.engine.pretrain import PretrainSpec
 from deepcore_core.engine.training import TrainConfig
 from deepcore_core.testing import check_end_to_end, check_selector
+from deepcore_core.workflow import run_selection
 from deepcore_importance import METHODS, SEED_STRIDE, GraNd, forgetting_counts
 
 
@@ -30,12 +30,12 @@ def test_forgetting_counts_on_a_scripted_sequence():
 
 def test_forgetting_keeps_most_forgettable_never_learned_first():
     correct = np.array([[1, 0, 1, 0], [0, 0, 1, 1], [1, 0, 1, 0]], dtype=bool)
-    sel = select("forgetting", dynamics={"correct": correct}, budget=2, balance=False)
+    sel = select("forgetting", training_dynamics={"correct": correct}, budget=2, balance=False)
     assert sel.indices.tolist() == [1, 0]  # never learned (3), then forgotten once (1)
     assert sel.scores.tolist() == [1, 3, 0, 1]
     easy = select(
         "forgetting",
-        dynamics={"correct": correct},
+        training_dynamics={"correct": correct},
         budget=2,
         balance=False,
         options={"keep": "easiest"},
@@ -43,7 +43,7 @@ def test_forgetting_keeps_most_forgettable_never_learned_first():
     assert easy.indices[0] == 2 and easy.indices[1] in (0, 3)  # 0 and 3 tie at 1 event
     zero = select(
         "forgetting",
-        dynamics={"correct": correct},
+        training_dynamics={"correct": correct},
         budget=2,
         balance=False,
         variant="original",
@@ -59,7 +59,7 @@ def test_drop_hardest_then_keep():
     ctx_scores = {"correct": corr}
     sel = select(
         "forgetting",
-        dynamics=ctx_scores,
+        training_dynamics=ctx_scores,
         scores=scores,
         budget=3,
         balance=False,
@@ -68,7 +68,7 @@ def test_drop_hardest_then_keep():
     assert sel.indices.tolist() == [7, 6, 5]
     sel = select(
         "forgetting",
-        dynamics=ctx_scores,
+        training_dynamics=ctx_scores,
         scores=scores,
         budget=9,
         balance=False,
@@ -211,6 +211,8 @@ def test_forgetting_from_running_statistics_equals_the_history(never_learned):
     z = np.zeros(correct.shape, np.float32)
     running = summarize(Dynamics(z, correct, z, z, None, z), RunningSpec())
     opts = {"never_learned": never_learned}
-    want = scores("forgetting", dynamics={"correct": correct}, options=opts)
-    np.testing.assert_array_equal(scores("forgetting", dynamics=running, options=opts), want)
+    want = scores("forgetting", training_dynamics={"correct": correct}, options=opts)
+    np.testing.assert_array_equal(
+        scores("forgetting", training_dynamics=running, options=opts), want
+    )
     assert (want[:5] == (9 if never_learned == "max" else 0)).all()

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from deepcore_core import PluginHost, SelectionContext, select
-from deepcore_core.api import build_context
 from deepcore_core.submodular.functions import FacilityLocation, GraphCut, LogDeterminant
 from deepcore_core.submodular.kernels import CosineBlocks
 from deepcore_core.submodular.optimizers import maximize
 from deepcore_core.testing import check_end_to_end, check_selector, synthetic_inputs
+from deepcore_core.workflow import context_for_arrays
 from deepcore_submodular import METHODS
 
 
@@ -73,7 +73,7 @@ def brute_greedy(f, n, k):
 
 
 def test_objectives_against_brute_force_definitions():
-    k = CosineBlocks(build_context(**data(3), seed=0), np.arange(60), "gradients").dense()
+    k = CosineBlocks(context_for_arrays(**data(3), seed=0), np.arange(60), "gradients").dense()
     k64 = k.astype(np.float64)
     n = 60
 
@@ -119,7 +119,7 @@ def test_facility_location_kept_gains_equal_fresh_sums():
 def test_stochastic_within_guarantee_and_seeded(method):
     d = data(4, n=200)
     naive = select(method, **d, budget=20, balance=False, options={"optimizer": "naive"})
-    ctx = build_context(**d, seed=0)
+    ctx = context_for_arrays(**d, seed=0)
     k = CosineBlocks(ctx, np.arange(200), "gradients").dense().astype(np.float64)
 
     def value(idx):
@@ -189,7 +189,7 @@ def test_sparse_path_equals_dense_when_k_is_n():
 
 def test_sparse_path_is_good_with_few_neighbours():
     d = data(6, n=300)
-    ctx = build_context(**d, seed=0)
+    ctx = context_for_arrays(**d, seed=0)
     k = CosineBlocks(ctx, np.arange(300), "gradients").dense().astype(np.float64)
     dense = select("facility-location", **d, budget=30, balance=False).indices
     sparse = select(
@@ -290,7 +290,7 @@ def test_heap_lazy_greedy_equals_naive_on_sparse_kernels_with_ties():
 
     rng = np.random.default_rng(7)
     x = rng.integers(0, 3, size=(150, 3)).astype(np.float32)  # duplicates: tied gains
-    blocks = CosineBlocks(build_context(features=x), np.arange(150), "features")
+    blocks = CosineBlocks(context_for_arrays(features=x), np.arange(150), "features")
     k = blocks.knn(12)
     assert sp.issparse(k)
     naive = maximize(FacilityLocation(k), 30, "naive", np.random.default_rng(0))
@@ -323,7 +323,7 @@ def test_greedi_value_is_within_its_bound_of_the_exact_greedy(method):
     twice = [select(method, features=x, budget=k, balance=False, options=opts) for _ in range(2)]
     np.testing.assert_array_equal(twice[0].indices, twice[1].indices)
     assert twice[0].meta["options"]["distributed"] == "greedi"
-    ctx = build_context(features=x)
+    ctx = context_for_arrays(features=x)
     value = sel(similarity="features").ground_value(ctx)
     pool = np.arange(len(x))
     ratio = value(pool, twice[0].indices) / value(pool, exact.indices)

@@ -1,0 +1,620 @@
+"""The use cases under the three front ends: the command line, the Python API and the runner.
+
+Each front end turns what it was given into settings (:mod:`deepcore_core.settings`) and a
+resolved device, then calls these functions; none assembles a selection or a training run
+itself. A new cross-cutting setting therefore touches ``settings.py`` and this module.
+
+- **Contexts**: :func:`context_for_dataset` (a loaded dataset's splits, the selection model
+  trained from the settings), :func:`context_for_user_dataset` (any map-style torch dataset,
+  with or without the user's model) and :func:`context_for_arrays` (precomputed inputs).
+- **Samplers**: :func:`sampler_for`, the one rule from settings to a sampler.
+- **Selection**: :func:`make_selection` runs the stages (train, embed, score, select) for one
+  method and returns the selection with the stage outputs another method of the same seed
+  may reuse (:class:`StageOutputs`).
+- **Training**: :func:`train_network` trains a network on a dataset or a selection of it,
+  calling the ``on_train_epoch_end`` observers; whether a selection fits is
+  :meth:`Selection.check_fits <deepcore_core.selection.Selection.check_fits>`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from deepcore_core.blocks import row_blocks
+from deepcore_core.budget import total_budget
+from deepcore_core.context import SelectionContext
+from deepcore_core.engine.config import LOADER_BATCH_SIZE
+from deepcore_core.errors import DeepcoreError, MissingInputError, PluginError
+from deepcore_core.gradients import softmax
+from deepcore_core.plugins import PluginHost
+from deepcore_core.selection import Selection, dataset_fingerprint
+from deepcore_core.selector import Need, ScoreSelector, Selector
+
+if TYPE_CHECKING:
+    from deepcore_core.data.sources import DatasetSplits
+    from deepcore_core.engine.config import TrainConfig
+    from deepcore_core.engine.training import TrainResult
+    from deepcore_core.samplers import Sampler
+    from deepcore_core.settings import DataSettings
+
+_HINTS = {
+    Need.LABELS: "give labels (--labels)",
+    Need.FEATURES: "give features (--features) or select from a dataset",
+    Need.PROBABILITIES: "give logits or probabilities (--logits/--probs) or select from a dataset",
+    Need.GRADIENTS: "give features, labels and logits/probabilities, or select from a dataset",
+    Need.MODEL: "select from a dataset (--dataset, or dataset= and model= in Python)",
+    Need.DYNAMICS: "select from a dataset (--dataset) so training dynamics can be recorded"
+    " (in Python: dataset= without model=, or training_dynamics=)",
+    Need.SCORES: "give per-sample scores (--scores)",
+}
+_MODEL_NEEDS = {Need.MODEL, Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS, Need.DYNAMICS}
+
+
+# -- what a selection made that others may reuse --------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StageOutputs:
+    """What the ``train`` and ``embed`` stages made for one seed's selection model: every
+    method of that seed reuses them instead of training and embedding again."""
+
+    model: Any = None
+    features: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    dynamics: Any = None
+    cache_folder: Path | None = None
+
+    @classmethod
+    def of(cls, ctx: SelectionContext) -> StageOutputs:
+        """The stage outputs a context holds after a selection."""
+        return cls(**{f.name: getattr(ctx, f.name) for f in dataclasses.fields(cls)})
+
+    def fill(self, ctx: SelectionContext) -> None:
+        """Put these outputs into a fresh context (its stages then skip what they hold)."""
+        for f in dataclasses.fields(self):
+            setattr(ctx, f.name, getattr(self, f.name))
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionRun:
+    """One selection with what its stages made and the seconds it took."""
+
+    selection: Selection
+    outputs: StageOutputs
+    seconds: float
+
+
+# -- contexts --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DataOptions:
+    """How a user's torch dataset is read.
+
+    :ivar labels: the N labels when reading them from the dataset would be slow.
+    :ivar batch_size: batch size of the embedding and scoring passes (in the API:
+        ``loader_batch_size``).
+    :ivar num_workers: DataLoader workers; ``collate_fn``: the DataLoader's collate function.
+    :ivar dataset_id: names the dataset in cache keys (default: its class and a hash of its
+        first and last samples, cheap but not a proof of identity).
+    """
+
+    labels: Any = None
+    batch_size: int = LOADER_BATCH_SIZE
+    num_workers: int = 0
+    collate_fn: Callable[..., Any] | None = None
+    dataset_id: str | None = None
+
+    def source(self, dataset: Any) -> Any:
+        """``dataset`` as an engine source read with these options."""
+        from deepcore_core.data.user import UserSource
+
+        return UserSource(dataset, self.labels, self.batch_size, self.num_workers, self.collate_fn)
+
+    def splits(self, dataset: Any) -> DatasetSplits:
+        """``dataset`` as the engine's splits (its channels, classes and cache name)."""
+        from deepcore_core.data.user import fingerprint_name, user_splits
+
+        return user_splits(self.source(dataset), fingerprint_name(dataset, self.dataset_id))
+
+
+def context_for_dataset(
+    host: PluginHost,
+    data: DatasetSplits,
+    settings: DataSettings,
+    seed: int,
+    device: str,
+    *,
+    outputs: StageOutputs | None = None,
+    scores: np.ndarray | None = None,
+) -> SelectionContext:
+    """A selection context over ``data``; the selection model is trained as ``settings`` say.
+
+    :param device: a resolved device (:func:`~deepcore_core.engine.devices.resolve_device`).
+    :param outputs: the stage outputs of an earlier selection of the same seed, reused.
+    :param scores: this method's scores from an earlier selection (another fraction).
+    """
+    host.networks.get(settings.selection_network)
+    ctx = SelectionContext(
+        n=len(data.train),
+        labels=data.train.labels,
+        seed=seed,
+        balance=settings.balance,
+        device=device,
+        dataset=data,
+        pretrain=settings.pretrain_spec(),
+        networks=host.networks,
+        scores=scores,
+    )
+    if outputs is not None:
+        outputs.fill(ctx)
+    return ctx
+
+
+def context_for_user_dataset(
+    host: PluginHost,
+    dataset: Any,
+    settings: DataSettings,
+    seed: int,
+    device: str,
+    *,
+    model: Any = None,
+    feature_layer: str | None = None,
+    network: Callable[[int, int, int], Any] | None = None,
+    data: DataOptions = DataOptions(),
+) -> SelectionContext:
+    """A selection context over a user's map-style ``dataset`` of ``(input, label)``.
+
+    With ``model`` (any classifier ``nn.Module``) the model is used as given, in eval mode;
+    its penultimate features are the input of its final linear layer (or of
+    ``feature_layer``). Without it the engine trains the selection model as ``settings`` say
+    and caches it; ``network`` is a factory ``network(channels, num_classes, image_size)``
+    used in place of the registered ``settings.selection_network``.
+    """
+    from deepcore_core.nets.features import with_features
+
+    splits = data.splits(dataset)
+    networks = host.networks
+    spec = None  # with the user's model: no selection-model training
+    wrapped = None
+    if model is not None:
+        if settings.dynamics == "running":
+            raise DeepcoreError("dynamics_options need a selection model the engine trains")
+        wrapped = with_features(model, feature_layer).to(device).eval()
+    else:
+        if network is not None:
+            networks, name = with_factory(networks, network)
+            settings = dataclasses.replace(settings, selection_network=name)
+        networks.get(settings.selection_network)
+        spec = settings.pretrain_spec()
+    return SelectionContext(
+        n=len(splits.train),
+        labels=splits.train.labels,
+        seed=seed,
+        balance=settings.balance,
+        device=device,
+        dataset=splits,
+        model=wrapped,
+        pretrain=spec,
+        networks=networks,
+    )
+
+
+def with_factory(registry: Any, factory: Callable[[int, int, int], Any]) -> tuple[Any, str]:
+    """A copy of the network ``registry`` with ``factory`` added; returns it and the name."""
+    from deepcore_core.nets import NetworkInfo, NetworkRegistry
+    from deepcore_core.nets.features import with_features
+
+    name = "custom-" + getattr(factory, "__qualname__", type(factory).__name__).lower()
+    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
+    out = NetworkRegistry()
+    for info in registry:
+        out.add(info)
+    out.add(
+        NetworkInfo(
+            name,
+            cast(Any, lambda c, k, s: with_features(factory(c, k, s))),
+            "a factory given to select()",
+            min_size=1,
+            max_size=1 << 16,
+        )
+    )
+    return out, name
+
+
+def as_array(value: Any, what: str, ndim: int, dtype: Any) -> np.ndarray | None:
+    """Convert an array-like or torch tensor, checking dimensions and finiteness."""
+    if value is None:
+        return None
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise DeepcoreError(f"{what} could not be read as an array: {exc}") from None
+    if arr.ndim != ndim:
+        raise DeepcoreError(f"{what} must be {ndim}-D, got shape {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise DeepcoreError(f"{what} must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f":
+        for lo, block in row_blocks(arr):
+            if not np.isfinite(block).all():
+                rows = (~np.isfinite(block)).reshape(len(block), -1).any(1)
+                bad = lo + int(np.flatnonzero(rows)[0])
+                raise DeepcoreError(f"{what} contains NaN or inf (first at row {bad})")
+    if dtype is np.int64:
+        if arr.dtype.kind == "f" and not np.equal(np.mod(arr, 1), 0).all():
+            raise DeepcoreError(f"{what} must be whole numbers (class labels)")
+        return arr.astype(np.int64)
+    if dtype is None:  # floats as given, other numbers as float64
+        dtype = arr.dtype if arr.dtype.kind == "f" else np.float64
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        return arr  # as given (a memory map stays one)
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _probabilities(logits: np.ndarray | None, p: np.ndarray | None) -> np.ndarray | None:
+    """Probabilities from logits (softmax, block by block, float32), or the given ones checked."""
+    if logits is not None:
+        out = np.empty(logits.shape, dtype=np.float32)
+        for lo, block in row_blocks(logits):
+            out[lo : lo + len(block)] = softmax(block)
+        return out
+    if p is not None:
+        for _, block in row_blocks(p):
+            if (block < 0).any() or not np.allclose(block.sum(axis=1), 1.0, atol=1e-3):
+                raise DeepcoreError("probabilities must be non-negative and sum to 1 in every row")
+    return p
+
+
+def context_for_arrays(
+    *,
+    features: Any = None,
+    labels: Any = None,
+    scores: Any = None,
+    logits: Any = None,
+    probs: Any = None,
+    dynamics: Any = None,
+    seed: int = 0,
+    balance: bool = True,
+    device: str = "cpu",
+) -> SelectionContext:
+    """Validate precomputed inputs and put them into a :class:`SelectionContext`.
+
+    ``dynamics`` is per-sample training dynamics: an object or mapping with ``correct``
+    (epochs x N booleans) and optionally ``loss``, ``margin``, ``max_other``, ``sum_sq`` and
+    ``change`` (epochs x N; see :class:`~deepcore_core.engine.training.Dynamics`).
+    """
+    if logits is not None and probs is not None:
+        raise DeepcoreError("give logits or probabilities, not both")
+    arrays = {
+        "features": as_array(features, "features", 2, np.float32),
+        "labels": as_array(labels, "labels", 1, np.int64),
+        "scores": as_array(scores, "scores", 1, np.float64),
+        "logits": as_array(logits, "logits", 2, None),  # any float: softmax is float64
+        "probs": as_array(probs, "probabilities", 2, np.float32),
+    }
+    dyn = _as_dynamics(dynamics)
+    lengths = {k: len(v) for k, v in arrays.items() if v is not None}
+    if dyn is not None:
+        lengths["dynamics"] = dyn.samples
+    if not lengths:
+        raise DeepcoreError(
+            "nothing to select from: give features, labels, scores, logits or probabilities"
+        )
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k} has {v}" for k, v in lengths.items())
+        raise DeepcoreError(f"inputs disagree on the number of samples: {detail}")
+    n = next(iter(lengths.values()))
+    p = _probabilities(arrays["logits"], arrays["probs"])
+    y = arrays["labels"]
+    if y is not None and (y < 0).any():
+        raise DeepcoreError(f"labels must be non-negative class ids, got {int(y.min())}")
+    if y is not None and p is not None and y.max() >= p.shape[1]:
+        raise DeepcoreError(
+            f"label {int(y.max())} is out of range for {p.shape[1]} classes of probabilities"
+        )
+    return SelectionContext(
+        n=n,
+        labels=y,
+        features=arrays["features"],
+        probs=p,
+        logits=arrays["logits"],
+        scores=arrays["scores"],
+        dynamics=dyn,
+        seed=int(seed),
+        balance=bool(balance),
+        device=device,
+    )
+
+
+def _as_dynamics(value: Any) -> Any:
+    from deepcore_core.dynamics import Dynamics, RunningDynamics
+
+    if value is None or isinstance(value, RunningDynamics):
+        return value
+
+    get = value.get if isinstance(value, dict) else lambda k: getattr(value, k, None)
+    correct = get("correct")
+    if correct is None:
+        raise DeepcoreError("dynamics need a 'correct' array (epochs x N)")
+    correct = np.asarray(correct)
+    if correct.ndim != 2:
+        raise DeepcoreError(f"dynamics 'correct' must be 2-D (epochs x N), got {correct.shape}")
+    parts: dict[str, Any] = {}
+    for key in ("loss", "margin", "max_other", "sum_sq", "change"):
+        arr = get(key)
+        if arr is None:  # loss and margin default to zeros; the others stay absent
+            parts[key] = np.zeros(correct.shape, np.float32) if key in ("loss", "margin") else None
+            continue
+        arr = np.asarray(arr, np.float32)
+        if arr.shape != correct.shape or not np.isfinite(arr).all():
+            raise DeepcoreError(f"dynamics '{key}' must be finite with shape {correct.shape}")
+        parts[key] = arr
+    return Dynamics(correct=correct.astype(bool), **parts)
+
+
+# -- samplers and selection ------------------------------------------------------------------
+
+
+def sampler_for(
+    host: PluginHost,
+    selector: Selector | None,
+    name: str | None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    rankers_only: bool = False,
+) -> Sampler | None:
+    """The sampler the settings ask for (None: each method's own), checked once.
+
+    :param selector: the method it is for (None: only check the name and options).
+    :param rankers_only: give a method that picks its samples itself no sampler (a grid's
+        sampler applies to the methods that rank) instead of refusing it.
+    """
+    if options and not name:
+        raise DeepcoreError("--sampler-option needs --sampler (sampler_options need a sampler)")
+    if not name:
+        return None
+    if rankers_only and selector is not None and not isinstance(selector, ScoreSelector):
+        return None
+    return host.create_sampler(name, dict(options or {}))
+
+
+def make_selection(
+    host: PluginHost,
+    selector: Selector,
+    ctx: SelectionContext,
+    *,
+    fraction: float | None = None,
+    budget: int | None = None,
+    dataset_name: str | None = None,
+    sampler: Sampler | None = None,
+) -> SelectionRun:
+    """Run the stages (train, embed, score, select) for one selector on one context.
+
+    :param sampler: a :class:`~deepcore_core.samplers.Sampler` for a score-based method
+        (None: the method's ``default_sampler``).
+    :returns: the selection, the stage outputs (for the next method of this seed) and the
+        seconds it took.
+    """
+    t0 = time.perf_counter()
+    if sampler is not None and not isinstance(selector, ScoreSelector):
+        raise DeepcoreError(
+            f"method '{selector.name}' picks its samples itself; a sampler ('{sampler.name}') "
+            "applies to score-based methods only"
+        )
+    if isinstance(selector, ScoreSelector):
+        ctx.sampler = sampler or host.create_sampler(selector.default_sampler)
+    ctx.selector = selector
+    ctx.hook = host.hook
+    if ctx.dataset is not None and ctx.networks is None:
+        ctx.networks = host.networks
+    ctx.total = total_budget(ctx.n, fraction, budget)
+    _run_stages(host, selector, ctx)
+    result: Selection = host.hook.select(selector=selector, ctx=ctx)
+    selection = Selection(
+        result.indices, result.weights, result.scores, _metadata(host, selector, ctx, result,
+                                                                 fraction, dataset_name)
+    )  # fmt: skip
+    host.hook.on_selection_end(selection=selection)
+    return SelectionRun(selection, StageOutputs.of(ctx), time.perf_counter() - t0)
+
+
+def check_selection_output(path: str | os.PathLike[str]) -> Path:
+    """Where a selection will be written, checked before any work: a ``.npz`` file that can
+    be written, whose ``.json`` sidecar is not in the way."""
+    from deepcore_core._io import check_writable
+    from deepcore_core.selection import check_sidecar
+
+    out = Path(path)
+    if out.suffix != ".npz":
+        raise DeepcoreError(f"output (--output) must end in .npz, got '{out}'")
+    check_writable(out)
+    check_sidecar(out.with_suffix(".json"))
+    return out
+
+
+def run_selection(
+    host: PluginHost, selector: Selector, ctx: SelectionContext, **kw: Any
+) -> Selection:
+    """:func:`make_selection`'s selection alone (for callers that reuse nothing)."""
+    return make_selection(host, selector, ctx, **kw).selection
+
+
+def _run_stages(host: PluginHost, selector: Selector, ctx: SelectionContext) -> None:
+    """Train, embed and score as the method needs (what the context holds is not redone)."""
+    uses_scores = isinstance(selector, ScoreSelector)
+    needs = set(selector.required())
+    if ctx.scores is not None and Need.SCORES not in needs and not uses_scores:
+        raise DeepcoreError(f"method '{selector.name}' does not use per-sample scores")
+    if ctx.scores is not None and uses_scores:
+        needs = set()  # given scores replace the method's own: what they come from is moot
+    if ctx.balance:
+        needs.add(Need.LABELS)
+    _check_needs(selector, ctx, needs)
+    if any(not ctx.has(nd) for nd in needs & _MODEL_NEEDS):
+        if ctx.model is None:
+            ctx.model = host.hook.train(ctx=ctx)
+        if any(
+            not ctx.has(nd) for nd in needs & {Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS}
+        ):
+            out = host.hook.embed(ctx=ctx)
+            if out is not None:
+                ctx.features = ctx.features if ctx.features is not None else out.features
+                if ctx.probs is None:  # the logits only with the probabilities they give
+                    ctx.probs, ctx.logits = out.probs, getattr(out, "logits", None)
+        _check_needs(selector, ctx, needs, after_stages=True)
+    scores = host.hook.score(selector=selector, ctx=ctx)
+    if scores is not None:
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != (ctx.n,):
+            raise PluginError(
+                f"method '{selector.name}' returned scores of shape {scores.shape}, "
+                f"expected ({ctx.n},)"
+            )
+        if not np.isfinite(scores).all():
+            raise PluginError(f"method '{selector.name}' returned NaN or inf scores")
+        ctx.scores = scores
+
+
+def _metadata(
+    host: PluginHost,
+    selector: Selector,
+    ctx: SelectionContext,
+    result: Selection,
+    fraction: float | None,
+    dataset_name: str | None,
+) -> dict[str, Any]:
+    info = host.registry.get(selector.name)
+    return {
+        "method": selector.name,
+        "family": selector.family,
+        "plugin": info.plugin,
+        "distribution": f"{info.distribution} {info.version}",
+        "options": selector.options_dict(),
+        "variant": selector.variant,
+        **({"sampler": ctx.sampler.describe()} if ctx.sampler is not None else {}),
+        "fraction": fraction,
+        "budget": ctx.total,
+        "n": ctx.n,
+        "seed": ctx.seed,
+        "balance": ctx.balance,
+        "dataset": dataset_name,
+        "dataset_fingerprint": dataset_fingerprint(ctx.labels, ctx.n, dataset_name),
+        "per_class": _per_class(result.indices, ctx.labels),
+        "versions": host.versions(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **result.meta,
+    }
+
+
+def _check_needs(
+    selector: Selector, ctx: SelectionContext, needs: set[Need], after_stages: bool = False
+) -> None:
+    for need in Need:
+        if need not in needs or ctx.has(need):
+            continue
+        if not after_stages and ctx.dataset is not None and need in _MODEL_NEEDS:
+            continue
+        what = (
+            "balanced selection"
+            if need is Need.LABELS and need not in selector.required()
+            else f"method '{selector.name}'"
+        )
+        extra = " or use --no-balance" if what == "balanced selection" else ""
+        raise MissingInputError(f"{what} needs {need.value}; {_HINTS[need]}{extra}")
+
+
+def _per_class(indices: np.ndarray, labels: np.ndarray | None) -> dict[str, int] | None:
+    if labels is None:
+        return None
+    classes, counts = np.unique(labels[indices], return_counts=True)
+    return {str(int(c)): int(k) for c, k in zip(classes, counts, strict=True)}
+
+
+# -- training ----------------------------------------------------------------------------
+
+
+def train_network(
+    host: PluginHost,
+    network: Any,
+    data: DatasetSplits,
+    config: TrainConfig,
+    device: str,
+    *,
+    selection: Selection | None = None,
+    test: Any = None,
+    run: Mapping[str, Any],
+    checkpoint: Path | None = None,
+    desc: str | None = None,
+) -> TrainResult:
+    """Train ``network`` on ``data.train``, or on ``selection`` of it (weights honoured).
+
+    :param network: a registered network name (built for ``data`` after seeding with
+        ``config.seed``) or the user's ``nn.Module``, trained in place.
+    :param test: the source evaluated every ``config.eval_every`` epochs and after the last
+        (None: no evaluation).
+    :param run: what is trained, for the ``on_train_epoch_end`` observers (``kind``
+        ``coreset`` is added), called after every epoch.
+    :param checkpoint: resume from and save to this file.
+    """
+    import torch
+
+    from deepcore_core.data.sources import on_device
+    from deepcore_core.engine.devices import seed_everything
+    from deepcore_core.engine.training import train_model
+
+    dev = torch.device(device)
+    train, weights = data.train, None
+    if selection is not None:
+        selection.check_fits(len(train))
+        train, weights = train.subset(selection.indices), selection.weights
+    seed_everything(config.seed)
+    if isinstance(network, str):
+        network = host.networks.build(network, data.channels, data.num_classes, data.image_size)
+    train = on_device(train, dev)
+    test = None if test is None else on_device(test, dev)
+    info = {"kind": "coreset", **run}
+
+    def observe(epoch: int, metrics: dict[str, float]) -> None:
+        host.hook.on_train_epoch_end(run=info, epoch=epoch, metrics=metrics)
+
+    return train_model(
+        network, train, config, dev, weights=weights, test=test, checkpoint=checkpoint,
+        desc=desc or f"training on {len(train)} samples", callbacks=[observe],
+    )  # fmt: skip
+
+
+def train_summary(
+    result: TrainResult,
+    config: TrainConfig,
+    selection: Selection | None,
+    network: str,
+    seed: int,
+    size: int,
+    selection_file: str | None = None,
+) -> dict[str, Any]:
+    """What ``deepcore train --json`` prints (and ``--output`` writes) about one training of
+    ``size`` samples."""
+    return {
+        "selection": selection_file,
+        "method": None if selection is None else selection.meta.get("method"),
+        "size": size,
+        "weighted": selection is not None and selection.weights is not None,
+        "network": network,
+        "seed": seed,
+        "train": dataclasses.asdict(config),
+        "test_accuracy": result.final_accuracy,
+        "best_accuracy": result.best_accuracy,
+        "seconds": result.seconds,
+        "history": result.history,
+    }
