@@ -9,6 +9,7 @@ a collate function, a plugin host. The work itself is :mod:`deepcore_core.workfl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -29,6 +30,7 @@ from deepcore_core.workflow import (
     context_for_arrays,
     context_for_dataset,
     context_for_user_dataset,
+    lend_model,
     make_selection,
     sampler_for,
     train_network,
@@ -55,7 +57,11 @@ def _given(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _loader(
-    data: DataOptions | None, labels: Any, loader: Mapping[str, Any], dataset_id: str | None
+    data: DataOptions | None,
+    labels: Any,
+    loader: Mapping[str, Any],
+    dataset_id: str | None,
+    rows: Mapping[str, str | None],
 ) -> DataOptions:
     """How a user dataset is read, from the loader keywords (or a deprecated ``data=``)."""
     if data is not None:
@@ -67,6 +73,8 @@ def _loader(
         loader.get("num_workers") or 0,
         loader.get("collate_fn"),
         dataset_id,
+        rows.get("input_key"),
+        rows.get("label_key"),
     )
 
 
@@ -99,6 +107,8 @@ def select(
     num_workers: int = 0,
     collate_fn: Callable[..., Any] | None = None,
     dataset_id: str | None = None,
+    input_key: str | None = None,
+    label_key: str | None = None,
     host: PluginHost | None = None,
     **settings: Any,
 ) -> Selection:
@@ -111,9 +121,13 @@ def select(
         final ``nn.Linear``, or of ``feature_layer``) the model's outputs feed the method;
         without it the engine trains ``selection_network`` (a registered name, or a factory
         ``f(channels, num_classes, image_size)``) and caches it under ``cache_dir``.
+        Rows are ``(input, label)`` tuples or mappings (a Hugging Face ``datasets.Dataset``:
+        ``input_key``/``label_key`` name the columns, by default the usual names);
+        ``collate_fn`` gets the rows as they are, as in the user's own DataLoader.
         ``labels`` skips reading labels from a torch dataset; ``loader_batch_size``,
         ``num_workers`` and ``collate_fn`` are its DataLoader's; ``dataset_id`` names it in
-        cache keys.
+        cache keys. The model is given back as it was found (modes, device, gradients, no
+        hook left), whatever happens.
     :param features: N x D features; ``labels``: N class ids; ``scores``: N scores;
         ``logits``/``probs``: N x C model outputs (arrays, tensors or ``.npy`` paths);
         ``training_dynamics``: per-epoch ``correct`` (and ``loss``, ``margin``, ...) arrays.
@@ -133,6 +147,7 @@ def select(
     training_dynamics = recorded if training_dynamics is None else training_dynamics
     loader = {"loader_batch_size": values.pop("loader_batch_size", None) or loader_batch_size,
               "num_workers": num_workers, "collate_fn": collate_fn}  # fmt: skip
+    rows = {"input_key": input_key, "label_key": label_key}
     factory = values.pop("selection_network") if callable(values.get("selection_network")) else None
     output, threads = values.pop("output", None), values.pop("threads", None)
     named = dataset if isinstance(dataset, str) else None
@@ -148,43 +163,56 @@ def select(
     device = _setup(threads, s.device)
     selector = host.create_selector(method, s.options, s.variant)
     sampler = sampler_for(host, selector, s.sampler, s.sampler_options)
-    arrays = {"features": features, "scores": scores, "logits": logits, "probs": probs}
-    if dataset is not None:
-        extra = [k for k, v in {**arrays, "training_dynamics": training_dynamics}.items()
-                 if v is not None]  # fmt: skip
-        if extra:
-            raise DeepcoreError(f"give a dataset or precomputed arrays, not both ({extra[0]})")
-        if named is not None:
-            if model is not None or labels is not None:
-                raise DeepcoreError(
-                    f"dataset '{named}' is a registered dataset: model= and labels= need a "
-                    "torch dataset"
-                )
-            data = host.datasets.load(named, s.data_root)
-            ctx = context_for_dataset(host, data, s, s.seed, device)
+    given = {"features": features, "scores": scores, "logits": logits, "probs": probs,
+             "training_dynamics": training_dynamics}  # fmt: skip
+    reading = _loader(None, labels, loader, dataset_id, rows)
+    with contextlib.ExitStack() as lent:  # the user's model is given back as it was found
+        if dataset is None:
+            ctx = _arrays_context(s, device, model, {**given, "labels": labels})
+        elif named is not None:
+            _check_only_dataset(given, named, model, labels)
+            ctx = context_for_dataset(
+                host, host.datasets.load(named, s.data_root), s, s.seed, device
+            )
         else:
+            _check_only_dataset(given, None, None, None)
+            borrowed = lent.enter_context(lend_model(model, feature_layer, device))
             ctx = context_for_user_dataset(
-                host, dataset, s, s.seed, device, model=model, feature_layer=feature_layer,
-                network=factory, data=_loader(None, labels, loader, dataset_id),
-            )  # fmt: skip
-        name = ctx.dataset.name
-    else:
-        if model is not None:
-            raise DeepcoreError("a model needs the dataset to run on: give dataset=...")
-        if s.dynamics == "running":
-            raise DeepcoreError("dynamics_options need a dataset the engine trains on")
-        loaded = {k: _array_or_file(k, v) for k, v in {**arrays, "labels": labels}.items()}
-        ctx = context_for_arrays(
-            **loaded, dynamics=training_dynamics, seed=s.seed, balance=s.balance, device=device
-        )
-        name = None
-    run = make_selection(
-        host, selector, ctx, fraction=s.fraction, budget=s.budget, dataset_name=name,
-        sampler=sampler,
-    )  # fmt: skip
+                host, dataset, s, s.seed, device, model=borrowed, network=factory, data=reading
+            )
+        run = make_selection(
+            host, selector, ctx, fraction=s.fraction, budget=s.budget,
+            dataset_name=None if ctx.dataset is None else ctx.dataset.name, sampler=sampler,
+        )  # fmt: skip
     if output is not None:
         run.selection.save(str(output))
     return run.selection
+
+
+def _check_only_dataset(
+    given: Mapping[str, Any], named: str | None, model: Any, labels: Any
+) -> None:
+    """A dataset excludes precomputed arrays; a registered one, a model and labels too."""
+    extra = [k for k, v in given.items() if v is not None]
+    if extra:
+        raise DeepcoreError(f"give a dataset or precomputed arrays, not both ({extra[0]})")
+    if named is not None and (model is not None or labels is not None):
+        raise DeepcoreError(
+            f"dataset '{named}' is a registered dataset: model= and labels= need a torch dataset"
+        )
+
+
+def _arrays_context(s: SelectSettings, device: str, model: Any, arrays: Mapping[str, Any]) -> Any:
+    """The context of precomputed arrays (``.npy`` paths read memory-mapped)."""
+    if model is not None:
+        raise DeepcoreError("a model needs the dataset to run on: give dataset=...")
+    if s.dynamics == "running":
+        raise DeepcoreError("dynamics_options need a dataset the engine trains on")
+    loaded = {k: _array_or_file(k, v) for k, v in arrays.items() if k != "training_dynamics"}
+    return context_for_arrays(
+        **loaded, dynamics=arrays["training_dynamics"], seed=s.seed, balance=s.balance,
+        device=device,
+    )  # fmt: skip
 
 
 def _select_renames(settings: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -243,10 +271,13 @@ def embed(
     num_workers: int = 0,
     collate_fn: Callable[..., Any] | None = None,
     dataset_id: str | None = None,
+    input_key: str | None = None,
+    label_key: str | None = None,
     data: DataOptions | None = None,
     host: PluginHost | None = None,
 ) -> Any:
-    """The model's penultimate features and class probabilities for every sample.
+    """The model's penultimate features and class probabilities for every sample (the model
+    is given back as it was found).
 
     :returns: an object with ``features`` (N x D), ``logits`` and ``probs`` (N x C), numpy,
         from the ``embed`` stage (so a plugin that takes it over applies).
@@ -255,12 +286,15 @@ def embed(
     s: SelectSettings = build(SelectSettings, {"device": device}, "embed() settings", text=False)
     loader = {"loader_batch_size": loader_batch_size, "num_workers": num_workers,
               "collate_fn": collate_fn}  # fmt: skip
-    ctx = context_for_user_dataset(
-        host, dataset, s, 0, _setup(None, s.device), model=model, feature_layer=feature_layer,
-        data=_loader(data, labels, loader, dataset_id),
-    )  # fmt: skip
-    ctx.hook = host.hook
-    out = host.hook.embed(ctx=ctx)
+    device = _setup(None, s.device)
+    rows = {"input_key": input_key, "label_key": label_key}
+    with lend_model(model, feature_layer, device) as borrowed:
+        ctx = context_for_user_dataset(
+            host, dataset, s, 0, device, model=borrowed,
+            data=_loader(data, labels, loader, dataset_id, rows),
+        )  # fmt: skip
+        ctx.hook = host.hook
+        out = host.hook.embed(ctx=ctx)
     if out is None:
         raise DeepcoreError("no plugin computed the embedding")
     return out
@@ -277,6 +311,8 @@ def train(
     num_workers: int = 0,
     collate_fn: Callable[..., Any] | None = None,
     dataset_id: str | None = None,
+    input_key: str | None = None,
+    label_key: str | None = None,
     data: DataOptions | None = None,
     host: PluginHost | None = None,
     **settings: Any,
@@ -314,7 +350,8 @@ def train(
     device = _setup(threads, s.device)
     loader = {"loader_batch_size": loader_batch_size, "num_workers": num_workers,
               "collate_fn": collate_fn}  # fmt: skip
-    read = _loader(data, labels, loader, dataset_id)
+    rows = {"input_key": input_key, "label_key": label_key}
+    read = _loader(data, labels, loader, dataset_id, rows)
     if named is not None:
         splits = host.datasets.load(named, s.data_root)
         held_out = splits.test if test is None else read.source(test)

@@ -107,6 +107,9 @@ class SelectionContext:
         if self._grad is None:
             if self.probs is None or self.labels is None or self.features is None:
                 raise DeepcoreError("gradients need labels, features and probabilities")
+            check = getattr(self.model, "check_last_layer", None)
+            if check is not None:  # a user's model: are its logits the layer's affine map?
+                check()
             self._grad = GradEmbedding.from_outputs(self.probs, self.labels, self.features)
         return self._grad
 

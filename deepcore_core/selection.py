@@ -8,6 +8,7 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +80,58 @@ class Selection:
         return Subset(dataset, self.indices.tolist())
 
     def weighted(self, dataset: Any) -> WeightedSubset:
-        """The selected samples of ``dataset`` yielding ``(x, y, w)``: ``w`` the sample's
-        weight (1.0 when the method gives none). Train with the per-batch loss
-        ``(w * loss).sum() / w.sum()``, the engine's rule.
+        """The selected samples of ``dataset`` with their weights: ``(x, y, w)`` for tuple
+        rows, the row with a ``weight`` key for mapping rows (Hugging Face); ``w`` is 1.0 when
+        the method gives none. Train with the per-batch loss ``(w * loss).sum() / w.sum()``,
+        the engine's rule.
         """
         self.check_fits(len(dataset))
         w = self.weights if self.weights is not None else np.ones(len(self))
         return WeightedSubset(dataset, self.indices, w)
+
+    def mask(self, n: int) -> np.ndarray:
+        """A boolean mask over a dataset of ``n`` samples: True for the selected ones."""
+        self.check_fits(n)
+        out = np.zeros(n, dtype=bool)
+        out[self.indices] = True
+        return out
+
+    def sampler(self, weighted: bool = False, seed: int = 0, replacement: bool = True) -> Any:
+        """A ``torch.utils.data.Sampler`` over the full dataset that draws the selected
+        indices: shuffled each epoch (seeded, a fresh order per epoch), or with
+        ``weighted=True`` drawn in proportion to the weights (``len(self)`` draws per epoch,
+        ``replacement`` as in torch's ``WeightedRandomSampler``)."""
+        import torch
+        from torch.utils.data import SubsetRandomSampler, WeightedRandomSampler
+
+        gen = torch.Generator().manual_seed(seed)
+        if not weighted:
+            return SubsetRandomSampler(self.indices.tolist(), generator=gen)
+        if self.weights is None:
+            raise DeepcoreError(
+                f"method '{self.meta.get('method')}' gave no weights: use weighted=False"
+            )
+        full = np.zeros(int(self.meta.get("n") or self.indices.max() + 1))
+        full[self.indices] = self.weights
+        return WeightedRandomSampler(full.tolist(), len(self), replacement, generator=gen)
+
+    def to_hf(self, dataset: Any, weight: str | None = "weight", score: str | None = None) -> Any:
+        """The kept rows of a Hugging Face ``datasets.Dataset``, in selection order, with a
+        ``weight`` column (when the method gives weights) and a ``score`` column (when asked
+        for and the method scores); ``None`` leaves a column out."""
+        if not hasattr(dataset, "select") or not hasattr(dataset, "add_column"):
+            raise DeepcoreError(
+                f"to_hf needs a Hugging Face datasets.Dataset, got {type(dataset).__name__}"
+            )
+        self.check_fits(len(dataset))
+        out = dataset.select(self.indices.tolist())
+        if weight is not None and self.weights is not None:
+            out = out.add_column(weight, self.weights.tolist())
+        if score is not None:
+            if self.scores is None:
+                raise DeepcoreError(f"method '{self.meta.get('method')}' gave no scores")
+            out = out.add_column(score, self.scores[self.indices].tolist())
+        return out
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``path`` (``.npz``) and a human-readable ``.json`` sidecar, each atomically.
@@ -168,7 +214,8 @@ def load_indices(path: str | os.PathLike[str], n: int, what: str) -> np.ndarray:
 
 
 class WeightedSubset:
-    """A map-style dataset of ``(x, y, w)``: the selected items of a dataset with weights."""
+    """A map-style dataset of the selected items with their weights: ``(x, y, w)`` for tuple
+    rows, the row with a ``weight`` key added for mapping rows."""
 
     def __init__(self, dataset: Any, indices: np.ndarray, weights: np.ndarray) -> None:
         self.dataset, self.indices = dataset, indices
@@ -177,8 +224,11 @@ class WeightedSubset:
     def __len__(self) -> int:
         return int(self.indices.size)
 
-    def __getitem__(self, i: int) -> tuple[Any, Any, float]:
-        x, y = self.dataset[int(self.indices[i])][:2]
+    def __getitem__(self, i: int) -> Any:
+        row = self.dataset[int(self.indices[i])]
+        if isinstance(row, Mapping):
+            return {**row, "weight": float(self.weights[i])}
+        x, y = row[:2]
         return x, y, float(self.weights[i])
 
 

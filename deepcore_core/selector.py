@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from deepcore_core.context import SelectionContext
+from deepcore_core.log import log
 from deepcore_core.needs import Need
 from deepcore_core.options import NoOptions, options_dict, parse_options
 from deepcore_core.samplers import Ranking, Top
@@ -116,8 +117,15 @@ class ScoreSelector(Selector):
         """Let the sampler choose ``k`` of ``pool`` from its ranking (``top``: the front)."""
         if ctx.scores is None:
             raise RuntimeError(f"method '{self.name}' was asked to pick before it was scored")
+        values = np.asarray(ctx.scores[pool], dtype=np.float64)
+        if 0 < k < pool.size and values.max() == values.min():
+            log.warning(
+                "method '%s': all %d scores of a pool are equal (%g), so its %d picks are the "
+                "seeded tie-break, a random choice (an untrained model?)",
+                self.name, pool.size, values[0], k,
+            )  # fmt: skip
         ranking = Ranking(
-            np.asarray(ctx.scores[pool], dtype=np.float64),
+            values,
             self.front_is_high(ctx),
             self.sampler_extras(ctx, pool),
         )

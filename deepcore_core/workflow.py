@@ -106,6 +106,9 @@ class DataOptions:
     :ivar num_workers: DataLoader workers; ``collate_fn``: the DataLoader's collate function.
     :ivar dataset_id: names the dataset in cache keys (default: its class and a hash of its
         first and last samples, cheap but not a proof of identity).
+    :ivar input_key: ``label_key``: where a mapping row (a Hugging Face row) keeps its input
+        and its label (default: the first of the usual names present; see
+        :class:`~deepcore_core.data.user.RowFormat`).
     """
 
     labels: Any = None
@@ -113,18 +116,25 @@ class DataOptions:
     num_workers: int = 0
     collate_fn: Callable[..., Any] | None = None
     dataset_id: str | None = None
+    input_key: str | None = None
+    label_key: str | None = None
 
     def source(self, dataset: Any) -> Any:
         """``dataset`` as an engine source read with these options."""
-        from deepcore_core.data.user import UserSource
+        from deepcore_core.data.user import RowFormat, UserSource
 
-        return UserSource(dataset, self.labels, self.batch_size, self.num_workers, self.collate_fn)
+        rows = RowFormat(self.input_key, self.label_key)
+        return UserSource(
+            dataset, self.labels, self.batch_size, self.num_workers, self.collate_fn, rows=rows
+        )
 
     def splits(self, dataset: Any) -> DatasetSplits:
-        """``dataset`` as the engine's splits (its channels, classes and cache name)."""
-        from deepcore_core.data.user import fingerprint_name, user_splits
+        """``dataset`` as the engine's splits (its channels, class names and cache name)."""
+        from deepcore_core.data.user import RowFormat, class_names, fingerprint_name, user_splits
 
-        return user_splits(self.source(dataset), fingerprint_name(dataset, self.dataset_id))
+        rows = RowFormat(self.input_key, self.label_key)
+        name = fingerprint_name(dataset, self.dataset_id, rows)
+        return user_splits(self.source(dataset), name, class_names(dataset, rows))
 
 
 def context_for_dataset(
@@ -168,28 +178,23 @@ def context_for_user_dataset(
     device: str,
     *,
     model: Any = None,
-    feature_layer: str | None = None,
     network: Callable[[int, int, int], Any] | None = None,
     data: DataOptions = DataOptions(),
 ) -> SelectionContext:
     """A selection context over a user's map-style ``dataset`` of ``(input, label)``.
 
-    With ``model`` (any classifier ``nn.Module``) the model is used as given, in eval mode;
-    its penultimate features are the input of its final linear layer (or of
-    ``feature_layer``). Without it the engine trains the selection model as ``settings`` say
-    and caches it; ``network`` is a factory ``network(channels, num_classes, image_size)``
-    used in place of the registered ``settings.selection_network``.
+    With ``model``, a classifier lent by :func:`lend_model` (used as given; its penultimate
+    features are the input of its final linear layer), nothing is trained. Without it the
+    engine trains the selection model as ``settings`` say and caches it; ``network`` is a
+    factory ``network(channels, num_classes, image_size)`` used in place of the registered
+    ``settings.selection_network``.
     """
-    from deepcore_core.nets.features import with_features
-
     splits = data.splits(dataset)
     networks = host.networks
     spec = None  # with the user's model: no selection-model training
-    wrapped = None
     if model is not None:
         if settings.dynamics == "running":
             raise DeepcoreError("dynamics_options need a selection model the engine trains")
-        wrapped = with_features(model, feature_layer).to(device).eval()
     else:
         if network is not None:
             networks, name = with_factory(networks, network)
@@ -203,10 +208,21 @@ def context_for_user_dataset(
         balance=settings.balance,
         device=device,
         dataset=splits,
-        model=wrapped,
+        model=model,
         pretrain=spec,
         networks=networks,
     )
+
+
+def lend_model(model: Any, feature_layer: str | None, device: str) -> Any:
+    """A context manager: the user's ``model`` ready for the stages (wrapped for its features,
+    eval mode, on ``device``), given back as it was found when the block ends; None stays
+    None (then the engine trains the selection model)."""
+    import contextlib
+
+    from deepcore_core.nets.features import lent
+
+    return contextlib.nullcontext(None) if model is None else lent(model, feature_layer, device)
 
 
 def with_factory(registry: Any, factory: Callable[[int, int, int], Any]) -> tuple[Any, str]:
@@ -215,7 +231,7 @@ def with_factory(registry: Any, factory: Callable[[int, int, int], Any]) -> tupl
     from deepcore_core.nets.features import with_features
 
     name = "custom-" + getattr(factory, "__qualname__", type(factory).__name__).lower()
-    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
+    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name) + "-" + _identity(factory)
     out = NetworkRegistry()
     for info in registry:
         out.add(info)
@@ -229,6 +245,27 @@ def with_factory(registry: Any, factory: Callable[[int, int, int], Any]) -> tupl
         )
     )
     return out, name
+
+
+def _identity(factory: Callable[..., Any]) -> str:
+    """A short hash of what a network factory is: its module, qualified name, code (or,
+    without source, its bytecode) and the plain values it closes over or defaults to (numbers,
+    strings: other objects by type, as their text may change between runs), so two factories
+    never share a cached model."""
+    import hashlib
+    import inspect
+
+    parts = [getattr(factory, "__module__", ""), getattr(factory, "__qualname__", repr(factory))]
+    try:
+        parts.append(inspect.getsource(factory))
+    except (OSError, TypeError):
+        code = getattr(factory, "__code__", None)
+        parts.append(repr(code.co_code) if code is not None else type(factory).__qualname__)
+    cells = [c.cell_contents for c in getattr(factory, "__closure__", None) or ()]
+    for value in [*cells, *(getattr(factory, "__defaults__", None) or ())]:
+        plain = isinstance(value, int | float | str | bool | type(None))
+        parts.append(repr(value) if plain else type(value).__qualname__)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:8]
 
 
 def as_array(value: Any, what: str, ndim: int, dtype: Any) -> np.ndarray | None:
@@ -510,10 +547,37 @@ def _metadata(
         "balance": ctx.balance,
         "dataset": dataset_name,
         "dataset_fingerprint": dataset_fingerprint(ctx.labels, ctx.n, dataset_name),
+        **_class_names(ctx),
+        **_selection_model(ctx),
         "per_class": _per_class(result.indices, ctx.labels),
         "versions": host.versions(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **result.meta,
+    }
+
+
+def _class_names(ctx: SelectionContext) -> dict[str, Any]:
+    """``{"classes": [...]}`` where the dataset names its classes (not just their ids)."""
+    names = list(getattr(ctx.dataset, "classes", None) or [])
+    return {"classes": names} if names and names != [str(i) for i in range(len(names))] else {}
+
+
+def _selection_model(ctx: SelectionContext) -> dict[str, Any]:
+    """Which model the method's inputs came from: the engine's (network, epochs, cache
+    entry) or the user's (its class and feature layer); nothing for precomputed inputs."""
+    if ctx.model is None:
+        return {}
+    if ctx.pretrain is not None:
+        spec = ctx.pretrain
+        entry = None if ctx.cache_folder is None else ctx.cache_folder.name
+        return {"selection_model": {"network": spec.network, "epochs": spec.epochs, "cache": entry}}
+    inner = getattr(ctx.model, "model", ctx.model)
+    cls = type(inner)
+    return {
+        "selection_model": {
+            "model": f"{cls.__module__}.{cls.__qualname__}",
+            "feature_layer": getattr(ctx.model, "layer_name", None),
+        }
     }
 
 

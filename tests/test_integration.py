@@ -97,3 +97,17 @@ def test_the_python_api_example_runs():
     assert lines[0].startswith("graph-cut: 100 of 2000 samples, weighted=False")
     assert lines[1].startswith("craig: 100 of 2000 samples, weighted=True")
     assert all(float(line.rsplit(" ", 1)[1]) > 0.5 for line in lines)
+
+
+def test_the_text_classifier_example_runs():
+    from pathlib import Path
+
+    pytest.importorskip("datasets")
+    script = Path(__file__).parent.parent / "examples" / "python-api" / "text_classifier.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPCORE_")}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "craig: 100 of 1000 reviews, classes ['negative', 'positive']"
+    assert float(lines[1].rsplit(" ", 1)[1]) > 0.8
+    assert lines[2] == "kept rows: 100, columns ['input_ids', 'label', 'weight']"

@@ -3,11 +3,14 @@
 The features are the input of the model's final ``nn.Linear`` (the last one in
 ``named_modules()`` order, or the one named by ``feature_layer``), captured by a forward
 pre-hook, so every method (closed-form last-layer gradients, DeepFool, ...) works with a
-model deepcore did not build. The model is used as given: eval mode, no training.
+model deepcore did not build. The model is used as given: eval mode, no training, and
+:func:`lent` gives it back as it was found.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -29,7 +32,28 @@ class FeatureModel(nn.Module):
         self.model = model
         self.layer_name, layer = final_linear(model, feature_layer)
         self._features: torch.Tensor | None = None
-        layer.register_forward_pre_hook(self._capture)
+        self._hook = layer.register_forward_pre_hook(self._capture)
+        self._layer = layer
+        #: how far the logits are from the layer's affine map of the features (relative,
+        #: measured on the first batch; None until then)
+        self.affine_gap: float | None = None
+
+    def check_last_layer(self) -> None:
+        """Raise unless the logits are the feature layer's affine map of the features (as
+        measured on the first batch): the assumption of every last-layer gradient."""
+        gap = self.affine_gap
+        if gap is not None and not gap <= AFFINE_TOLERANCE:
+            raise DeepcoreError(
+                f"the model's logits are not the output of its layer '{self.layer_name}' "
+                f"(relative difference {gap:.3g} > {AFFINE_TOLERANCE:g}: two heads averaged, or "
+                "a layer after it?), so last-layer gradients would be wrong; give "
+                "feature_layer= the linear layer whose output is the logits, or use a method "
+                "that needs only features or probabilities"
+            )
+
+    def release(self) -> None:
+        """Remove the feature hook from the user's model."""
+        self._hook.remove()
 
     def _capture(self, module: nn.Module, inputs: tuple[Any, ...]) -> None:
         self._features = inputs[0]
@@ -50,7 +74,25 @@ class FeatureModel(nn.Module):
         out = self.forward(x)
         if self._features is None:
             raise DeepcoreError(f"the model's layer '{self.layer_name}' was not used in forward")
-        return out, self._features.flatten(1)
+        h = self._features.flatten(1)
+        if self.affine_gap is None:
+            self.affine_gap = affine_gap(self._layer, h, out)
+        return out, h
+
+
+#: the relative difference between the logits and the feature layer's affine map above which
+#: last-layer gradients are refused (float32 rounding stays far below it)
+AFFINE_TOLERANCE = 1e-3
+
+
+def affine_gap(layer: nn.Linear, features: torch.Tensor, logits: torch.Tensor) -> float:
+    """``max |layer(features) - logits| / max(max |logits|, 1)``: 0 where the logits are the
+    layer's output, as the closed-form last-layer gradients assume."""
+    with torch.no_grad():
+        if features.shape[1] != layer.in_features or logits.shape[1] != layer.out_features:
+            return float("inf")
+        diff = (layer(features.to(layer.weight.dtype)) - logits).abs().max()
+        return float(diff / logits.abs().max().clamp(min=1.0))
 
 
 def final_linear(model: nn.Module, name: str | None = None) -> tuple[str, nn.Linear]:
@@ -76,3 +118,40 @@ def with_features(model: nn.Module, feature_layer: str | None = None) -> nn.Modu
     if hasattr(model, "forward_with_features") and feature_layer is None:
         return model
     return FeatureModel(model, feature_layer)
+
+
+@contextlib.contextmanager
+def lent(model: nn.Module, feature_layer: str | None, device: Any) -> Iterator[nn.Module]:
+    """``model`` wrapped for its features, in eval mode on ``device`` and with its parameters'
+    gradients off, for the block; afterwards as it was found, whatever happened in the block:
+    every submodule's training mode, every parameter's and buffer's device, every
+    parameter's ``requires_grad`` and ``.grad``, and no hook of ours left on it."""
+    modes = [(m, m.training) for m in model.modules()]
+    params = [(p, p.device, p.requires_grad, p.grad) for p in model.parameters()]
+    buffers = [
+        (m, name, b.device)
+        for m in model.modules()
+        for name, b in m._buffers.items()
+        if b is not None
+    ]
+    wrapped = with_features(model, feature_layer)
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        yield wrapped.to(device).eval()
+    finally:
+        if isinstance(wrapped, FeatureModel):
+            wrapped.release()
+        for p, where, needs_grad, grad in params:
+            if p.device != where:
+                p.data = p.data.to(where)
+            if grad is not None and grad.device != where:
+                grad.data = grad.data.to(where)
+            p.grad = grad
+            p.requires_grad_(needs_grad)
+        for m, name, where in buffers:
+            buf = m._buffers[name]
+            if buf is not None and buf.device != where:
+                m._buffers[name] = buf.to(where)
+        for m, mode in modes:
+            m.training = mode
