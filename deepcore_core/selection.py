@@ -115,6 +115,36 @@ class Selection:
         full[self.indices] = self.weights
         return WeightedRandomSampler(full.tolist(), len(self), replacement, generator=gen)
 
+    def save_indices(self, path: str | os.PathLike[str]) -> Path:
+        """Write the selected indices, sorted, as an int64 ``.npy`` file (atomically)."""
+        out = Path(path)
+        if out.suffix != ".npy":
+            raise DeepcoreError(f"an index file must end in .npy, got '{out}'")
+        with atomic_write(out) as fh:
+            np.save(fh, np.sort(self.indices))
+        return out
+
+    def save_scores(self, path: str | os.PathLike[str]) -> Path:
+        """Write a CSV of every sample (atomically): ``index``, ``score``, ``kept`` (0/1) and
+        ``weight`` (empty for a sample not kept, or a method without weights)."""
+        if self.scores is None:
+            raise DeepcoreError(
+                f"method '{self.meta.get('method')}' gave no per-sample scores to export"
+            )
+        out = Path(path)
+        if out.suffix != ".csv":
+            raise DeepcoreError(f"a scores file must end in .csv, got '{out}'")
+        weight = np.full(self.scores.size, np.nan)
+        weight[self.indices] = 1.0 if self.weights is None else self.weights
+        kept = np.zeros(self.scores.size, dtype=bool)
+        kept[self.indices] = True
+        with atomic_write(out, "w") as fh:
+            fh.write("index,score,kept,weight\n")
+            for i, (s, k, w) in enumerate(zip(self.scores, kept, weight, strict=True)):
+                shown = "" if not k or self.weights is None else repr(float(w))
+                fh.write(f"{i},{float(s)!r},{int(k)},{shown}\n")
+        return out
+
     def to_hf(self, dataset: Any, weight: str | None = "weight", score: str | None = None) -> Any:
         """The kept rows of a Hugging Face ``datasets.Dataset``, in selection order, with a
         ``weight`` column (when the method gives weights) and a ``score`` column (when asked

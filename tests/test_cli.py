@@ -199,3 +199,17 @@ def test_bad_config_files(cli, arrays):
     assert "seed must be an integer, got 'abc'" in bad(
         cli, arrays, "--config", str(arrays / "seed.yaml"), "--labels", y
     )
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 160])
+def test_listings_wrap_and_never_cut(width):
+    """Every word of every cell is shown, within the width, at any terminal size."""
+    from deepcore_core.cli.common import format_table
+
+    summary = "Contrastive active learning: mean divergence from the k nearest neighbours; kept."
+    rows = [["cal", "boundary", "features,probabilities", "deepcore-boundary", summary]] * 2
+    header = ["method", "family", "needs", "distribution", "summary"]
+    text = format_table(rows, header, width=width)
+    assert all(len(line) <= width for line in text.splitlines())
+    words = text.split()
+    assert all(w in words for w in summary.split()) and "…" not in text

@@ -111,3 +111,46 @@ def test_the_text_classifier_example_runs():
     assert lines[0] == "craig: 100 of 1000 reviews, classes ['negative', 'positive']"
     assert float(lines[1].rsplit(" ", 1)[1]) > 0.8
     assert lines[2] == "kept rows: 100, columns ['input_ids', 'label', 'weight']"
+
+
+def test_the_readme_examples_run(tmp_path, monkeypatch):
+    """Every command and Python snippet of the README works after its install command."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from deepcore_core.testing import check_selector
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```(\w+)\n(.*?)```", text, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPCORE_")}
+    env["DEEPCORE_CACHE"] = str(tmp_path / "cache")
+    commands = [
+        line
+        for kind, body in blocks
+        if kind == "bash"
+        for line in body.splitlines()
+        if line.startswith("deepcore ")
+    ]
+    assert len(commands) >= 3
+    for line in commands:
+        args = shlex.split(line)[1:]
+        r = subprocess.run([sys.executable, "-m", "deepcore_core", *args], capture_output=True,
+                           text=True, env=env)  # fmt: skip
+        assert r.returncode == 0, f"{line}\n{r.stderr}"
+    import deepcore_core.plugins as plugins
+
+    # the snippets' dc.select uses the default host: with every plugin, as after the install
+    monkeypatch.setattr(plugins, "_default_host", plugins.PluginHost(load_entrypoints=True))
+    namespace: dict = {}
+    snippets = [body for kind, body in blocks if kind == "python"]
+    assert len(snippets) >= 3
+    for body in snippets:
+        if "@hookimpl" in body:  # the plugin example: a method that passes the conformance suite
+            plugin: dict = {}
+            exec(compile(body, "README.md", "exec"), plugin)
+            check_selector(plugin["FeatureNorm"])
+        else:
+            exec(compile(body, "README.md", "exec"), namespace)
+    assert len(namespace["sel"]) == 60 and namespace["result"].history

@@ -97,3 +97,34 @@ def test_load_indices_reads_arrays_and_selections_with_one_line_errors(tmp_path)
     ]:
         with pytest.raises(DeepcoreError, match=why):
             load_indices(tmp_path / name, 4, "initial set")
+
+
+def test_export_indices_and_scores(tmp_path):
+    """`deepcore export`: sorted int64 indices, and a CSV of every sample with a kept column."""
+    from typer.testing import CliRunner
+
+    from deepcore_core.cli import create_app
+    from deepcore_core.plugins import PluginHost
+
+    scores = np.array([0.5, 0.1, 0.9, 0.3])
+    Selection(np.array([2, 0]), np.array([2.0, 1.5]), scores, {"n": 4, "method": "m"}).save(
+        tmp_path / "s.npz"
+    )
+    app = create_app(PluginHost(load_entrypoints=False))
+    out_i, out_s = tmp_path / "i.npy", tmp_path / "s.csv"
+    args = ["export", str(tmp_path / "s.npz"), "--indices", str(out_i), "--scores", str(out_s)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    idx = np.load(out_i)
+    assert idx.dtype == np.int64 and idx.tolist() == [0, 2]
+    rows = [line.split(",") for line in out_s.read_text().splitlines()]
+    assert rows[0] == ["index", "score", "kept", "weight"]
+    assert rows[1:] == [["0", "0.5", "1", "1.5"], ["1", "0.1", "0", ""], ["2", "0.9", "1", "2.0"],
+                        ["3", "0.3", "0", ""]]  # fmt: skip
+    bad = CliRunner().invoke(app, ["export", str(tmp_path / "s.npz")])
+    assert bad.exit_code == 2 and "nothing to export" in bad.output
+    wrong = CliRunner().invoke(app, ["export", str(tmp_path / "s.npz"), "--scores", "x.txt"])
+    assert wrong.exit_code == 2 and "'x.txt' must end in .csv" in wrong.output
+    Selection(np.array([1]), None, None, {"n": 4}).save(tmp_path / "t.npz")
+    none = CliRunner().invoke(app, ["export", str(tmp_path / "t.npz"), "--scores", str(out_s)])
+    assert none.exit_code == 2 and "has no per-sample scores" in none.output

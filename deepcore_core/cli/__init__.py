@@ -17,7 +17,7 @@ from typer._click.exceptions import (  # typer >= 0.26 vendors click
 )
 from typer.core import TyperGroup
 
-from deepcore_core.cli import experiment, listing, select
+from deepcore_core.cli import experiment, export, listing, select
 from deepcore_core.cli.common import State, fail, host_of, state
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.log import show_on_stderr
@@ -120,6 +120,7 @@ def create_app(host: PluginHost | None = None) -> typer.Typer:
     listing.register(app)
     select.register(app)
     experiment.register(app)
+    export.register(app)
     plugin_host.hook.register_commands(cli=app)
     return app
 

@@ -94,30 +94,52 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def format_table(
-    rows: list[list[str]], header: list[str], width: int | None = None, drop_last: bool = False
-) -> str:
-    """Align ``rows`` under ``header``; the last column is cut to fit the terminal.
+def format_table(rows: list[list[str]], header: list[str], width: int | None = None) -> str:
+    """Align ``rows`` under ``header`` within ``width`` columns (default: the terminal's,
+    100 in a pipe); the last column wraps at word boundaries, never cut, and goes on its own
+    indented lines below each row when fewer than 20 columns are left for it. Where even the
+    other columns do not fit, each row becomes a block: its first cell, then the others."""
+    import textwrap
 
-    :param width: the width to fit (default: the terminal's, at least 100).
-    :param drop_last: leave the last column out when fewer than 20 characters are left
-        for it (a summary that ``--json`` and ``info`` show in full).
-    """
-    width = width or max(100, shutil.get_terminal_size((100, 24)).columns)
+    width = width or shutil.get_terminal_size((100, 24)).columns
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     fixed = sum(widths[:-1]) + 2 * (len(widths) - 1)
-    if drop_last and width - fixed < min(20, widths[-1]):
-        return format_table([r[:-1] for r in rows], header[:-1], width)
-    widths[-1] = max(len(header[-1]), min(widths[-1], width - fixed))
+    if fixed > width and len(widths) > 2:
+        return _blocks(rows, header, width)
+    below = width - fixed < 20 and len(widths) > 1
+    room = max(20, width - 4 if below else width - fixed)
 
-    def line(cells: list[str]) -> str:
-        out = [str(c).ljust(w) for c, w in zip(cells[:-1], widths, strict=False)]
-        last = str(cells[-1])
-        if len(last) > widths[-1]:
-            last = last[: widths[-1] - 1] + "…"
-        return "  ".join([*out, last]).rstrip()
+    def line(cells: list[str]) -> list[str]:
+        head = "  ".join(str(c).ljust(w) for c, w in zip(cells[:-1], widths, strict=False))
+        last = textwrap.wrap(str(cells[-1]), room, break_on_hyphens=False) or [""]
+        if below:
+            return [head.rstrip(), *("    " + part for part in last)]
+        lead = head + "  " if len(cells) > 1 else ""
+        return [(lead + last[0]).rstrip(), *(" " * len(lead) + part for part in last[1:])]
 
-    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+    if below:
+        rule = "  ".join("-" * w for w in widths[:-1])
+    else:
+        rule = "  ".join([*("-" * w for w in widths[:-1]), "-" * min(widths[-1], room)])
+    out = [*line(header), rule]
+    for row in rows:
+        out += line(row)
+    return "\n".join(out)
+
+
+def _blocks(rows: list[list[str]], header: list[str], width: int) -> str:
+    """Rows as blocks for a narrow terminal: the first cell, then ``name: value`` of the
+    middle cells on one wrapped line, then the last cell wrapped, all indented."""
+    import textwrap
+
+    out: list[str] = []
+    for row in rows:
+        middle = " · ".join(f"{h}: {c}" for h, c in zip(header[1:-1], row[1:-1], strict=True))
+        out.append(str(row[0]))
+        for text in (middle, str(row[-1])):
+            out += textwrap.wrap(text, max(20, width - 4), initial_indent="    ",
+                                 subsequent_indent="    ", break_on_hyphens=False)  # fmt: skip
+    return "\n".join(out)
 
 
 def parse_option_pairs(

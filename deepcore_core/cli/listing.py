@@ -45,7 +45,7 @@ def list_methods(
         [m.name, m.family, ",".join(m.needs) or "-", m.distribution, m.summary] for m in methods
     ]
     header = ["method", "family", "needs", "distribution", "summary"]
-    typer.echo(format_table(rows, header, drop_last=True))
+    typer.echo(format_table(rows, header))
     if options:
         for m in methods:
             typer.echo("")
