@@ -39,10 +39,18 @@ def _in_jupyter() -> bool:
 
 
 class Progress:
-    """``with Progress(total, "training") as bar: bar.update(1, "loss 0.3")``."""
+    """``with Progress(total, "training") as bar: bar.update(1, "loss 0.3")``.
 
-    def __init__(self, total: int, desc: str, enabled: bool | None = None) -> None:
-        self.total, self.desc, self.done = max(0, total), desc, 0
+    :param unit: what is counted for the rate shown beside the bar (``samples``: ``1,234
+        samples/s``); None shows no rate. ``update`` takes fractions of a step too, so a bar
+        over epochs moves with every batch.
+    """
+
+    def __init__(
+        self, total: int, desc: str, enabled: bool | None = None, unit: str | None = None
+    ) -> None:
+        self.total, self.desc, self.done = max(0, total), desc, 0.0
+        self.unit, self.counted = unit, 0
         self.mode = mode() if enabled is None else ("rich" if enabled else "off")
         if self.total == 0:
             self.mode = "off"
@@ -51,7 +59,7 @@ class Progress:
         self._task: Any = None
         self._owner = False
         self._printed = False
-        self.note = ""
+        self.note = self._note = ""
 
     def __enter__(self) -> Progress:
         global _live
@@ -79,9 +87,17 @@ class Progress:
         elif self.mode == "plain" and self._printed:
             self._line()
 
-    def update(self, n: int = 1, note: str = "") -> None:
-        """Advance by ``n`` steps, with an optional note (e.g. the current loss)."""
-        self.done = min(self.total, self.done + n)
+    def update(self, n: float = 1, note: str | None = "", counted: int = 0) -> None:
+        """Advance by ``n`` steps, with a note (e.g. the current loss; None keeps the last)
+        and the ``counted`` units (samples) these steps processed, for the rate."""
+        self.done = min(float(self.total), self.done + n)
+        self.counted += counted
+        if note is not None:
+            self._note = note
+        note = self._note
+        if self.unit is not None and self.counted:
+            elapsed = max(time.monotonic() - self.start, 1e-9)
+            note = f"{note} {self.counted / elapsed:,.0f} {self.unit}/s".strip()
         self.note = note
         if self.mode == "rich" and _live is not None:
             _live.update(self._task, advance=n, note=note)
@@ -94,7 +110,7 @@ class Progress:
         elapsed = now - self.start
         eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
         sys.stderr.write(
-            f"{self.desc}: {self.done}/{self.total} after {_fmt(elapsed)}, "
+            f"{self.desc}: {self.done:g}/{self.total} after {_fmt(elapsed)}, "
             f"{_fmt(eta)} left {self.note}".rstrip()
             + "\n"
         )

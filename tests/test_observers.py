@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+import torch
 import typer
 from typer.testing import CliRunner
 
@@ -177,3 +178,26 @@ def test_quiet_turns_progress_off(cli, tmp_path, monkeypatch):
 
     assert os.environ["DEEPCORE_PROGRESS"] == "0"
     monkeypatch.delenv("DEEPCORE_PROGRESS")
+
+
+def test_training_and_embedding_progress_move_with_every_batch(capsys, monkeypatch):
+    """Long stages show progress from their first batch, with the samples per second."""
+    from deepcore_core.engine.config import TrainConfig
+    from deepcore_core.engine.embedding import compute_embedding
+    from deepcore_core.engine.training import train_model
+    from deepcore_core.testing import synthetic_dataset
+
+    monkeypatch.delenv("DEEPCORE_PROGRESS", raising=False)
+    monkeypatch.setenv("DEEPCORE_PROGRESS_INTERVAL", "0")
+    data = synthetic_dataset()
+    net = PluginHost(load_entrypoints=False).networks.build(
+        "mlp", data.channels, data.num_classes, data.image_size
+    )
+    train_model(net, data.train, TrainConfig(epochs=2, batch_size=16), torch.device("cpu"),
+                desc="fit")  # fmt: skip
+    compute_embedding(net, data.train, torch.device("cpu"), batch_size=16)
+    err = capsys.readouterr().err.splitlines()
+    fit = [line for line in err if line.startswith("fit: ")]
+    assert fit[0].startswith("fit: 0.") and "samples/s" in fit[0]  # inside the first epoch
+    assert fit[-1].startswith("fit: 2/2") and "loss" in fit[-1]
+    assert any(line.startswith("embedding: 16/") and "samples/s" in line for line in err)

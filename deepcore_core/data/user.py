@@ -85,6 +85,12 @@ class _Rows(Dataset):
     def __getitem__(self, i: int) -> Any:
         return self.dataset[int(self.order[i])]
 
+    def __getitems__(self, idx: list[int]) -> list[Any]:
+        """A batch of rows at once where the dataset reads them so (Hugging Face does)."""
+        rows = [int(self.order[i]) for i in idx]
+        many = getattr(self.dataset, "__getitems__", None)
+        return list(many(rows)) if many is not None else [self.dataset[j] for j in rows]
+
 
 class UserSource:
     """A user dataset with the engine's source interface (``batches``, ``labels``, ``subset``).

@@ -13,6 +13,7 @@ from deepcore_core import distributed
 from deepcore_core.cache import CacheEntry
 from deepcore_core.data.sources import Source
 from deepcore_core.nets.base import Network
+from deepcore_core.progress import Progress
 
 
 @dataclasses.dataclass
@@ -75,9 +76,10 @@ def compute_embedding(
 
     n = len(source)
     order = torch.arange(n)[distributed.shard(n)]
-    with torch.inference_mode():
+    with torch.inference_mode(), Progress(len(order), "embedding", unit="samples") as bar:
         for x, _, _ in source.batches(order, batch_size, device=device):
             out, h = model.forward_with_features(x)
+            bar.update(len(x), counted=len(x))
             pending.append((h.float(), out.float()))
             held += (h.numel() + out.numel()) * 4
             if _host_outputs(device) or held >= DEVICE_OUTPUT_BYTES:

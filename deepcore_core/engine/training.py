@@ -112,9 +112,9 @@ def train_model(
     if checkpoint is not None:
         start_epoch = _resume(checkpoint, loop, history, config)
     t0 = saved = time.perf_counter()
-    with Progress(loop.epochs - start_epoch, desc) as bar:
+    with Progress(loop.epochs - start_epoch, desc, unit="samples") as bar:
         for epoch in range(start_epoch, loop.epochs):
-            entry = loop.epoch(epoch)
+            entry = loop.epoch(epoch, lambda k: bar.update(1 / loop.iters, None, k))
             if not math.isfinite(entry["train_loss"]):
                 raise TrainingDiverged(
                     f"{desc}: training diverged in epoch {epoch + 1} (the loss is not finite) at "
@@ -136,7 +136,7 @@ def train_model(
             note = f"loss {entry['train_loss']:.3f}"
             if "test_accuracy" in entry:
                 note += f" acc {entry['test_accuracy']:.4f}"
-            bar.update(1, note)
+            bar.update(epoch + 1 - start_epoch - bar.done, note)
     seconds = time.perf_counter() - t0
     loop.share_buffers()
     accs = [h["test_accuracy"] for h in history if "test_accuracy" in h]
@@ -214,8 +214,11 @@ class _Loop:
             loop.net = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
         return loop
 
-    def epoch(self, epoch: int) -> dict[str, float]:
-        """Train one epoch; return its metrics (``epoch``, ``train_loss``, ``lr``)."""
+    def epoch(self, epoch: int, on_batch: Callable[[int], None] | None = None) -> dict[str, float]:
+        """Train one epoch; return its metrics (``epoch``, ``train_loss``, ``lr``).
+
+        :param on_batch: called after every step with the samples it trained on (progress).
+        """
         config, device = self.config, self.device
         amp = device.type == "cuda" and config.amp
         last_channels = device.type == "cuda" and config.channels_last
@@ -249,6 +252,8 @@ class _Loop:
             steps += 1
             keep = slice(None) if real is None else real.bool()
             self.seen += int(y[keep].numel())
+            if on_batch is not None:
+                on_batch(int(y[keep].numel()))
             if self.dyn is not None:
                 out_d, per_d = out.detach().float()[keep], per.detach()[keep]
                 self.dyn.record(epoch, idx.to(device)[keep], out_d, y[keep], per_d)
