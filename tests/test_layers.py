@@ -54,6 +54,7 @@ LAYERS = {
     "workflow": 5,
     # 6: the front ends' own layer: the Python API, experiments and reports
     "api": 6,
+    "lightning": 6,
     "experiment": 6,
     "report": 6,
     # 7: the command line and the public package
