@@ -11,6 +11,7 @@ from deepcore_core.budget import plan_pools
 from deepcore_core.context import SelectionContext
 from deepcore_core.errors import PluginError
 from deepcore_core.hookspecs import hookimpl
+from deepcore_core.progress import Progress
 from deepcore_core.selection import Selection
 from deepcore_core.selector import Pick, ScoreSelector, Selector
 
@@ -58,15 +59,17 @@ def select(selector: Selector, ctx: SelectionContext) -> Selection:
     pools = plan_pools(ctx.labels, ctx.n, ctx.total, ctx.balance)
     owners = distributed.owners([pool.indices.size for pool in pools])
     mine: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-    for j, pool in enumerate(pools):
-        if owners[j] != distributed.rank() and not selector.collective:
-            continue
-        rng = ctx.rng("select", "all" if pool.label is None else pool.label)
-        pick = selector.pick(ctx, pool.indices, pool.k, rng)
-        idx = _check_pick(selector, pick, pool.indices, pool.k)
-        w = None if pick.weights is None else np.asarray(pick.weights, dtype=np.float64)
-        if owners[j] == distributed.rank():
-            mine[j] = (idx, w)
+    with Progress(len(pools), f"{selector.name}: picking", unit="picks") as bar:
+        for j, pool in enumerate(pools):
+            if owners[j] != distributed.rank() and not selector.collective:
+                continue
+            rng = ctx.rng("select", "all" if pool.label is None else pool.label)
+            pick = selector.pick(ctx, pool.indices, pool.k, rng)
+            idx = _check_pick(selector, pick, pool.indices, pool.k)
+            w = None if pick.weights is None else np.asarray(pick.weights, dtype=np.float64)
+            if owners[j] == distributed.rank():
+                mine[j] = (idx, w)
+            bar.update(1, counted=pool.k)
     picks: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     for part in distributed.gather_objects(mine):
         picks.update(part)
