@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
-from deepcore_core.errors import DeepcoreError, file_error
+from deepcore_core.errors import DeepcoreError, RunError, file_error
 
 _UMASK = os.umask(0)  # read once, at import (setting it is the only way to read it)
 os.umask(_UMASK)
@@ -43,6 +44,65 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
         if isinstance(exc, OSError):
             raise file_error(exc, target) from None
         raise
+
+
+def save_torch(obj: Any, target: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save(obj, target)``, where a failed write (a full disk, a file-size limit, an
+    I/O error: torch reports them as a ``RuntimeError`` from its zip writer) becomes one
+    :class:`RunError` naming ``path``."""
+    import torch
+
+    try:
+        torch.save(obj, target)
+    except RuntimeError as exc:
+        text = str(exc)
+        if not any(s in text for s in ("unexpected pos", "PytorchStreamWriter", "write")):
+            raise
+        raise RunError(
+            f"cannot write '{path}': the write failed (no space left on the device, or a "
+            "file-size limit)"
+        ) from None
+    except OSError as exc:
+        raise file_error(exc, path) from None
+
+
+def owner_tag() -> str:
+    """``<host>-<pid>``: names a temporary entry by the process writing it, so that a later
+    run can tell a dead process's leftovers (swept) from a live one's (left alone)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def sweep_stale(folder: Path, prefix: str = ".tmp-") -> int:
+    """Remove the temporary entries ``<prefix><host>-<pid>-*`` under ``folder`` that this
+    host's dead processes left (killed while writing); returns how many. Entries of live
+    processes, and of other hosts (which this one cannot see), stay."""
+    import shutil
+
+    host, removed = socket.gethostname(), 0
+    try:
+        entries = list(folder.glob(f"{prefix}{host}-*"))
+    except OSError:
+        return 0
+    for entry in entries:
+        pid_text = entry.name[len(prefix) + len(host) + 1 :].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 def check_writable(path: str | os.PathLike[str], folder: bool = False) -> None:

@@ -69,8 +69,8 @@ def _loader(
         return data
     return DataOptions(
         labels,
-        loader.get("loader_batch_size") or LOADER_BATCH_SIZE,
-        loader.get("num_workers") or 0,
+        loader["loader_batch_size"],
+        loader["num_workers"],
         loader.get("collate_fn"),
         dataset_id,
         rows.get("input_key"),
@@ -145,7 +145,7 @@ def select(
     host = host or get_host()
     values, recorded = _select_renames(settings)
     training_dynamics = recorded if training_dynamics is None else training_dynamics
-    loader = {"loader_batch_size": values.pop("loader_batch_size", None) or loader_batch_size,
+    loader = {"loader_batch_size": values.pop("loader_batch_size", loader_batch_size),
               "num_workers": num_workers, "collate_fn": collate_fn}  # fmt: skip
     rows = {"input_key": input_key, "label_key": label_key}
     factory = values.pop("selection_network") if callable(values.get("selection_network")) else None

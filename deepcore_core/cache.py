@@ -49,7 +49,9 @@ class CacheEntry:
             data = json.loads((self.folder / MANIFEST).read_text())
         except (OSError, ValueError):
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
+            return {}  # valid JSON of another shape: as good as none
+        return data
 
     def problem(self, name: str) -> str | None:
         """Why file ``name`` may not be used, or None when it matches its record."""
@@ -58,7 +60,7 @@ class CacheEntry:
             return "no manifest for this key" if not manifest else "the manifest's key differs"
         record = manifest.get("files", {}).get(name)
         path = self.folder / name
-        if record is None:
+        if not isinstance(record, dict):
             return f"{name} is not recorded"
         try:  # another process may replace the entry while it is read
             size = path.stat().st_size

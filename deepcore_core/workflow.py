@@ -35,6 +35,8 @@ from deepcore_core.engine.config import LOADER_BATCH_SIZE
 from deepcore_core.errors import DeepcoreError, MissingInputError, PluginError
 from deepcore_core.gradients import softmax
 from deepcore_core.plugins import PluginHost
+from deepcore_core.progress import Progress
+from deepcore_core.rules import check_range
 from deepcore_core.selection import Selection, dataset_fingerprint
 from deepcore_core.selector import Need, ScoreSelector, Selector
 
@@ -119,6 +121,18 @@ class DataOptions:
     input_key: str | None = None
     label_key: str | None = None
 
+    def __post_init__(self) -> None:
+        for name, lowest in (("batch_size", 1), ("num_workers", 0)):
+            value = getattr(self, name)
+            shown = "loader_batch_size" if name == "batch_size" else name
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise DeepcoreError(f"{shown} must be an integer, got {value!r}")
+            check_range(shown, value, {"min": lowest})
+        if self.collate_fn is not None and not callable(self.collate_fn):
+            raise DeepcoreError(
+                f"collate_fn must be callable, got {type(self.collate_fn).__name__}"
+            )
+
     def source(self, dataset: Any) -> Any:
         """``dataset`` as an engine source read with these options."""
         from deepcore_core.data.user import RowFormat, UserSource
@@ -133,8 +147,9 @@ class DataOptions:
         from deepcore_core.data.user import RowFormat, class_names, fingerprint_name, user_splits
 
         rows = RowFormat(self.input_key, self.label_key)
+        source = self.source(dataset)  # checks the dataset first (not empty, rows we can use)
         name = fingerprint_name(dataset, self.dataset_id, rows)
-        return user_splits(self.source(dataset), name, class_names(dataset, rows))
+        return user_splits(source, name, class_names(dataset, rows))
 
 
 def context_for_dataset(
@@ -195,6 +210,7 @@ def context_for_user_dataset(
     if model is not None:
         if settings.dynamics == "running":
             raise DeepcoreError("dynamics_options need a selection model the engine trains")
+        _probe(model, splits, device)
     else:
         if network is not None:
             networks, name = with_factory(networks, network)
@@ -212,6 +228,16 @@ def context_for_user_dataset(
         pretrain=spec,
         networks=networks,
     )
+
+
+def _probe(model: Any, data: DatasetSplits, device: str) -> None:
+    """The user's model on a first batch of their data, before any work."""
+    import torch
+
+    from deepcore_core.nets.features import probe
+
+    x, _, _ = next(data.train.batches(torch.arange(min(2, len(data.train))), 2, device=device))
+    probe(model, x, data.num_classes)
 
 
 def lend_model(model: Any, feature_layer: str | None, device: str) -> Any:
@@ -506,11 +532,14 @@ def _run_stages(host: PluginHost, selector: Selector, ctx: SelectionContext) -> 
         ):
             out = host.hook.embed(ctx=ctx)
             if out is not None:
+                check_outputs(out, ctx.labels)
                 ctx.features = ctx.features if ctx.features is not None else out.features
                 if ctx.probs is None:  # the logits only with the probabilities they give
                     ctx.probs, ctx.logits = out.probs, getattr(out, "logits", None)
         _check_needs(selector, ctx, needs, after_stages=True)
-    scores = host.hook.score(selector=selector, ctx=ctx)
+    with Progress(1, f"{selector.name}: scoring") as bar:
+        scores = host.hook.score(selector=selector, ctx=ctx)
+        bar.update(1)
     if scores is not None:
         scores = np.asarray(scores, dtype=np.float64)
         if scores.shape != (ctx.n,):
@@ -519,8 +548,38 @@ def _run_stages(host: PluginHost, selector: Selector, ctx: SelectionContext) -> 
                 f"expected ({ctx.n},)"
             )
         if not np.isfinite(scores).all():
-            raise PluginError(f"method '{selector.name}' returned NaN or inf scores")
+            bad = int(np.flatnonzero(~np.isfinite(scores))[0])
+            raise PluginError(
+                f"method '{selector.name}' returned NaN or inf scores (first for sample {bad}; "
+                "is that sample's input finite?)"
+            )
         ctx.scores = scores
+
+
+def check_outputs(out: Any, labels: np.ndarray | None) -> None:
+    """Refuse a model's outputs that no method can use: NaN or inf (naming the first sample,
+    whose input is then likely not finite) or fewer classes than the labels have."""
+    outputs = "logits" if getattr(out, "logits", None) is not None else "probs"
+    for what in ("features", outputs):
+        arr = getattr(out, what, None)
+        if arr is None:
+            continue
+        for lo, block in row_blocks(np.asarray(arr)):
+            finite = np.isfinite(block).reshape(len(block), -1).all(1)
+            if not finite.all():
+                bad = lo + int(np.flatnonzero(~finite)[0])
+                raise DeepcoreError(
+                    f"the model's {what} for sample {bad} are NaN or inf: check that sample's "
+                    "input (and the model) for NaN or inf values"
+                )
+    given = getattr(out, outputs, None)
+    width = None if given is None else np.asarray(given).shape[1]
+    if width is not None and labels is not None and labels.size and labels.max() >= width:
+        raise DeepcoreError(
+            f"the model gives {width} outputs per sample but the labels go up to "
+            f"{int(labels.max())} ({int(labels.max()) + 1} classes): give a model with one "
+            "output per class"
+        )
 
 
 def _metadata(
@@ -645,6 +704,11 @@ def train_network(
     seed_everything(config.seed)
     if isinstance(network, str):
         network = host.networks.build(network, data.channels, data.num_classes, data.image_size)
+    else:  # the user's model: can it take the data, does it have an output per class?
+        from deepcore_core.nets.features import probe
+
+        x, _, _ = next(train.batches(torch.arange(min(2, len(train))), 2, device=dev))
+        probe(network.to(dev), x, data.num_classes)
     train = on_device(train, dev)
     test = None if test is None else on_device(test, dev)
     info = {"kind": "coreset", **run}

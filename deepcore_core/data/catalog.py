@@ -13,6 +13,7 @@ import torch
 from deepcore_core.data import readers
 from deepcore_core.data.sources import DatasetSplits, FolderSource, TensorSource
 from deepcore_core.errors import DeepcoreError
+from deepcore_core.progress import Progress
 from deepcore_core.registry import Registry
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -344,9 +345,11 @@ class DatasetRegistry(Registry[DatasetInfo]):
         info = self.get(name)
         if info.needs_root and root is None:
             raise DeepcoreError(f"dataset '{name}' needs --data-root (the folder with its files)")
-        if root is None:
-            return info.load(None, **kwargs)
-        root = Path(root)  # a mistyped root is an error even where the dataset needs none
-        if not root.exists() or (info.needs_root and not root.is_dir()):
-            raise DeepcoreError(f"data root '{root}' does not exist or is not a folder")
-        return info.load(root, **kwargs)
+        if root is not None:
+            root = Path(root)  # a mistyped root is an error even where the dataset needs none
+            if not root.exists() or (info.needs_root and not root.is_dir()):
+                raise DeepcoreError(f"data root '{root}' does not exist or is not a folder")
+        with Progress(1, f"loading {name}") as bar:  # shown from the first second
+            data = info.load(root, **kwargs)
+            bar.update(1)
+        return data

@@ -120,6 +120,8 @@ class UserSource:
                 f"dataset must be a map-style torch Dataset (with __len__ and __getitem__), "
                 f"got {type(dataset).__name__}"
             )
+        if len(dataset) == 0:
+            raise DeepcoreError("the dataset is empty (0 samples): nothing to select or train on")
         self.dataset = dataset
         self.indices = np.arange(len(dataset)) if indices is None else np.asarray(indices)
         self.batch_size, self.num_workers, self.collate_fn = batch_size, num_workers, collate_fn

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from deepcore_core import distributed
+from deepcore_core._io import check_writable, owner_tag, save_torch, sweep_stale
 from deepcore_core._version import __version__
 from deepcore_core.cache import CacheEntry
 from deepcore_core.data.sources import DatasetSplits, on_device
@@ -97,6 +98,9 @@ def pretrain(
         model = build()
         model.load_state_dict(cached[0])
         return Pretrained(model.to(dev), cached[1], folder, True)
+    if distributed.is_main():  # before the training, not after it
+        check_writable(folder.parent, folder=True)
+        sweep_stale(folder.parent)  # what killed runs left half-written
     model = build()  # a broken entry in the way is replaced once the new one is complete
     source = on_device(data.train, dev)
     result = train_model(
@@ -140,10 +144,10 @@ def _store(
 ) -> None:
     """Fill a temporary folder (every file checksummed) and move it into place at once."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{owner_tag()}-", dir=folder.parent))
     try:
         entry = CacheEntry(tmp, key)
-        entry.write("model.pt", lambda fh: torch.save(model.state_dict(), fh))
+        entry.write("model.pt", lambda fh: save_torch(model.state_dict(), fh, folder / "model.pt"))
         entry.write("dynamics.npz", dynamics.save, arrays=dynamics.shapes())
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         (tmp / ".lock").unlink(missing_ok=True)

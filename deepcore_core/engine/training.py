@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from deepcore_core import distributed
+from deepcore_core._io import owner_tag, save_torch, sweep_stale
 from deepcore_core.data.sources import Source
 from deepcore_core.dynamics import Dynamics, RunningDynamics, RunningSpec
 from deepcore_core.engine.config import TrainConfig
@@ -115,9 +116,12 @@ def train_model(
     with Progress(loop.epochs - start_epoch, desc, unit="samples") as bar:
         for epoch in range(start_epoch, loop.epochs):
             entry = loop.epoch(epoch, lambda k: bar.update(1 / loop.iters, None, k))
-            if not math.isfinite(entry["train_loss"]):
+            broken = "the loss is" if not math.isfinite(entry["train_loss"]) else None
+            if broken is None and not all(bool(p.isfinite().all()) for p in model.parameters()):
+                broken = "the weights are"  # a finite loss can hide them (a dead layer)
+            if broken is not None:
                 raise TrainingDiverged(
-                    f"{desc}: training diverged in epoch {epoch + 1} (the loss is not finite) at "
+                    f"{desc}: training diverged in epoch {epoch + 1} ({broken} not finite) at "
                     f"lr {config.lr:g}; lower the learning rate ({lr_option}) or use another seed"
                 )
             last = epoch + 1 == loop.epochs
@@ -332,10 +336,13 @@ def _save_checkpoint(
         "epoch": epoch,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_stale(path.parent, prefix=f".{path.name}.")  # a killed run's half-written copies
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{owner_tag()}-", suffix=".tmp", dir=path.parent
+    )
     os.close(fd)
     try:
-        torch.save(state, tmp)
+        save_torch(state, tmp, path)
         os.replace(tmp, path)  # a unique temporary name: concurrent writers never collide
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -85,6 +85,32 @@ class FeatureModel(nn.Module):
 AFFINE_TOLERANCE = 1e-3
 
 
+def probe(model: nn.Module, x: torch.Tensor, classes: int) -> None:
+    """Run ``model`` once on ``x`` (eval mode, no gradients; its modes restored) and turn what
+    breaks into one error naming both sides: inputs the model cannot take (channels, dtype,
+    device) or fewer outputs than ``classes``."""
+    modes = [(m, m.training) for m in model.modules()]
+    first = next(model.parameters(), None)
+    have = "no parameters" if first is None else f"{first.dtype} parameters on {first.device}"
+    try:
+        with torch.no_grad():
+            out = model.eval()(x)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DeepcoreError(
+            f"the model cannot take the dataset's inputs ({x.dtype} of shape "
+            f"{tuple(x.shape)[1:]} per sample on {x.device}; the model has {have}): {reason}"
+        ) from None
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    if isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[1] < classes:
+        raise DeepcoreError(
+            f"the model gives {out.shape[1]} outputs per sample but the labels have {classes} "
+            "classes: give a model with one output per class"
+        )
+
+
 def affine_gap(layer: nn.Linear, features: torch.Tensor, logits: torch.Tensor) -> float:
     """``max |layer(features) - logits| / max(max |logits|, 1)``: 0 where the logits are the
     layer's output, as the closed-form last-layer gradients assume."""
@@ -126,6 +152,16 @@ def lent(model: nn.Module, feature_layer: str | None, device: Any) -> Iterator[n
     gradients off, for the block; afterwards as it was found, whatever happened in the block:
     every submodule's training mode, every parameter's and buffer's device, every
     parameter's ``requires_grad`` and ``.grad``, and no hook of ours left on it."""
+    if not isinstance(model, nn.Module):
+        raise DeepcoreError(
+            "model must be a torch nn.Module (a classifier giving N x C logits), got "
+            f"{type(model).__name__}"
+        )
+    if any(p.is_meta for p in model.parameters()):
+        raise DeepcoreError(
+            "the model's parameters are on the meta device (never materialized): load its "
+            "weights first (e.g. load_state_dict(..., assign=True))"
+        )
     modes = [(m, m.training) for m in model.modules()]
     params = [(p, p.device, p.requires_grad, p.grad) for p in model.parameters()]
     buffers = [
