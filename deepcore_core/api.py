@@ -307,7 +307,7 @@ def train(
     *,
     test: Any = None,
     labels: Any = None,
-    loader_batch_size: int = 256,
+    loader_batch_size: int = LOADER_BATCH_SIZE,
     num_workers: int = 0,
     collate_fn: Callable[..., Any] | None = None,
     dataset_id: str | None = None,
