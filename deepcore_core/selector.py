@@ -121,7 +121,7 @@ class ScoreSelector(Selector):
         if 0 < k < pool.size and values.max() == values.min():
             log.warning(
                 "method '%s': all %d scores of a pool are equal (%g), so its %d picks are the "
-                "seeded tie-break, a random choice (an untrained model?)",
+                "seeded tie-break, a random choice (an untrained model, or scores too coarse?)",
                 self.name, pool.size, values[0], k,
             )  # fmt: skip
         ranking = Ranking(
