@@ -253,3 +253,22 @@ def test_dual_beta_sampler_and_window_checks_with_running_statistics():
             balance=False,
             options={"window": 3},
         )
+
+
+@pytest.mark.parametrize(
+    ("method", "epochs", "warned"),
+    [("dual", 12, True), ("tdds", 12, True), ("dyn-unc", 10, True), ("dyn-unc", 12, False),
+     ("dual", 30, False)],
+)  # fmt: skip
+def test_a_recording_shorter_than_the_methods_windows_warns(method, epochs, warned, caplog):
+    """DUAL and TDDS read the first 30 epochs, Dyn-Unc windows of 10: a shorter recording
+    collapses them into one window, which is said once, with the numbers."""
+    import logging
+
+    d = scripted(epochs=epochs)
+    with caplog.at_level(logging.WARNING, logger="deepcore"):
+        select(method, training_dynamics=d, budget=3, balance=False)
+    short = [r.getMessage() for r in caplog.records if "recorded" in r.getMessage()]
+    assert bool(short) == warned
+    if warned:
+        assert len(short) == 1 and f"recorded {epochs}" in short[0]

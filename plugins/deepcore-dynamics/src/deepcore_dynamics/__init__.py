@@ -9,8 +9,9 @@ selection model (one row per epoch), so these scores cost nothing beyond that tr
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,6 +26,21 @@ from deepcore_core import (
     hookimpl,
 )
 from deepcore_dynamics import scores
+
+log = logging.getLogger("deepcore")
+
+
+def warn_if_short(method: str, dynamics: Any, needed: int, what: str) -> None:
+    """Warn when the recorded run is shorter than what ``method`` reads (``needed`` epochs):
+    its windows then collapse into one and the option has no effect past the recording."""
+    have = dynamics.epochs if isinstance(dynamics, RunningDynamics) else len(dynamics.loss)
+    if have < needed:
+        log.warning(
+            "method '%s' reads %s (%d epochs), but the selection model recorded %d: the "
+            "scores see fewer windows than the method's rule; train it longer "
+            "(--selection-epochs %d or more)",
+            method, what, needed, have, needed,
+        )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +123,8 @@ class DynUnc(ScoreSelector):
 
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Windowed std of p_y = exp(-loss)."""
+        w = self.options.window
+        warn_if_short(self.name, ctx.dynamics, w + 1, f"more than one window of {w} epochs")
         if isinstance(ctx.dynamics, RunningDynamics):
             return ctx.dynamics.value("dyn_unc", self.name, window=self.options.window)
         return scores.dyn_unc(ctx.dynamics.need("p_true", self.name), self.options.window)
@@ -143,6 +161,7 @@ class Dual(ScoreSelector):
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """The DUAL score over the first ``epochs`` epochs."""
         o = self.options
+        warn_if_short(self.name, ctx.dynamics, o.epochs, f"the first {o.epochs} epochs")
         if isinstance(ctx.dynamics, RunningDynamics):
             return ctx.dynamics.value("dual", self.name, window=o.window, horizon=o.epochs)
         return scores.dual(ctx.dynamics.need("p_true", self.name), o.window, o.epochs)
@@ -189,6 +208,7 @@ class Tdds(ScoreSelector):
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Decay-weighted windowed variability of the prediction change."""
         o = self.options
+        warn_if_short(self.name, ctx.dynamics, o.epochs, f"the first {o.epochs} epochs")
         if isinstance(ctx.dynamics, RunningDynamics):
             return ctx.dynamics.value(
                 "tdds", self.name, window=o.window, horizon=o.epochs, decay=o.decay
