@@ -56,26 +56,13 @@ def _given(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _loader(
-    data: DataOptions | None,
-    labels: Any,
-    loader: Mapping[str, Any],
-    dataset_id: str | None,
-    rows: Mapping[str, str | None],
-) -> DataOptions:
-    """How a user dataset is read, from the loader keywords (or a deprecated ``data=``)."""
+def _reading(data: DataOptions | None, **keywords: Any) -> DataOptions:
+    """How a user dataset is read: the loader keywords (``loader_batch_size`` is
+    ``DataOptions.batch_size``), or a deprecated ``data=``."""
     if data is not None:
         _deprecated("data", "labels=, loader_batch_size=, num_workers=, collate_fn=, dataset_id=")
         return data
-    return DataOptions(
-        labels,
-        loader["loader_batch_size"],
-        loader["num_workers"],
-        loader.get("collate_fn"),
-        dataset_id,
-        rows.get("input_key"),
-        rows.get("label_key"),
-    )
+    return DataOptions(batch_size=keywords.pop("loader_batch_size"), **keywords)
 
 
 def _setup(threads: int | None, device: str) -> str:
@@ -145,9 +132,11 @@ def select(
     host = host or get_host()
     values, recorded = _select_renames(settings)
     training_dynamics = recorded if training_dynamics is None else training_dynamics
-    loader = {"loader_batch_size": values.pop("loader_batch_size", loader_batch_size),
-              "num_workers": num_workers, "collate_fn": collate_fn}  # fmt: skip
-    rows = {"input_key": input_key, "label_key": label_key}
+    reading = _reading(
+        None, labels=labels, loader_batch_size=values.pop("loader_batch_size", loader_batch_size),
+        num_workers=num_workers, collate_fn=collate_fn, dataset_id=dataset_id,
+        input_key=input_key, label_key=label_key,
+    )  # fmt: skip
     factory = values.pop("selection_network") if callable(values.get("selection_network")) else None
     output, threads = values.pop("output", None), values.pop("threads", None)
     named = dataset if isinstance(dataset, str) else None
@@ -165,7 +154,6 @@ def select(
     sampler = sampler_for(host, selector, s.sampler, s.sampler_options)
     given = {"features": features, "scores": scores, "logits": logits, "probs": probs,
              "training_dynamics": training_dynamics}  # fmt: skip
-    reading = _loader(None, labels, loader, dataset_id, rows)
     with contextlib.ExitStack() as lent:  # the user's model is given back as it was found
         if dataset is None:
             ctx = _arrays_context(s, device, model, {**given, "labels": labels})
@@ -284,15 +272,13 @@ def embed(
     """
     host = host or get_host()
     s: SelectSettings = build(SelectSettings, {"device": device}, "embed() settings", text=False)
-    loader = {"loader_batch_size": loader_batch_size, "num_workers": num_workers,
-              "collate_fn": collate_fn}  # fmt: skip
+    reading = _reading(
+        data, labels=labels, loader_batch_size=loader_batch_size, num_workers=num_workers,
+        collate_fn=collate_fn, dataset_id=dataset_id, input_key=input_key, label_key=label_key,
+    )  # fmt: skip
     device = _setup(None, s.device)
-    rows = {"input_key": input_key, "label_key": label_key}
     with lend_model(model, feature_layer, device) as borrowed:
-        ctx = context_for_user_dataset(
-            host, dataset, s, 0, device, model=borrowed,
-            data=_loader(data, labels, loader, dataset_id, rows),
-        )  # fmt: skip
+        ctx = context_for_user_dataset(host, dataset, s, 0, device, model=borrowed, data=reading)
         ctx.hook = host.hook
         out = host.hook.embed(ctx=ctx)
     if out is None:
@@ -348,10 +334,10 @@ def train(
         text=False,
     )
     device = _setup(threads, s.device)
-    loader = {"loader_batch_size": loader_batch_size, "num_workers": num_workers,
-              "collate_fn": collate_fn}  # fmt: skip
-    rows = {"input_key": input_key, "label_key": label_key}
-    read = _loader(data, labels, loader, dataset_id, rows)
+    read = _reading(
+        data, labels=labels, loader_batch_size=loader_batch_size, num_workers=num_workers,
+        collate_fn=collate_fn, dataset_id=dataset_id, input_key=input_key, label_key=label_key,
+    )  # fmt: skip
     if named is not None:
         splits = host.datasets.load(named, s.data_root)
         held_out = splits.test if test is None else read.source(test)

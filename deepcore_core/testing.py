@@ -71,12 +71,37 @@ class _Registrar:
         register(self.cls)
 
 
-def host_with(cls: type[Selector], load_entrypoints: bool = False) -> PluginHost:
-    """A fresh host in which ``cls`` is registered (directly unless already present)."""
+def host_with(*classes: type[Selector], load_entrypoints: bool = False) -> PluginHost:
+    """A fresh host in which each of ``classes`` is registered (unless already present)."""
     host = PluginHost(load_entrypoints=load_entrypoints)
-    if cls.name not in host.registry:
-        host.register(_Registrar(cls), name=f"test-{cls.name}")
+    for cls in classes:
+        if cls.name not in host.registry:
+            host.register(_Registrar(cls), name=f"test-{cls.name}")
     return host
+
+
+class Confidence(ScoreSelector):
+    """A test method: the top class probability (needs probabilities only)."""
+
+    name = "confidence"
+    family = "test"
+    needs = frozenset({Need.PROBABILITIES})
+
+    def compute_scores(self, ctx: Any) -> np.ndarray:
+        """The largest probability of each sample."""
+        return np.asarray(ctx.probs).max(1)
+
+
+class GradNorm(ScoreSelector):
+    """A test method: the norm of the closed-form last-layer gradient (needs gradients)."""
+
+    name = "grad-norm"
+    family = "test"
+    needs = frozenset({Need.GRADIENTS})
+
+    def compute_scores(self, ctx: Any) -> np.ndarray:
+        """Each sample's gradient-embedding norm."""
+        return ctx.grad_embedding().norms()
 
 
 def run_method(

@@ -169,17 +169,8 @@ def context_for_dataset(
     :param scores: this method's scores from an earlier selection (another fraction).
     """
     host.networks.get(settings.selection_network)
-    ctx = SelectionContext(
-        n=len(data.train),
-        labels=data.train.labels,
-        seed=seed,
-        balance=settings.balance,
-        device=device,
-        dataset=data,
-        pretrain=settings.pretrain_spec(),
-        networks=host.networks,
-        scores=scores,
-    )
+    ctx = _over(data, settings, seed, device, settings.pretrain_spec(), host.networks)
+    ctx.scores = scores
     if outputs is not None:
         outputs.fill(ctx)
     return ctx
@@ -217,14 +208,22 @@ def context_for_user_dataset(
             settings = dataclasses.replace(settings, selection_network=name)
         networks.get(settings.selection_network)
         spec = settings.pretrain_spec()
+    ctx = _over(splits, settings, seed, device, spec, networks)
+    ctx.model = model
+    return ctx
+
+
+def _over(
+    data: DatasetSplits, settings: DataSettings, seed: int, device: str, spec: Any, networks: Any
+) -> SelectionContext:
+    """A selection context over ``data``'s training split."""
     return SelectionContext(
-        n=len(splits.train),
-        labels=splits.train.labels,
+        n=len(data.train),
+        labels=data.train.labels,
         seed=seed,
         balance=settings.balance,
         device=device,
-        dataset=splits,
-        model=model,
+        dataset=data,
         pretrain=spec,
         networks=networks,
     )

@@ -19,20 +19,9 @@ import torch
 from torch import nn
 
 import deepcore_core as dc
-from deepcore_core import DeepcoreError, Need, PluginHost, ScoreSelector, Selector, hookimpl
+from deepcore_core import DeepcoreError, Need, Selector
 from deepcore_core.errors import RunError
-from deepcore_core.testing import ImageBlobs, OddNet
-
-
-class Confidence(ScoreSelector):
-    """Test method: the top probability."""
-
-    name = "confidence"
-    family = "test"
-    needs = frozenset({Need.PROBABILITIES})
-
-    def compute_scores(self, ctx):
-        return ctx.probs.max(1)
+from deepcore_core.testing import Confidence, ImageBlobs, OddNet, host_with
 
 
 class Nearest(Selector):
@@ -48,18 +37,9 @@ class Nearest(Selector):
         return Pick(pool[np.argsort(np.linalg.norm(ctx.features[pool], axis=1))[:k]])
 
 
-class Reg:
-    @hookimpl
-    def register_selectors(self, register):
-        register(Confidence)
-        register(Nearest)
-
-
 @pytest.fixture(scope="module")
 def host():
-    h = PluginHost(load_entrypoints=False)
-    h.register(Reg(), "test-methods")
-    return h
+    return host_with(Confidence, Nearest)
 
 
 class WithNaN(ImageBlobs):

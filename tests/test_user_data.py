@@ -15,30 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import deepcore_core as dc
-from deepcore_core import DeepcoreError, Need, PluginHost, ScoreSelector, Selection, hookimpl
-from deepcore_core.testing import ImageBlobs, OddNet
-
-
-class Confidence(ScoreSelector):
-    """Test method: the top probability (keeps the least confident)."""
-
-    name = "confidence"
-    family = "test"
-    needs = frozenset({Need.PROBABILITIES})
-
-    def compute_scores(self, ctx):
-        return ctx.probs.max(1)
-
-
-class GradNorm(ScoreSelector):
-    """Test method: closed-form last-layer gradient norms."""
-
-    name = "grad-norm"
-    family = "test"
-    needs = frozenset({Need.GRADIENTS})
-
-    def compute_scores(self, ctx):
-        return ctx.grad_embedding().norms()
+from deepcore_core import DeepcoreError, Need, PluginHost, ScoreSelector, Selection
+from deepcore_core.testing import Confidence, GradNorm, ImageBlobs, OddNet, host_with
 
 
 class Failing(ScoreSelector):
@@ -52,18 +30,9 @@ class Failing(ScoreSelector):
         raise RuntimeError("boom")
 
 
-class Reg:
-    @hookimpl
-    def register_selectors(self, register):
-        for cls in (Confidence, GradNorm, Failing):
-            register(cls)
-
-
 @pytest.fixture(scope="module")
 def host():
-    h = PluginHost(load_entrypoints=False)
-    h.register(Reg(), "test-methods")
-    return h
+    return host_with(Confidence, GradNorm, Failing)
 
 
 class BNNet(nn.Module):

@@ -9,22 +9,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import deepcore_core as dc
-from deepcore_core import DeepcoreError, Need, PluginHost, ScoreSelector, hookimpl
+from deepcore_core import DeepcoreError, Need, PluginHost, ScoreSelector
 from deepcore_core.engine import pretrain as pretrain_mod
 from deepcore_core.nets.features import FeatureModel
+from deepcore_core.testing import GradNorm, OddNet, host_with
 from deepcore_core.testing import ImageBlobs as Blobs
-from deepcore_core.testing import OddNet
-
-
-class GradNorm(ScoreSelector):
-    """Test method: the closed-form last-layer gradient norm."""
-
-    name = "grad-norm"
-    family = "test"
-    needs = frozenset({Need.GRADIENTS})
-
-    def compute_scores(self, ctx):
-        return ctx.grad_embedding().norms()
 
 
 class Forgotten(ScoreSelector):
@@ -38,18 +27,9 @@ class Forgotten(ScoreSelector):
         return (~np.asarray(ctx.dynamics.correct)).sum(0).astype(float)
 
 
-class Reg:
-    @hookimpl
-    def register_selectors(self, register):
-        register(GradNorm)
-        register(Forgotten)
-
-
 @pytest.fixture(scope="module")
 def host():
-    h = PluginHost(load_entrypoints=False)
-    h.register(Reg(), "test-methods")
-    return h
+    return host_with(GradNorm, Forgotten)
 
 
 def test_features_are_the_input_of_the_final_linear_layer():

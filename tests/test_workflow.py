@@ -14,10 +14,8 @@ from typer.testing import CliRunner
 import deepcore_core as dc
 from deepcore_core import (
     DeepcoreError,
-    Need,
     Pick,
     PluginHost,
-    ScoreSelector,
     Selection,
     Selector,
     hookimpl,
@@ -27,7 +25,7 @@ from deepcore_core.engine.devices import resolve_device
 from deepcore_core.experiment.schedule import in_order
 from deepcore_core.rules import check_range, describe
 from deepcore_core.settings import SelectSettings, TrainCommandSettings
-from deepcore_core.testing import ImageBlobs, OddNet
+from deepcore_core.testing import Confidence, ImageBlobs, OddNet, host_with
 from deepcore_core.workflow import (
     StageOutputs,
     context_for_arrays,
@@ -35,17 +33,6 @@ from deepcore_core.workflow import (
     make_selection,
     sampler_for,
 )
-
-
-class Confidence(ScoreSelector):
-    """Test method: the selection model's top probability."""
-
-    name = "confidence"
-    family = "test"
-    needs = frozenset({Need.PROBABILITIES})
-
-    def compute_scores(self, ctx):
-        return ctx.probs.max(1)
 
 
 class FirstK(Selector):
@@ -58,18 +45,9 @@ class FirstK(Selector):
         return Pick(pool[:k])
 
 
-class Reg:
-    @hookimpl
-    def register_selectors(self, register):
-        register(Confidence)
-        register(FirstK)
-
-
 @pytest.fixture(scope="module")
 def host():
-    h = PluginHost(load_entrypoints=False)
-    h.register(Reg(), "test-methods")
-    return h
+    return host_with(Confidence, FirstK)
 
 
 # -- the settings keywords ------------------------------------------------------------------
