@@ -128,12 +128,21 @@ def core(session: nox.Session) -> None:
     session.run("pytest", "tests", *session.posargs, env={"DEEPCORE_LOAD_PLUGINS": ""})
 
 
+def _sibling_plugins(path: str) -> list[str]:
+    """The plugins of this repository that the plugin at ``path`` depends on (installed from
+    here, not from an index)."""
+    deps = nox.project.load_toml(f"{path}/pyproject.toml")["project"]["dependencies"]
+    names = {d.split(">")[0].split("=")[0].split("<")[0].strip() for d in deps}
+    return [f"plugins/deepcore-{n}" for n in PLUGINS if f"deepcore-{n}" in names]
+
+
 @nox.session(tags=["plugins"])
 @nox.parametrize("name", PLUGINS, ids=PLUGINS)
 def plugin(session: nox.Session, name: str) -> None:
-    """The core plus one plugin only: proves the plugin stands alone."""
+    """The core plus one plugin (and the plugins it declares it needs): proves it stands
+    alone."""
     path = f"plugins/deepcore-{name}"
-    _install(session, ".", path)
+    _install(session, ".", *_sibling_plugins(path), path)
     session.run("python", "-c", f"import deepcore_{name.replace('-', '_')}")
     session.run("deepcore", "--strict-plugins", "list-methods", "--json", silent=True)
     session.run("pytest", f"{path}/tests", *session.posargs)

@@ -37,7 +37,8 @@ class SelectionContext:
     :ivar probs: float32 class probabilities (N x C): given (or from logits), or from ``embed``.
     :ivar scores: float64 per-sample scores: given by the user, then the ``score`` stage's.
     :ivar seed: the run's seed; use :meth:`rng` for every random choice.
-    :ivar balance: per-class (True) or global (False) selection.
+    :ivar balance: per-class (True) or global (False) selection; None until the core
+        puts the method's own default there (``Selector.default_balance``).
     :ivar total: the coreset size.
     :ivar device: torch device string for work on tensors.
     :ivar selector: the :class:`~deepcore_core.Selector` being run.
@@ -63,7 +64,7 @@ class SelectionContext:
     probs: np.ndarray | None = None
     scores: np.ndarray | None = None
     seed: int = 0
-    balance: bool = True
+    balance: bool | None = None
     total: int = 0
     device: str = "cpu"
     selector: Any = None

@@ -114,18 +114,20 @@ class RunningSpec:
 
     def key(self) -> dict[str, Any]:
         """The spec for cache and run keys."""
-        return {"kind": "running", **dataclasses.asdict(self)}
+        # "tdds": the window counts epochs (recordings before it counted changes)
+        return {"kind": "running", **dataclasses.asdict(self), "tdds": "epochs"}
 
     def sizes(self, epochs: int) -> dict[str, int]:
         """For ``epochs`` recorded epochs: the window of dyn-unc (``unc``), the epochs DUAL
-        counts (``early``), DUAL's window (``dual``) and TDDS's window (``tdds``; 0 when there
-        is no change to count). Fewer epochs than a window make one window of them all."""
+        counts (``early``), DUAL's window (``dual``) and TDDS's window in changes (``tdds``:
+        a window of ``window`` epochs holds ``window - 1`` changes; 0 when there is none).
+        Fewer epochs than a window make one window of them all."""
         early = min(self.horizon, epochs)
         return {
             "unc": min(self.window, epochs),
             "early": early,
             "dual": min(self.window, early),
-            "tdds": min(self.window, early - 1),
+            "tdds": min(self.window - 1, early - 1),
         }
 
 
@@ -155,10 +157,11 @@ class RunningDynamics:
       L2 deviation of the per-epoch prediction change from its window mean.
 
     The same values the full history gives for the spec's options (up to the order of
-    floating-point sums). Memory while training, per sample: 71 bytes, two rings of ``window``
-    float32 values and the previous epoch's probabilities (4 C bytes): 191 MB per million
-    samples with the default window of 10 and 10 classes, whatever the number of epochs
-    (the full history takes 21 MB per million and epoch); 53 bytes per sample afterwards.
+    floating-point sums). Memory while training, per sample: 71 bytes, a ring of ``window``
+    float32 losses and one of ``window - 1`` changes, and the previous epoch's probabilities
+    (4 C bytes): 187 MB per million samples with the default window of 10 and 10 classes,
+    whatever the number of epochs (the full history takes 21 MB per million and epoch);
+    53 bytes per sample afterwards.
     """
 
     epochs: int

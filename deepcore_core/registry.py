@@ -105,6 +105,11 @@ class MethodInfo:
         """The one-line summary from the class docstring."""
         return self.cls.summary()
 
+    @property
+    def pool(self) -> str:
+        """The pool the method selects from unless ``balance`` is given."""
+        return "per class" if self.cls.default_balance else "whole dataset"
+
     def options(self) -> list[dict[str, Any]]:
         """Every option of the method: name, type, default and doc."""
         from deepcore_core.options import option_table
@@ -121,6 +126,7 @@ class MethodInfo:
             "distribution": self.distribution,
             "version": self.version,
             "summary": self.summary,
+            "pool": self.pool,
         }
 
 

@@ -36,6 +36,12 @@ class Selector(abc.ABC):
     family: ClassVar[str] = "other"
     needs: ClassVar[frozenset[Need]] = frozenset()
     Options: ClassVar[type] = NoOptions
+    #: the pool a selection draws from unless the user says: per class (True, DeepCore's
+    #: rule) or the whole dataset (False, as most later papers select)
+    default_balance: ClassVar[bool] = True
+    #: bumped when the method's rule changes what it selects, so a benchmark does not
+    #: resume from results of the old rule (0 leaves run keys as they were)
+    revision: ClassVar[int] = 0
     #: the rule set the options started from (``original``: the original code's rules)
     variant: str = "default"
     #: the plugin host that made this selector (None when constructed directly); a method

@@ -111,10 +111,19 @@ class DataSettings(Settings):
 
     dataset: str | None = setting("digits", "Dataset (see list-datasets).")
     data_root: str | None = setting(None, "Folder with the dataset's files.", path=True)
-    balance: bool = setting(True, "Select per class in proportion to class sizes.")
+    balance: bool | None = setting(
+        None,
+        "Select per class in proportion to class sizes (--balance) or from the whole dataset "
+        "(--no-balance); default: each method's own pool (list-methods).",
+    )
     selection_network: str = setting(_PRETRAIN.network, "Network trained to select.")
     selection_epochs: int = setting(
         _PRETRAIN.epochs, "Epochs of selection-model training.", **bounds("epochs")
+    )
+    selection_augment: bool = setting(
+        False,
+        "Train the selection model with the dataset's augmentation, so its recorded dynamics "
+        "are of augmented passes (the training-dynamics papers' recipe).",
     )
     selection_lr: float | None = setting(
         None, "Selection-model learning rate (default: the coreset lr).", **bounds("lr")
@@ -166,7 +175,8 @@ class DataSettings(Settings):
         return "constant" if self.variant == "original" else "cosine"
 
     def pretrain_spec(self, train: TrainConfig | None = None) -> PretrainSpec:
-        """How the selection model is trained: ``train``'s optimiser, no augmentation."""
+        """How the selection model is trained: ``train``'s optimiser, augmentation only with
+        ``selection_augment``."""
         base = dataclasses.replace(
             train or _TRAIN, epochs=self.selection_epochs, augment=False, eval_every=0
         )
@@ -181,6 +191,7 @@ class DataSettings(Settings):
             self.pretrained,
             Path(self.cache_dir) if self.cache_dir else None,
             self.running_spec(),
+            self.selection_augment,
         )
 
     def running_spec(self) -> RunningSpec | None:
@@ -333,6 +344,8 @@ class RunSettings(TrainSettings, DataSettings):
             out["sampler"] = {"name": self.sampler, "options": dict(self.sampler_options)}
         if self.variant != "default":
             out["variant"] = self.variant
+        if self.selection_augment:
+            out["selection_augment"] = True
         if self.schedule_of_selection_model() != "cosine":
             out["selection_schedule"] = self.schedule_of_selection_model()
         running = self.running_spec()

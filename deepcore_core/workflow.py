@@ -347,7 +347,7 @@ def context_for_arrays(
     probs: Any = None,
     dynamics: Any = None,
     seed: int = 0,
-    balance: bool = True,
+    balance: bool | None = None,
     device: str = "cpu",
 ) -> SelectionContext:
     """Validate precomputed inputs and put them into a :class:`SelectionContext`.
@@ -394,7 +394,7 @@ def context_for_arrays(
         scores=arrays["scores"],
         dynamics=dyn,
         seed=int(seed),
-        balance=bool(balance),
+        balance=None if balance is None else bool(balance),
         device=device,
     )
 
@@ -476,6 +476,9 @@ def make_selection(
         )
     if isinstance(selector, ScoreSelector):
         ctx.sampler = sampler or host.create_sampler(selector.default_sampler)
+    pool_rule = "given" if ctx.balance is not None else "method default"
+    if ctx.balance is None:
+        ctx.balance = selector.default_balance
     ctx.selector = selector
     ctx.hook = host.hook
     if ctx.dataset is not None and ctx.networks is None:
@@ -483,10 +486,9 @@ def make_selection(
     ctx.total = total_budget(ctx.n, fraction, budget)
     _run_stages(host, selector, ctx)
     result: Selection = host.hook.select(selector=selector, ctx=ctx)
-    selection = Selection(
-        result.indices, result.weights, result.scores, _metadata(host, selector, ctx, result,
-                                                                 fraction, dataset_name)
-    )  # fmt: skip
+    meta = _metadata(host, selector, ctx, result, fraction, dataset_name)
+    meta["pool"] = {"rule": "per class" if ctx.balance else "whole dataset", "from": pool_rule}
+    selection = Selection(result.indices, result.weights, result.scores, meta)
     host.hook.on_selection_end(selection=selection)
     return SelectionRun(selection, StageOutputs.of(ctx), time.perf_counter() - t0)
 

@@ -53,7 +53,7 @@ def reference(full: Dynamics, spec: RunningSpec) -> dict[str, np.ndarray]:
     d = full.change[1:h].astype(np.float64)
     tdds = np.zeros(p.shape[1])
     if len(d):
-        wt = min(spec.window, len(d))
+        wt = min(spec.window - 1, len(d))  # a window of ``window`` epochs: window - 1 changes
         k = len(d) - wt + 1
         for i in range(k):
             win = d[i : i + wt]
@@ -162,7 +162,7 @@ def test_settings_turn_running_statistics_on_and_into_the_keys():
     full, running = RunSettings(), RunSettings(dynamics="running")
     assert "dynamics" not in full.rules_key()  # keys made before running statistics stay valid
     assert running.rules_key()["dynamics"] == {
-        "kind": "running", "window": 10, "horizon": 30, "decay": 0.9,
+        "kind": "running", "window": 10, "horizon": 30, "decay": 0.9, "tdds": "epochs",
     }  # fmt: skip
 
 
@@ -210,6 +210,7 @@ def test_running_statistics_take_the_documented_memory_whatever_the_epochs():
         recorder = Recorder(epochs, n, CPU, RunningSpec(window=10))
         recorder.state["_prev"] = torch.zeros(n, c)  # sized on the first batch
         per_sample = sum(t.nbytes for t in recorder.state.values()) / n
-        assert per_sample == 71 + 4 * 10 + 4 * 10 + 4 * c  # 191 MB per million samples
+        # a ring of the window's 10 losses and of its 9 changes: 187 MB per million samples
+        assert per_sample == 71 + 4 * 10 + 4 * 9 + 4 * c
     full = Recorder(10, n, CPU)
     assert sum(t.nbytes for t in full.state.values()) / n == 21 * 10  # 21 MB per million/epoch

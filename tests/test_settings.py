@@ -206,3 +206,36 @@ def test_the_former_name_of_run_settings_still_works():
     from deepcore_core.experiment import ExperimentConfig
 
     assert ExperimentConfig is RunSettings
+
+
+def test_selection_augment_reaches_the_selection_model_and_the_keys():
+    plain, augmented = RunSettings(), RunSettings(selection_augment=True)
+    assert not plain.pretrain_spec().config_for(0).augment
+    assert augmented.pretrain_spec().config_for(0).augment
+    assert "selection_augment" not in plain.rules_key()  # keys made before it stay valid
+    assert augmented.rules_key()["selection_augment"] is True
+    # the selection model's key (and so its cache entry) differs
+    assert (
+        plain.pretrain_spec().config_for(0).key() != augmented.pretrain_spec().config_for(0).key()
+    )
+
+
+def test_balance_left_out_is_each_methods_own_pool():
+    from deepcore_core.experiment.plan import RunKey
+    from deepcore_core.selector import Selector
+
+    class Whole(Selector):
+        name = "whole"
+        default_balance = False
+        revision = 2
+
+        def pick(self, ctx, pool, k, rng):  # pragma: no cover - not run
+            raise AssertionError
+
+    keys = RunKey(RunSettings(), "digits", "f", {"whole": Whole})
+    assert keys.selection("whole", 0.1, 0)["balance"] is False
+    assert keys.selection("whole", 0.1, 0)["revision"] == 2
+    assert keys.selection("other", 0.1, 0)["balance"] is True
+    assert "revision" not in keys.selection("other", 0.1, 0)
+    given = RunKey(RunSettings(balance=True), "digits", "f", {"whole": Whole})
+    assert given.run("whole", 0.1, 0, "lenet")["balance"] is True

@@ -56,7 +56,8 @@ def select(selector: Selector, ctx: SelectionContext) -> Selection:
     stream depends only on the seed and the pool. A ``collective`` method picks every pool
     on every rank together (rank 0's picks count).
     """
-    pools = plan_pools(ctx.labels, ctx.n, ctx.total, ctx.balance)
+    balance = selector.default_balance if ctx.balance is None else ctx.balance
+    pools = plan_pools(ctx.labels, ctx.n, ctx.total, balance)
     owners = distributed.owners([pool.indices.size for pool in pools])
     mine: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     with Progress(len(pools), f"{selector.name}: picking", unit="picks") as bar:

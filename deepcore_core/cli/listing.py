@@ -13,6 +13,7 @@ from deepcore_core._version import __version__
 from deepcore_core.cli.common import echo_json, format_table, handle_errors, host_of
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.plugins import PluginHost
+from deepcore_core.registry import MethodInfo
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -50,6 +51,7 @@ def list_methods(
         for m in methods:
             typer.echo("")
             typer.echo(_options_text(m.name, m.options()))
+            typer.echo(_pool_text(m))
     failed = host.failed_plugins()
     if failed:
         typer.echo(f"\nnot loaded (errors): {', '.join(failed)}; see 'deepcore plugins'", err=True)
@@ -69,6 +71,11 @@ def _options_text(method: str, options: list[dict[str, object]]) -> str:
     return text
 
 
+def _pool_text(m: MethodInfo) -> str:
+    other = "--no-balance: the whole dataset" if m.cls.default_balance else "--balance: per class"
+    return f"pool by default: {m.pool} ({other})"
+
+
 @handle_errors
 def info(
     ctx: typer.Context,
@@ -83,7 +90,8 @@ def info(
         echo_json({**m.as_dict(), "description": doc, "options": m.options()})
         return
     typer.echo(f"{m.name} ({m.family}) from {m.distribution} {m.version}, plugin '{m.plugin}'")
-    typer.echo(f"needs: {', '.join(m.needs) or 'nothing'}\n")
+    typer.echo(f"needs: {', '.join(m.needs) or 'nothing'}")
+    typer.echo(_pool_text(m) + "\n")
     typer.echo(doc + "\n")
     typer.echo(_options_text(m.name, m.options()))
 

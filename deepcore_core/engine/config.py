@@ -114,7 +114,8 @@ class PretrainSpec:
     """How the selection model is trained: network, epochs and the training settings.
 
     As in the paper, the selection model trains on the full training set without
-    augmentation, with the optimiser settings of ``train`` and its cosine schedule over
+    augmentation (``augment``: with the dataset's augmentation, as the training-dynamics
+    papers record), with the optimiser settings of ``train`` and its cosine schedule over
     ``epochs`` (the original code used a constant learning rate here).
     """
 
@@ -124,6 +125,7 @@ class PretrainSpec:
     pretrained: str | None = None
     cache_dir: Path | None = None
     running: RunningSpec | None = None  #: running dynamics statistics (None: the full history)
+    augment: bool = False  #: train (and record the dynamics) with the dataset's augmentation
 
     def config_for(self, seed: int) -> TrainConfig:
         """The training config of the selection model for ``seed``."""
@@ -132,7 +134,7 @@ class PretrainSpec:
             epochs=self.epochs,
             iterations=0,
             warmup=0.0,
-            augment=False,
+            augment=self.augment,
             seed=seed,
             eval_every=0,
         )

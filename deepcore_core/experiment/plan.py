@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from deepcore_core.experiment.records import BASELINE, FULL
@@ -29,6 +30,18 @@ class RunKey:
     config: RunSettings
     dataset: str
     fingerprint: str
+    #: method name -> its selector class, for each method's default pool and rule revision
+    selectors: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def method_rules(self, method: str) -> dict[str, Any]:
+        """The pool that runs (the settings', else the method's default) and the method's
+        rule revision where it is not 0 (so keys made before revisions stay valid)."""
+        cls = self.selectors.get(method)
+        balance = self.config.balance
+        if balance is None:
+            balance = True if cls is None else bool(cls.default_balance)
+        revision = 0 if cls is None else int(cls.revision)
+        return {"balance": balance, **({"revision": revision} if revision else {})}
 
     def run(self, method: str, fraction: float, seed: int, network: str) -> dict[str, Any]:
         """The key of one run (``method`` ``full`` is the full-data model at fraction 1)."""
@@ -46,7 +59,7 @@ class RunKey:
             return key
         return {
             **key,
-            "balance": c.balance,
+            **self.method_rules(method),
             "options": c.method_options.get(method, {}),
             "selection_network": c.selection_network,
             "selection_epochs": c.selection_epochs,
@@ -62,7 +75,7 @@ class RunKey:
             "method": method,
             "fraction": fraction,
             "seed": seed,
-            "balance": c.balance,
+            **self.method_rules(method),
             "options": c.method_options.get(method, {}),
             "fingerprint": self.fingerprint,
             "selection_network": c.selection_network,

@@ -75,7 +75,8 @@ class Experiment:
         fingerprint = dataset_fingerprint(
             self.data.train.labels, len(self.data.train), self.data.name
         )
-        self.keys = RunKey(config, self.data.name, fingerprint)
+        classes = {m: host.registry.get(m).cls for m in self.methods}
+        self.keys = RunKey(config, self.data.name, fingerprint, classes)
         check_writable(config.out_dir(), folder=True)
         self.store = Store(config.out_dir())
         self.out = self.store.out

@@ -68,13 +68,32 @@ def test_tdds_by_hand():
     got = scores.tdds(ch, window=4, epochs=12, decay=0.9)
     for j in range(9):
         col = list(ch[1:12, j])  # changes of epochs 1..11
-        ws = hand_windows(col, 4)
+        ws = hand_windows(col, 3)  # a window of 4 epochs holds 3 changes
         k = len(ws)
         total = 0.0
         for i, w in enumerate(ws):
             m = sum(w) / len(w)
             total += 0.9 * 0.1 ** (k - 1 - i) * math.sqrt(sum((v - m) ** 2 for v in w))
         assert got[j] == pytest.approx(total)
+
+
+def test_tdds_windows_count_epochs_as_the_paper_does():
+    """From softmax outputs of T = 30 epochs: windows of J = 10 epochs, each holding the
+    changes between its consecutive epochs (9), weighted by beta (1 - beta)^(last - k)."""
+    rng = RNG(3)
+    epochs, n, c, window, beta = 30, 7, 5, 10, 0.9
+    logits = rng.normal(size=(epochs, n, c)).cumsum(0)
+    p = np.exp(logits) / np.exp(logits).sum(2, keepdims=True)
+    change = np.zeros((epochs, n))
+    for t in range(1, epochs):
+        change[t] = np.abs(p[t] * np.log(p[t] / p[t - 1])).sum(1)
+    starts = range(epochs - window + 1)  # a window per first epoch: epochs s .. s + 9
+    want = np.zeros(n)
+    for k in starts:
+        d = np.array([change[t] for t in range(k + 1, k + window)])  # 9 changes
+        weight = beta * (1 - beta) ** (len(starts) - 1 - k)
+        want += weight * np.sqrt(((d - d.mean(0)) ** 2).sum(0))
+    np.testing.assert_allclose(scores.tdds(change, window, epochs, beta), want, rtol=1e-12)
 
 
 def test_moderate_by_hand_and_its_band():
@@ -145,14 +164,16 @@ def test_end_to_end_run_on_digits(method, tmp_path):
     check_end_to_end(method, tmp_path)
 
 
-def brute_d2(score, x, k, knn, gamma, gamma_forward):
-    """D2 written out with a dense distance matrix and explicit loops."""
+def brute_d2(score, x, k, knn, gamma, gamma_forward, undirected=True):
+    """D2 written out with a dense distance matrix, neighbour sets and explicit loops."""
     n = len(score)
     d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
     nbrs = []
     for i in range(n):
         others = sorted((j for j in range(n) if j != i), key=lambda j: (d[i, j], j))
-        nbrs.append(others[:knn])
+        nbrs.append(set(others[:knn]))
+    if undirected:  # i ~ j when either counts the other among its neighbours
+        nbrs = [{j for j in range(n) if j in nbrs[i] or i in nbrs[j]} for i in range(n)]
     msg = [
         score[i] + sum(math.exp(-gamma_forward * d[i, j]) * score[j] for j in nbrs[i])
         for i in range(n)
@@ -166,16 +187,56 @@ def brute_d2(score, x, k, knn, gamma, gamma_forward):
     return picks
 
 
-def test_d2_matches_a_brute_force_greedy_on_a_small_graph():
+@pytest.mark.parametrize("graph", ["undirected", "directed"])
+def test_d2_matches_a_brute_force_greedy_on_a_small_graph(graph):
     from deepcore_core import knn
-    from deepcore_dynamics.d2 import d2_select
+    from deepcore_dynamics.d2 import d2_select, knn_graph
 
     rng = RNG(7)
     x = rng.normal(size=(25, 3))
     s = rng.uniform(size=25)
     dist, nbr = knn(x, 4, "euclidean", exclude_self=True)
-    got = d2_select(s, dist, nbr, 8, gamma=0.5, gamma_forward=1.0)
-    assert got.tolist() == brute_d2(s, x, 8, 4, 0.5, 1.0)
+    g = knn_graph(dist, nbr, undirected=graph == "undirected")
+    got = d2_select(s, g, 8, gamma=0.5, gamma_forward=1.0)
+    assert got.tolist() == brute_d2(s, x, 8, 4, 0.5, 1.0, undirected=graph == "undirected")
+    if graph == "undirected":  # some sample is a neighbour of more than its own 4
+        assert np.diff(g.start).max() > 4
+
+
+def brute_forgetting(correct):
+    """Correct-to-wrong transitions; never-learned samples score the number of epochs."""
+    e = len(correct)
+    events = sum((correct[t - 1] & ~correct[t]).astype(int) for t in range(1, e))
+    return np.where(correct.any(0), events, e).astype(float)
+
+
+@pytest.mark.parametrize("balance", [False, True])
+def test_d2_is_the_papers_recipe_by_brute_force(balance):
+    """The paper's CIFAR recipe: drop the 40% lowest-AUM samples of the whole dataset, then
+    spread the forgetting score (scaled to [0, 1] per pool) over the undirected 5-NN graph
+    of each pool (a class when balanced) and pick greedily."""
+    n = 90
+    d = scripted(epochs=10, n=n, seed=11)
+    x = RNG(12).normal(size=(n, 3))
+    labels = RNG(13).integers(0, 3, n)
+    sel = select(
+        "d2", training_dynamics=d, features=x, labels=labels, fraction=0.2, balance=balance
+    )
+    assert sel.meta["options"]["score"] == "forgetting" and sel.meta["options"]["drop"] == 0.4
+    aum = d["margin"].astype(np.float64).mean(0)
+    kept = np.sort(np.argsort(aum)[int(0.4 * n) :])
+    forgetting = brute_forgetting(d["correct"])
+    pools = [(kept, len(sel))]
+    if balance:
+        per = sel.meta["per_class"]
+        pools = [(kept[labels[kept] == c], per[str(c)]) for c in range(3)]
+    want = []
+    for pool, k in pools:
+        v = forgetting[pool]
+        v = (v - v.min()) / (v.max() - v.min())
+        want += pool[brute_d2(v, x[pool], k, 5, 0.1, 1.0)].tolist()
+    assert sorted(sel.indices.tolist()) == sorted(want)
+    assert sel.meta["pool"]["rule"] == ("per class" if balance else "whole dataset")
 
 
 def test_d2_spreads_any_score_method_through_select():
@@ -272,3 +333,33 @@ def test_a_recording_shorter_than_the_methods_windows_warns(method, epochs, warn
     assert bool(short) == warned
     if warned:
         assert len(short) == 1 and f"recorded {epochs}" in short[0]
+
+
+def test_aum_can_skip_the_first_epoch_and_dyn_unc_the_last_window():
+    from deepcore_core import DeepcoreError, Dynamics, RunningSpec
+    from deepcore_core import scores as score_of
+    from deepcore_core.engine.recording import summarize
+
+    d = scripted(epochs=14, n=9)
+    got = score_of("aum", training_dynamics=d, options={"skip_first_epoch": True})
+    np.testing.assert_allclose(got, d["margin"][1:].astype(np.float64).mean(0))
+    p = np.exp(-d["loss"].astype(np.float64))
+    got = score_of("dyn-unc", training_dynamics=d, options={"window": 5, "last_window": False})
+    want = np.mean([p[s : s + 5].std(0) for s in range(14 - 5)], axis=0)  # none ends at 13
+    np.testing.assert_allclose(got, want)
+    running = summarize(Dynamics(**d), RunningSpec())
+    with pytest.raises(DeepcoreError, match="skip_first_epoch needs every epoch"):
+        score_of("aum", training_dynamics=running, options={"skip_first_epoch": True})
+
+
+def test_d2_gives_a_class_short_after_the_cut_off_its_least_hard_dropped_samples():
+    """Class 0 holds the 20 hardest samples by AUM: the 40% cut-off drops all of them, so
+    its budget comes back from the least hard of them."""
+    n = 50
+    d = scripted(epochs=6, n=n, seed=2)
+    labels = np.r_[np.zeros(20, int), np.ones(30, int)]
+    d["margin"][:, :20] -= 100 + np.arange(20)  # lowest AUM hardest: sample 0 the least hard
+    x = RNG(3).normal(size=(n, 2))
+    sel = select("d2", training_dynamics=d, features=x, labels=labels, budget=10)
+    ones = sel.indices[labels[sel.indices] == 0]
+    assert sorted(ones.tolist()) == [0, 1, 2, 3]

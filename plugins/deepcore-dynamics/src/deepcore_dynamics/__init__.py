@@ -17,6 +17,7 @@ import numpy as np
 
 from deepcore_core import (
     DeepcoreError,
+    Dynamics,
     Need,
     Pick,
     RunningDynamics,
@@ -36,11 +37,21 @@ def warn_if_short(method: str, dynamics: Any, needed: int, what: str) -> None:
     have = dynamics.epochs if isinstance(dynamics, RunningDynamics) else len(dynamics.loss)
     if have < needed:
         log.warning(
-            "method '%s' reads %s (%d epochs), but the selection model recorded %d: the "
-            "scores see fewer windows than the method's rule; train it longer "
+            "method '%s' reads %s, but the selection model recorded %d epochs: the scores "
+            "see fewer windows than the method's rule; train it longer "
             "(--selection-epochs %d or more)",
-            method, what, needed, have, needed,
+            method, what, have, needed,
         )  # fmt: skip
+
+
+def full_history(method: str, dynamics: Any, option: str) -> Dynamics:
+    """The epochs x N history, or a clear error when only running statistics were kept."""
+    if isinstance(dynamics, RunningDynamics):
+        raise DeepcoreError(
+            f"method '{method}' with {option} needs every epoch's values; the selection model "
+            "kept running statistics (use dynamics: full)"
+        )
+    return dynamics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +59,8 @@ class AumOptions:
     """Options of ``aum``."""
 
     margin: Literal["logit", "probability"] = "logit"  #: logit (Pleiss) or probability (CCS)
+    #: leave out the first epoch, as the AUM authors' replication code does
+    skip_first_epoch: bool = False
 
 
 class Aum(ScoreSelector):
@@ -62,18 +75,23 @@ class Aum(ScoreSelector):
     name = "aum"
     family = "dynamics"
     needs = frozenset({Need.DYNAMICS})
+    default_balance = False  # the whole dataset, as in the paper
     Options = AumOptions
     descending = False
 
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Mean margin over the recorded epochs."""
-        d = ctx.dynamics
+        d, o = ctx.dynamics, self.options
+        if o.skip_first_epoch:
+            d = full_history(self.name, d, "skip_first_epoch")
         if isinstance(d, RunningDynamics):
-            name = "aum" if self.options.margin == "logit" else "aum_probability"
+            name = "aum" if o.margin == "logit" else "aum_probability"
             return d.value(name, self.name)
-        if self.options.margin == "logit":
-            return scores.aum(d.need("margin", self.name))
-        return scores.aum(d.need("p_true", self.name) - d.need("max_other", self.name))
+        if o.margin == "logit":
+            margin = d.need("margin", self.name)
+        else:
+            margin = d.need("p_true", self.name) - d.need("max_other", self.name)
+        return scores.aum(margin[1:] if o.skip_first_epoch and len(margin) > 1 else margin)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,13 +116,21 @@ class Ccs(Aum):
 
 @dataclasses.dataclass(frozen=True)
 class WindowOptions:
-    """Options of ``dyn-unc``."""
+    """Options of the windowed scores."""
 
-    window: int = 10  #: epochs per sliding window (He et al.: 10)
+    window: int = 10  #: epochs per sliding window (the papers: 10)
 
     def __post_init__(self) -> None:
         if self.window < 2:
             raise ValueError(f"window must be >= 2, got {self.window}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DynUncOptions(WindowOptions):
+    """Options of ``dyn-unc``."""
+
+    #: count the window that ends at the last epoch (BAAI's code stops one window short)
+    last_window: bool = True
 
 
 class DynUnc(ScoreSelector):
@@ -118,16 +144,20 @@ class DynUnc(ScoreSelector):
     name = "dyn-unc"
     family = "dynamics"
     needs = frozenset({Need.DYNAMICS})
-    Options = WindowOptions
+    default_balance = False  # the whole dataset, as in the paper
+    Options = DynUncOptions
     descending = True
 
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Windowed std of p_y = exp(-loss)."""
-        w = self.options.window
-        warn_if_short(self.name, ctx.dynamics, w + 1, f"more than one window of {w} epochs")
-        if isinstance(ctx.dynamics, RunningDynamics):
-            return ctx.dynamics.value("dyn_unc", self.name, window=self.options.window)
-        return scores.dyn_unc(ctx.dynamics.need("p_true", self.name), self.options.window)
+        w, d = self.options.window, ctx.dynamics
+        warn_if_short(self.name, d, w + 1, f"more than one window of {w} epochs")
+        if not self.options.last_window:
+            p = full_history(self.name, d, "last_window=false").need("p_true", self.name)
+            return scores.dyn_unc(p[:-1] if len(p) > w else p, w)
+        if isinstance(d, RunningDynamics):
+            return d.value("dyn_unc", self.name, window=w)
+        return scores.dyn_unc(d.need("p_true", self.name), w)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +184,7 @@ class Dual(ScoreSelector):
     name = "dual"
     family = "dynamics"
     needs = frozenset({Need.DYNAMICS})
+    default_balance = False  # the whole dataset, as in the paper
     Options = DualOptions
     descending = True
     default_sampler = "beta"
@@ -161,7 +192,7 @@ class Dual(ScoreSelector):
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """The DUAL score over the first ``epochs`` epochs."""
         o = self.options
-        warn_if_short(self.name, ctx.dynamics, o.epochs, f"the first {o.epochs} epochs")
+        warn_if_short(self.name, ctx.dynamics, o.epochs, f"its first {o.epochs} epochs")
         if isinstance(ctx.dynamics, RunningDynamics):
             return ctx.dynamics.value("dual", self.name, window=o.window, horizon=o.epochs)
         return scores.dual(ctx.dynamics.need("p_true", self.name), o.window, o.epochs)
@@ -186,6 +217,8 @@ class TddsOptions(DualOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.window < 3:  # a window of 2 epochs holds one change: no deviation to measure
+            raise ValueError(f"window must be >= 3 (epochs, so >= 2 changes), got {self.window}")
         if not 0.0 < self.decay <= 1.0:
             raise ValueError(f"decay must be in (0, 1], got {self.decay}")
 
@@ -195,20 +228,23 @@ class Tdds(ScoreSelector):
 
     Zhang et al., CVPR 2024 (arXiv 2311.13613). The engine computes each epoch's change
     sum_c |p_t,c log(p_t,c / p_t-1,c)| online (no per-epoch probability vectors are kept);
-    windows of ``window`` changes over the first ``epochs`` epochs, weighted by ``decay``.
+    windows of ``window`` epochs (``window - 1`` changes, as the paper and its code count)
+    over the first ``epochs`` epochs, weighted by ``decay``.
     Cost O(E N) (O(N C) memory while training). Needs training dynamics.
     """
 
     name = "tdds"
     family = "dynamics"
     needs = frozenset({Need.DYNAMICS})
+    default_balance = False  # the whole dataset, as in the paper
+    revision = 1  # 1: windows count epochs
     Options = TddsOptions
     descending = True
 
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
         """Decay-weighted windowed variability of the prediction change."""
         o = self.options
-        warn_if_short(self.name, ctx.dynamics, o.epochs, f"the first {o.epochs} epochs")
+        warn_if_short(self.name, ctx.dynamics, o.epochs, f"its first {o.epochs} epochs")
         if isinstance(ctx.dynamics, RunningDynamics):
             return ctx.dynamics.value(
                 "tdds", self.name, window=o.window, horizon=o.epochs, decay=o.decay
@@ -228,6 +264,7 @@ class Moderate(ScoreSelector):
     name = "moderate"
     family = "dynamics"
     needs = frozenset({Need.FEATURES, Need.LABELS})
+    default_balance = False  # the whole dataset, as in the paper
     descending = True
     default_sampler = "band"
 
@@ -241,11 +278,16 @@ class Moderate(ScoreSelector):
 class D2Options:
     """Options of ``d2``."""
 
-    score: str = "aum"  #: the score method whose ranking is spread (any score method)
+    score: str = "forgetting"  #: the score method spread over the graph (D2 on CIFAR: forgetting)
     knn: int = 5  #: neighbours per sample (D2: 5)
     gamma: float = 0.1  #: down-weighting of a pick's neighbours, exp(-gamma d) (D2: 0.1)
     gamma_forward: float = 1.0  #: the forward message weight, exp(-gamma_forward d)
-    drop: float = 0.0  #: share of the pool at the score's front dropped first (D2: 0.4 on CIFAR)
+    #: the k-NN graph: undirected as in the paper, or directed (each sample's own k only)
+    graph: Literal["undirected", "directed"] = "undirected"
+    drop: float = 0.4  #: share of the whole dataset dropped first, the hardest (D2: 0.4 on CIFAR)
+    #: the score method whose front (hardest end) is dropped: aum as in the paper (the
+    #: authors' code drops by the probability-margin AUM: ccs)
+    drop_score: str = "aum"
     #: neighbour search: exact, FAISS's exact index, FAISS HNSW, or auto (HNSW above 100,000)
     knn_backend: Literal["auto", "exact", "faiss", "faiss-hnsw"] = "auto"
 
@@ -259,57 +301,90 @@ class D2Options:
 class D2(Selector):
     """D2 pruning: a score spread by message passing over the feature k-NN graph, then a greedy.
 
-    Maharana et al., ICLR 2024 (arXiv 2310.07931): any installed score method's ranking
-    (``score``; oriented so its front is high and scaled to [0, 1] per pool) is smoothed
-    over each sample's ``knn`` nearest neighbours in feature space, then picks alternate
-    with down-weighting the pick's neighbours. Neighbours by blockwise exact top-k on the
-    run's device: O(n knn) memory per pool. Needs features plus the score method's inputs.
+    Maharana et al., ICLR 2024 (arXiv 2310.07931), with the paper's CIFAR recipe: first the
+    hardest ``drop`` share of the whole dataset by ``drop_score`` (AUM) is dropped; then
+    ``score``'s ranking (forgetting; oriented so its front is high, scaled to [0, 1] per pool)
+    is smoothed over each sample's neighbours in the undirected ``knn``-NN graph of the
+    features, and picks alternate with down-weighting the pick's neighbours. Per class by
+    default, as in the paper. A class left with fewer samples than its budget takes back its
+    least hard dropped ones. Neighbours by blockwise exact top-k on the run's device:
+    O(n knn) memory per pool. Needs features plus the score methods' inputs.
     """
 
     name = "d2"
     family = "dynamics"
-    needs = frozenset({Need.FEATURES, Need.DYNAMICS})  # with the default score, aum
+    needs = frozenset({Need.FEATURES, Need.DYNAMICS})  # with the default scores
     Options = D2Options
+    revision = 1  # 1: undirected graph, whole-dataset cut-off, the paper's defaults
 
-    def inner(self) -> ScoreSelector:
-        """The score method, from the host that made this selector (else the default one)."""
+    def scorer(self, method: str) -> ScoreSelector:
+        """A score method, from the host that made this selector (else the default one)."""
         from deepcore_core import get_host
 
-        sel = (self.host or get_host()).create_selector(self.options.score)
+        sel = (self.host or get_host()).create_selector(method)
         if not isinstance(sel, ScoreSelector):
-            raise DeepcoreError(f"d2: score method '{self.options.score}' does not score samples")
+            raise DeepcoreError(f"d2: score method '{method}' does not score samples")
         return sel
 
     def required(self) -> frozenset[Need]:
-        """Features and whatever the score method needs."""
-        return frozenset({Need.FEATURES}) | self.inner().required()
+        """Features and whatever the score methods need."""
+        o = self.options
+        out = frozenset({Need.FEATURES}) | self.scorer(o.score).required()
+        if o.drop:
+            out |= self.scorer(o.drop_score).required()
+        return out
+
+    def front_scores(self, ctx: SelectionContext, method: str) -> np.ndarray:
+        """``method``'s scores oriented so that its front is high (once per selection)."""
+        key = f"d2:{method}"
+        if key not in ctx.extras:  # every pool shares them
+            sel = self.scorer(method)
+            s = np.asarray(sel.compute_scores(ctx), dtype=np.float64)
+            ctx.extras[key] = s if sel.front_is_high(ctx) else -s
+        return np.asarray(ctx.extras[key])
+
+    def hardness_rank(self, ctx: SelectionContext) -> np.ndarray:
+        """Each sample's place in the whole dataset's ``drop_score`` ranking, 0 the hardest
+        (ties broken by a seeded permutation)."""
+        key = f"d2:rank:{self.options.drop_score}"
+        if key not in ctx.extras:
+            s = self.front_scores(ctx, self.options.drop_score)
+            order = np.lexsort((ctx.rng("d2-drop").permutation(ctx.n), -s))
+            rank = np.empty(ctx.n, dtype=np.int64)
+            rank[order] = np.arange(ctx.n)
+            ctx.extras[key] = rank
+        return np.asarray(ctx.extras[key])
+
+    def kept(self, ctx: SelectionContext, pool: np.ndarray, k: int) -> np.ndarray:
+        """The pool without the whole dataset's hardest ``drop`` share (at least ``k``)."""
+        if not self.options.drop:
+            return pool
+        rank = self.hardness_rank(ctx)[pool]
+        keep = rank >= int(self.options.drop * ctx.n)
+        if keep.sum() < k:  # the least hard k of the pool
+            keep = np.zeros(pool.size, dtype=bool)
+            keep[np.argsort(rank)[pool.size - k :]] = True
+        return pool[keep]
 
     def pick(
         self, ctx: SelectionContext, pool: np.ndarray, k: int, rng: np.random.Generator
     ) -> Pick:
-        """Drop the front share, then message passing and the greedy within the pool."""
+        """Drop the hardest, then message passing and the greedy within the pool."""
         from deepcore_core import knn
-        from deepcore_dynamics.d2 import d2_select
+        from deepcore_dynamics.d2 import d2_select, knn_graph
 
         o = self.options
         assert ctx.features is not None
-        inner = self.inner()
-        if "d2_scores" not in ctx.extras:  # once per selection: every pool shares them
-            ctx.extras["d2_scores"] = inner.compute_scores(ctx)
-        s = np.asarray(ctx.extras["d2_scores"], dtype=np.float64)
-        s = s if inner.front_is_high(ctx) else -s
-        drop = min(int(o.drop * pool.size), pool.size - k)
-        if drop:
-            keep = np.lexsort((rng.permutation(pool.size), -s[pool]))[drop:]
-            pool = np.sort(pool[keep])
-        v = s[pool]
+        pool = self.kept(ctx, pool, k)
+        v = self.front_scores(ctx, o.score)[pool]
         span = v.max() - v.min()
         v = (v - v.min()) / span if span > 0 else np.ones_like(v)
         m = min(o.knn, pool.size - 1)
         if m < 1:
             return Pick(pool[:k])
         dist, nbr = knn(ctx.features[pool], m, "euclidean", True, ctx.device, backend=o.knn_backend)
-        return Pick(pool[d2_select(v, dist, nbr, k, o.gamma, o.gamma_forward)])
+        graph = knn_graph(dist, nbr, undirected=o.graph == "undirected")
+        return Pick(pool[d2_select(v, graph, k, o.gamma, o.gamma_forward)])
 
 
 METHODS = (Aum, Ccs, DynUnc, Dual, Tdds, Moderate, D2)

@@ -37,13 +37,14 @@ def tdds(change: np.ndarray, window: int, epochs: int, decay: float) -> np.ndarr
     each window's deviation of the per-epoch prediction change from its window mean.
 
     ``change[t]`` is sum_c |p_t,c log(p_t,c / p_t-1,c)| (row 0, with no previous epoch, is
-    not used). Over the first ``epochs`` epochs, window k of ``window`` changes gets the weight
+    not used). A window spans ``window`` epochs, so ``window - 1`` changes, as in the paper
+    and its code. Over the first ``epochs`` epochs, window k gets the weight
     decay (1 - decay)^(K - 1 - k), K windows in all, so later windows weigh more.
     """
     d = np.asarray(change, dtype=np.float64)[1:epochs]
     if d.shape[0] == 0:
         return np.zeros(d.shape[1])
-    w = windows(d, window)
+    w = windows(d, window - 1)
     dev = np.sqrt(((w - w.mean(axis=1, keepdims=True)) ** 2).sum(axis=1))
     k = dev.shape[0]
     weights = decay * (1.0 - decay) ** (k - 1 - np.arange(k))
