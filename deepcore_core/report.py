@@ -17,8 +17,9 @@ from deepcore_core.experiment.records import (
     BASELINE,
     FULL,
     RunRecord,
-    accuracy_text,
+    cell_text,
     check_same_settings,
+    gap_text,
     summarize,
 )
 from deepcore_core.log import log
@@ -68,26 +69,40 @@ def _record(path: Path, text: str) -> RunRecord:
         raise DeepcoreError(f"'{path}' is not a run record") from None
 
 
-def _cell(r: dict[str, Any] | None, base: dict[str, Any] | None, best: bool, md: bool) -> str:
+def _cell(r: dict[str, Any] | None, best: bool, md: bool) -> str:
     if r is None:
         return "-"
     if r["diverged"] == r["runs"]:
         return f"diverged ({r['runs']})"
-    text = accuracy_text(r)
-    if base is not None and r["method"] not in (BASELINE, FULL):
-        text += f" ({100 * (r['mean'] - base['mean']):+.2f})"
+    text = cell_text(r)
     if best:
-        text = f"**{text}**" if md else f"{text} *"
+        text = f"**{text}**" if md else f"{text} (best)"
     if r["diverged"]:
         text += f" [{r['diverged']} of {r['runs']} diverged]"
     return text
 
 
+def best_of(cands: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best row of a column when it is distinguishable from the runner-up (a paired t
+    test over their common seeds, p <= 5%); None when it is not, or with one seed."""
+    from deepcore_core.stats import ALPHA, paired_gap
+
+    ranked = sorted((c for c in cands if np.isfinite(c["mean"])), key=lambda c: -c["mean"])
+    if not ranked:
+        return None
+    if len(ranked) == 1:
+        return ranked[0]
+    gap = paired_gap(ranked[0]["by_seed"], ranked[1]["by_seed"])
+    return ranked[0] if gap is not None and gap.p <= ALPHA else None
+
+
 def accuracy_tables(rows: list[dict[str, Any]], md: bool = True) -> str:
     """One table per target network: rows methods, columns fractions.
 
-    Cells are test accuracy mean ± std over seeds (in %), with the gap to ``uniform`` in
-    parentheses; the best method of each column (excluding the full-data model) is marked.
+    Cells are test accuracy mean ± std over seeds (in %), the paired gap to ``uniform`` in
+    parentheses (``*``: it survives the false-discovery-rate correction across the table)
+    and any collapsed seed; the best method of a column (excluding the full-data model) is
+    marked only where it is distinguishable from the runner-up.
     """
     out = []
     for net in sorted({r["network"] for r in rows}):
@@ -95,27 +110,48 @@ def accuracy_tables(rows: list[dict[str, Any]], md: bool = True) -> str:
         fractions = sorted({r["fraction"] for r in sub if r["method"] != FULL})
         by = {(r["method"], r["fraction"]): r for r in sub}
         methods = list(dict.fromkeys(r["method"] for r in sub))
-        best = {}
-        for f in fractions:
-            cands = [
-                r
-                for r in sub
-                if r["fraction"] == f and r["method"] != FULL and np.isfinite(r["mean"])
-            ]
-            if cands:
-                best[f] = max(c["mean"] for c in cands)
+        best = {
+            f: best_of([r for r in sub if r["fraction"] == f and r["method"] != FULL])
+            for f in fractions
+        }
         head = ["method"] + [f"{100 * f:g}%" for f in fractions]
         lines = [f"network: {net}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for m in methods:
             cells = []
             for f in fractions:
                 r = by.get((m, 1.0)) if m == FULL else by.get((m, f))
-                base = by.get((BASELINE, f))
-                is_best = r is not None and m != FULL and np.isclose(r["mean"], best.get(f, -1))
-                cells.append(_cell(r, base, bool(is_best), md))
+                cells.append(_cell(r, r is not None and m != FULL and r is best[f], md))
             lines.append("| " + " | ".join([m, *cells]) + " |")
         out.append("\n".join(lines))
     return "\n\n".join(out)
+
+
+def gap_tables(rows: list[dict[str, Any]]) -> str:
+    """Per network: each method's paired gap to ``uniform`` in points with its 95% t
+    interval and FDR-adjusted p-value (q); ``*`` where q <= 5%."""
+    out = []
+    for net in sorted({r["network"] for r in rows}):
+        sub = [r for r in rows if r["network"] == net and r.get("gap") is not None]
+        if not sub:
+            continue
+        fractions = sorted({r["fraction"] for r in sub})
+        by = {(r["method"], r["fraction"]): r for r in sub}
+        head = ["method"] + [f"{100 * f:g}%" for f in fractions]
+        lines = [f"network: {net}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for m in dict.fromkeys(r["method"] for r in sub):
+            cells = [_gap_cell(by.get((m, f))) for f in fractions]
+            lines.append("| " + " | ".join([m, *cells]) + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def _gap_cell(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return "-"
+    g = r["gap"]
+    if g.seeds < 2:
+        return f"{100 * g.mean:+.2f} (1 seed: untested)"
+    return f"{gap_text(r)} [{100 * g.low:+.2f}, {100 * g.high:+.2f}] q={r['q']:.2g}"
 
 
 def cross_architecture_table(rows: list[dict[str, Any]]) -> str | None:
@@ -131,7 +167,7 @@ def cross_architecture_table(rows: list[dict[str, Any]]) -> str | None:
     for m in dict.fromkeys(r["method"] for r in rows):
         if m == FULL:
             continue
-        cells = [_cell(by.get((m, f, n)), by.get((BASELINE, f, n)), False, True) for f, n in cols]
+        cells = [_cell(by.get((m, f, n)), False, True) for f, n in cols]
         lines.append("| " + " | ".join([m, *cells]) + " |")
     return "\n".join(lines)
 
@@ -225,47 +261,98 @@ def _decorate(ax: Any, sub: list[dict[str, Any]], net: str) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
-def write_report(records: list[RunRecord], out_dir: Path) -> tuple[str, list[Path]]:
+def check_same_code(records: list[RunRecord], mix_versions: bool = False) -> dict[str, int]:
+    """The code versions that made the records (identity -> runs); an error naming them
+    when there are several, unless ``mix_versions``."""
+    from deepcore_core.provenance import code_identity
+
+    seen: dict[str, int] = {}
+    for r in records:
+        ident = code_identity(r.provenance)
+        seen[ident] = seen.get(ident, 0) + 1
+    if len(seen) > 1 and not mix_versions:
+        counts = ", ".join(f"{k} ({n} runs)" for k, n in sorted(seen.items()))
+        raise DeepcoreError(
+            f"the results come from different code versions: {counts}; report each from its "
+            "own output folder, or pass --mix-versions to report them together"
+        )
+    return seen
+
+
+def provenance_text(records: list[RunRecord], codes: dict[str, int]) -> str:
+    """The provenance section: code versions, libraries, devices, threads, augmentation."""
+    lines = [f"- code: {', '.join(f'{k} ({n} runs)' for k, n in sorted(codes.items()))}"]
+    for field in ("torch", "device", "threads", "cpus", "augmentation"):
+        values: dict[str, int] = {}
+        for r in records:
+            v = str(r.provenance.get(field, "unrecorded"))
+            values[v] = values.get(v, 0) + 1
+        lines.append(
+            f"- {field}: {', '.join(f'{k} ({n} runs)' for k, n in sorted(values.items()))}"
+        )
+    return "\n".join(lines)
+
+
+_CSV_HEAD = (
+    "method,fraction,network,runs,diverged,mean,std,gap_to_uniform,gap_low,gap_high,p,q,"
+    "collapsed_seeds,size,selection_seconds\n"
+)
+
+
+def _csv_line(r: dict[str, Any]) -> str:
+    g = r.get("gap")
+    nan = float("nan")
+    gap = (g.mean, g.low, g.high, g.p) if g is not None else (nan, nan, nan, nan)
+    collapsed = ";".join(str(s) for s in sorted(r.get("collapsed", {})))
+    return (
+        f"{r['method']},{r['fraction']:g},{r['network']},{r['runs']},{r['diverged']},"
+        f"{r['mean']:.6f},{r['std']:.6f},{gap[0]:.6f},{gap[1]:.6f},{gap[2]:.6f},{gap[3]:.6g},"
+        f"{r['q']:.6g},{collapsed},{r['size']},{r['selection_seconds']:.3f}\n"
+    )
+
+
+def write_report(
+    records: list[RunRecord], out_dir: Path, mix_versions: bool = False
+) -> tuple[str, list[Path]]:
     """Write report.md, report.csv and the plots; return the Markdown and the files.
 
-    Records made with different settings are an error (see ``check_same_settings``).
+    Records made with different settings are an error (see ``check_same_settings``), and so
+    are records from different code versions unless ``mix_versions``.
     """
     check_same_settings(records)
+    codes = check_same_code(records, mix_versions)
     rows = summarize(records)
+    seeds = max((len(r["by_seed"]) for r in rows), default=0)
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = [
         "## Test accuracy (%)",
         "",
-        "mean ± std over seeds, after the last epoch; in "
-        "parentheses the gap to `uniform`; the best method per column in bold; runs whose "
-        "training diverged are counted and left out of the mean.",
+        "mean ± std over seeds, after the last epoch; in parentheses the gap to `uniform` "
+        "paired by seed, `*` where it survives a Benjamini-Hochberg false-discovery-rate "
+        "correction at 5% over the table (paired t test); the best method of a column in "
+        "bold only where a paired t test tells it from the runner-up (p <= 5%); a run more "
+        "than 15 points below its row's median is named as collapsed (it stays in the mean); "
+        "runs whose training diverged are counted and left out of the mean.",
         "",
         accuracy_tables(rows),
     ]
+    if seeds < 2:
+        parts += ["", "One seed per cell: no gap is tested and no method is marked best."]
+    gaps = gap_tables(rows)
+    if gaps and seeds >= 2:
+        parts += ["", "## Gap to uniform (points, 95% paired t interval, FDR-adjusted q)", ""]
+        parts += [gaps]
     cross = cross_architecture_table(rows)
     if cross:
         parts += ["", "## Cross-architecture", "", cross]
     parts += ["", "## Selection time (s, mean over seeds)", "", timing_table(rows)]
+    parts += ["", "## Provenance", "", provenance_text(records, codes)]
     md = "\n".join(parts) + "\n"
     files = [out_dir / "report.md", out_dir / "report.csv"]
     with atomic_write(files[0], "w") as fh:
         fh.write(md)
     with atomic_write(files[1], "w") as fh:
-        fh.write(
-            "method,fraction,network,runs,diverged,mean,std,gap_to_uniform,size,selection_seconds\n"
-        )
-        base = {(r["fraction"], r["network"]): r["mean"] for r in rows if r["method"] == BASELINE}
-        for r in rows:
-            gap = (
-                r["mean"] - base[(r["fraction"], r["network"])]
-                if (r["fraction"], r["network"]) in base
-                else float("nan")
-            )
-            fh.write(
-                f"{r['method']},{r['fraction']:g},{r['network']},{r['runs']},{r['diverged']},"
-                f"{r['mean']:.6f},{r['std']:.6f},{gap:.6f},{r['size']},"
-                f"{r['selection_seconds']:.3f}\n"
-            )
+        fh.write(_CSV_HEAD + "".join(_csv_line(r) for r in rows))
     for net in sorted({r["network"] for r in rows}):
         files += plot(rows, out_dir, net)
     return md, files

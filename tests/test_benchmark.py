@@ -91,6 +91,10 @@ def test_report_numbers_match_raw_results_and_plot(tmp_path):
     exp = Experiment(config(tmp_path), host(), log=lambda m: None)
     records = exp.run()
     md, _files = write_report(load_results(tmp_path / "out" / "results.jsonl"), tmp_path / "rep")
+    prov = records[0].provenance  # each record says what made it
+    assert prov["versions"]["deepcore-core"] and prov["device"] == "cpu"
+    assert prov["threads"] >= 1 and prov["augmentation"] == "none"  # digits: no augmentation
+    assert "## Provenance" in md and "- threads: " in md
     for method in ("confident", "uniform"):
         for f in (0.05, 0.2):
             acc = [

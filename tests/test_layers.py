@@ -32,6 +32,8 @@ LAYERS = {
     "distributed": 0,
     "neighbors": 0,
     "rules": 0,
+    "stats": 0,
+    "provenance": 0,
     "cache": 0,
     "engine.config": 0,
     # 1: what a selection is made of

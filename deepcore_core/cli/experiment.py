@@ -50,15 +50,13 @@ def run(ctx: typer.Context, settings: RunSettings, option: OptionPairs = None) -
 
     With no arguments, runs the quick default on the digits set shipped with deepcore.
     """
-    from deepcore_core.experiment import format_summary, summarize
+    from deepcore_core.experiment import format_summary, summarize, summary_legend
 
     exp = _experiment(ctx, settings, option)
     records = exp.run()
-    typer.echo(format_summary(summarize(records)))
-    note(
-        ctx,
-        f"\ntest accuracy (%) after the last epoch, mean ± std over seeds; results in {exp.out}/",
-    )
+    rows = summarize(records)
+    typer.echo(format_summary(rows))
+    note(ctx, "\n" + summary_legend(rows, exp.out))
 
 
 @handle_errors
@@ -77,7 +75,7 @@ def benchmark(ctx: typer.Context, settings: RunSettings, option: OptionPairs = N
     records = exp.run()
     if not distributed.is_main():
         return  # rank 0 writes the report
-    md, files = write_report(records, exp.out)
+    md, files = write_report(records, exp.out, mix_versions=True)  # resumed runs may differ
     typer.echo(md)
     note(ctx, "report: " + ", ".join(str(f) for f in files))
 
@@ -89,18 +87,30 @@ def report(
     output: Annotated[
         Path | None, typer.Option(help="Where to write the report (default: beside).")
     ] = None,
+    mix_versions: Annotated[
+        bool,
+        typer.Option(
+            "--mix-versions", help="Report runs made by different code versions together."
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Print the paper-style table and write report.md/.csv and the accuracy plot."""
+    import dataclasses
+
     from deepcore_core.experiment import summarize
     from deepcore_core.report import load_results, write_report
 
     records = load_results(results)
     out = output or (results if results.is_dir() else results.parent)
     check_writable(out, folder=True)
-    md, files = write_report(records, out)
+    md, files = write_report(records, out, mix_versions)
     if as_json:
-        echo_json({"rows": summarize(records), "files": [str(f) for f in files]})
+        rows = [
+            {**r, "gap": None if r["gap"] is None else dataclasses.asdict(r["gap"])}
+            for r in summarize(records)
+        ]
+        echo_json({"rows": rows, "files": [str(f) for f in files]})
         return
     typer.echo(md)
     note(ctx, "report: " + ", ".join(str(f) for f in files))

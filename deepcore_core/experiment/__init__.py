@@ -19,6 +19,7 @@ from deepcore_core.experiment.records import (
     format_summary,
     load_record,
     summarize,
+    summary_legend,
     write_summary,
 )
 from deepcore_core.experiment.runner import Experiment
@@ -39,6 +40,7 @@ __all__ = [
     "make_config",
     "run_id",
     "summarize",
+    "summary_legend",
     "write_summary",
 ]
 

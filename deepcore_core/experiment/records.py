@@ -27,6 +27,9 @@ class RunRecord:
     train_seconds: float
     size: int
     history: list[dict[str, float]]
+    #: the code, libraries, device, threads and augmentation that made it
+    #: (:mod:`deepcore_core.provenance`; empty in records made before it was kept)
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -49,6 +52,17 @@ def accuracy_text(row: dict[str, Any]) -> str:
     if row["runs"] - row["diverged"] == 1:
         return f"{100 * row['mean']:.2f} (n=1)"
     return f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"
+
+
+def cell_text(row: dict[str, Any]) -> str:
+    """A table cell: ``mean ± std (gap)`` and any collapsed seeds, named."""
+    text = accuracy_text(row)
+    gap = gap_text(row)
+    if gap:
+        text += f" ({gap})"
+    for seed, acc in sorted(row.get("collapsed", {}).items()):
+        text += f" [seed {seed} collapsed: {100 * acc:.1f}]"
+    return text
 
 
 #: run-key fields that identify a run's place in the grid, not its settings
@@ -89,8 +103,16 @@ def _settings(key: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+#: a run this many points (of accuracy, as a fraction) below its row's median seed collapsed
+COLLAPSE = 0.15
+
+
 def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
-    """Mean and std of final accuracy per (method, fraction, network)."""
+    """Per (method, fraction, network): mean and std of final accuracy over seeds, each
+    seed's accuracy (``by_seed``), the runs more than 15 points below the row's median
+    (``collapsed``, seed -> accuracy; still in the mean), and the paired gap to ``uniform``
+    (``gap``, a :class:`~deepcore_core.stats.Gap`) with its false-discovery-rate adjusted
+    p-value across the table (``q``)."""
     groups: dict[tuple[str, float, str], list[RunRecord]] = {}
     for r in records:
         groups.setdefault((r.key["method"], r.key["fraction"], r.key["network"]), []).append(r)
@@ -98,6 +120,8 @@ def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
     for (method, fraction, network), rs in sorted(groups.items(), key=_order):
         acc = np.array([r.accuracy if not r.diverged else np.nan for r in rs], dtype=float)
         ok = acc[np.isfinite(acc)]
+        by_seed = {int(r.key["seed"]): float(a) for r, a in zip(rs, acc, strict=True)}
+        median = float(np.median(ok)) if ok.size else float("nan")
         rows.append(
             {
                 "method": method,
@@ -107,11 +131,44 @@ def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
                 "diverged": int(len(acc) - len(ok)),
                 "mean": float(ok.mean()) if ok.size else float("nan"),
                 "std": float(ok.std(ddof=1)) if ok.size > 1 else 0.0,
+                "by_seed": by_seed,
+                "collapsed": {s: a for s, a in by_seed.items() if a < median - COLLAPSE},
                 "selection_seconds": float(np.mean([r.selection_seconds for r in rs])),
                 "size": int(np.mean([r.size for r in rs])),
             }
         )
+    _add_gaps(rows)
     return rows
+
+
+def _add_gaps(rows: list[dict[str, Any]]) -> None:
+    """Each row's paired gap to ``uniform`` at its fraction and network, and the q-values."""
+    from deepcore_core.stats import fdr_adjust, paired_gap
+
+    base = {(r["fraction"], r["network"]): r for r in rows if r["method"] == BASELINE}
+    tested = []
+    for r in rows:
+        b = base.get((r["fraction"], r["network"]))
+        r["gap"] = (
+            None if b is None or r["method"] in (BASELINE, FULL)
+            else paired_gap(r["by_seed"], b["by_seed"])
+        )  # fmt: skip
+        r["q"] = float("nan")
+        if r["gap"] is not None:
+            tested.append(r)
+    for r, q in zip(tested, fdr_adjust([r["gap"].p for r in tested]), strict=True):
+        r["q"] = q
+
+
+def gap_text(row: dict[str, Any]) -> str:
+    """The gap to uniform in points, ``*`` when it survives the FDR correction (q <= 5%)."""
+    from deepcore_core.stats import ALPHA
+
+    gap = row.get("gap")
+    if gap is None:
+        return ""
+    mark = "*" if np.isfinite(row["q"]) and row["q"] <= ALPHA else ""
+    return f"{100 * gap.mean:+.2f}{mark}"
 
 
 def _order(item: tuple[tuple[str, float, str], Any]) -> tuple[int, str, float, str]:
@@ -121,7 +178,8 @@ def _order(item: tuple[tuple[str, float, str], Any]) -> tuple[int, str, float, s
 
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table: rows methods, columns fractions (x networks), mean +- std in %."""
+    """A Markdown table: rows methods, columns fractions (x networks), mean +- std in %, the
+    gap to uniform (``*``: significant after the FDR correction) and collapsed seeds."""
     nets = sorted({r["network"] for r in rows})
     fractions = sorted({r["fraction"] for r in rows if r["method"] != FULL})
     cols = [(f, n) for n in nets for f in fractions]
@@ -133,9 +191,27 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
         cells = []
         for f, n in cols:
             r = by.get((m, 1.0, n)) if m == FULL else by.get((m, f, n))
-            cells.append("-" if r is None else accuracy_text(r))
+            cells.append("-" if r is None else cell_text(r))
         lines.append("| " + " | ".join([m, *cells]) + " |")
     return "\n".join(lines)
+
+
+def summary_legend(rows: list[dict[str, Any]], out: Path) -> str:
+    """What :func:`format_summary`'s table shows, in one line (and a second naming any
+    collapsed runs)."""
+    seeds = max((len(r["by_seed"]) for r in rows), default=0)
+    text = (
+        f"test accuracy (%) after the last epoch, mean ± std over {seeds} seed(s); in "
+        "parentheses the gap to uniform in points, paired by seed, * where it is significant "
+        f"(paired t, 5% false-discovery rate over the table); results in {out}/"
+    )
+    collapsed = sum(len(r.get("collapsed", {})) for r in rows)
+    if collapsed:
+        text += (
+            f"\n{collapsed} run(s) collapsed (over 15 points below their row's median seed): "
+            "named in their cells and kept in the means"
+        )
+    return text
 
 
 def write_summary(records: list[RunRecord], out: Path) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from deepcore_core.experiment.store import Store
 from deepcore_core.log import log
 from deepcore_core.plugins import PluginHost
 from deepcore_core.progress import Progress
+from deepcore_core.provenance import provenance
 from deepcore_core.selection import Selection, dataset_fingerprint
 from deepcore_core.selector import ScoreSelector
 from deepcore_core.settings import RunSettings
@@ -191,7 +192,7 @@ class Experiment:
             # A diverged run is a result too: recorded (accuracy NaN) and counted in reports.
             self.log(f"warning: {exc}")
             nan = float("nan")
-            return RunRecord(key, nan, nan, sel_seconds, 0.0, size, [])
+            return RunRecord(key, nan, nan, sel_seconds, 0.0, size, [], self.provenance(seed))
         return RunRecord(
             key,
             float(result.final_accuracy or 0.0),
@@ -200,4 +201,11 @@ class Experiment:
             result.seconds,
             size,
             result.history,
+            self.provenance(seed),
         )
+
+    def provenance(self, seed: int) -> dict[str, Any]:
+        """This run's code, libraries, device, threads and applied augmentation."""
+        augment = self.config.train_config(seed).augment
+        kind = getattr(self.data.train, "augment", "unknown") if augment else "none"
+        return provenance(self.host.versions(), self.device, kind)
