@@ -6,15 +6,15 @@ Reads the per-run records an experiment writes (its output folder, or its ``resu
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deepcore_core._io import atomic_write
-from deepcore_core.errors import DeepcoreError, RunError, file_error
+from deepcore_core.errors import DeepcoreError, file_error
 from deepcore_core.experiment.records import (
-    BASELINE,
     FULL,
     RunRecord,
     cell_text,
@@ -187,80 +187,6 @@ def timing_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict[str, Any]], out_dir: Path, network: str | None = None) -> list[Path]:
-    """Accuracy versus fraction, one line per method, uniform highlighted; PNG and SVG.
-
-    Uses matplotlib's object API (a bare ``Figure``), so the process's backend is untouched.
-    """
-    from matplotlib.figure import Figure
-
-    nets = sorted({r["network"] for r in rows})
-    net = network or nets[0]
-    sub = [r for r in rows if r["network"] == net]
-    fig = Figure(figsize=(8.5, 4.5))
-    ax = fig.add_subplot()
-    _method_lines(ax, sub)
-    _decorate(ax, sub, net)
-    fig.tight_layout()
-    paths = []
-    for ext in ("png", "svg"):
-        path = out_dir / f"accuracy-{net}.{ext}"
-        try:
-            with atomic_write(path) as fh:
-                fig.savefig(fh, format=ext, dpi=150, bbox_inches="tight")
-        except (RuntimeError, ValueError) as exc:  # an image writer's own error (disk full)
-            raise RunError(f"cannot write '{path}': {exc}") from None
-        paths.append(path)
-    return paths
-
-
-def _method_lines(ax: Any, sub: list[dict[str, Any]]) -> None:
-    """One line (and a faint std band) per method; uniform black and dashed."""
-    import matplotlib
-
-    methods = [m for m in dict.fromkeys(r["method"] for r in sub) if m != FULL]
-    # 20 colours and 7 markers: every method of a large grid keeps its own look
-    cmap = matplotlib.colormaps["tab20"]
-    colors, markers = [cmap(i) for i in range(cmap.N)], "osv^DPX"
-    others = [m for m in methods if m != BASELINE]
-    for m in methods:
-        pts = sorted((r["fraction"], r["mean"], r["std"]) for r in sub if r["method"] == m)
-        f = np.array([p[0] for p in pts]) * 100
-        mean = np.array([p[1] for p in pts]) * 100
-        std = np.array([p[2] for p in pts]) * 100
-        if m == BASELINE:
-            style = {"color": "black", "linewidth": 2.5, "linestyle": "--", "zorder": 5}
-        else:
-            i = others.index(m)
-            style = {
-                "color": colors[i % len(colors)],
-                "marker": markers[i % len(markers)],
-                "linewidth": 1.3,
-                "markersize": 4,
-            }
-        (line,) = ax.plot(f, mean, label=m, **style)
-        low, high = np.clip(mean - std, 0, 100), np.clip(mean + std, 0, 100)
-        ax.fill_between(f, low, high, alpha=0.06, color=line.get_color())
-
-
-def _decorate(ax: Any, sub: list[dict[str, Any]], net: str) -> None:
-    """The full-data line, log fraction axis, labels and the legend beside the axes."""
-    full = [r for r in sub if r["method"] == FULL]
-    if full:
-        ax.axhline(
-            100 * full[0]["mean"], color="grey", linewidth=1, linestyle=":", label=f"{FULL} data"
-        )
-    ax.set_xscale("log")
-    ticks = sorted({100 * r["fraction"] for r in sub if r["method"] != FULL})
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlabel("coreset fraction (%)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"accuracy vs coreset size ({net})")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-
-
 def check_same_code(records: list[RunRecord], mix_versions: bool = False) -> dict[str, int]:
     """The code versions that made the records (identity -> runs); an error naming them
     when there are several, unless ``mix_versions``."""
@@ -312,13 +238,21 @@ def _csv_line(r: dict[str, Any]) -> str:
 
 
 def write_report(
-    records: list[RunRecord], out_dir: Path, mix_versions: bool = False
+    records: list[RunRecord],
+    out_dir: Path,
+    mix_versions: bool = False,
+    families: Mapping[str, str] | None = None,
+    html: bool = False,
 ) -> tuple[str, list[Path]]:
-    """Write report.md, report.csv and the plots; return the Markdown and the files.
+    """Write report.md, report.csv and the figures (and report.html with ``html``); return
+    the Markdown and the files.
 
     Records made with different settings are an error (see ``check_same_settings``), and so
-    are records from different code versions unless ``mix_versions``.
+    are records from different code versions unless ``mix_versions``. ``families`` (method
+    -> family) groups the accuracy panels.
     """
+    from deepcore_core import plots
+
     check_same_settings(records)
     codes = check_same_code(records, mix_versions)
     rows = summarize(records)
@@ -353,6 +287,15 @@ def write_report(
         fh.write(md)
     with atomic_write(files[1], "w") as fh:
         fh.write(_CSV_HEAD + "".join(_csv_line(r) for r in rows))
+    figures: list[Path] = []
     for net in sorted({r["network"] for r in rows}):
-        files += plot(rows, out_dir, net)
+        figures += plots.accuracy_panels(rows, out_dir, net, families or {})
+        if seeds >= 1 and any(r.get("gap") is not None for r in rows):
+            figures += plots.gap_heatmap(rows, out_dir, net)
+    figures += plots.cost_chart(rows, out_dir)
+    files += figures
+    if html:
+        from deepcore_core.report_html import write_html
+
+        files.append(write_html(md, [f for f in figures if f.suffix == ".svg"], out_dir))
     return md, files

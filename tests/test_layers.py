@@ -59,6 +59,8 @@ LAYERS = {
     "lightning": 6,
     "experiment": 6,
     "report": 6,
+    "report_html": 6,
+    "plots": 6,
     # 7: the command line and the public package
     "cli": 7,
     "testing": 7,

@@ -97,3 +97,27 @@ def test_reports_refuse_mixed_code_versions_unless_told():
     assert sum(check_same_code(recs, mix_versions=True).values()) == 2
     same = [dataclasses.replace(r, provenance=prov) for r in recs]
     assert len(check_same_code(same)) == 1
+
+
+def test_the_report_draws_every_figure_and_one_self_contained_html(tmp_path):
+    recs = [record("uniform", s, a, f) for f in (0.1, 0.3) for s, a in enumerate([0.8, 0.81, 0.79])]
+    recs += [
+        record("better", s, a, f) for f in (0.1, 0.3) for s, a in enumerate([0.85, 0.86, 0.84])
+    ]
+    recs += [record("worse", s, a, f) for f in (0.1, 0.3) for s, a in enumerate([0.6, 0.62, 0.61])]
+    recs += [record("full", s, 0.9, 1.0) for s in range(3)]
+    families = {"better": "geometry", "worse": "uncertainty"}
+    _, files = write_report(recs, tmp_path, families=families, html=True)
+    names = {f.name for f in files}
+    for stem in ("accuracy-lenet", "gap-lenet", "cost"):
+        assert {f"{stem}.png", f"{stem}.svg"} <= names
+        assert (tmp_path / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    panels = (tmp_path / "accuracy-lenet.svg").read_text()
+    for text in ("geometry", "uncertainty", "uniform", "full data", "better", "worse"):
+        assert text in panels  # one panel per family, uniform and full data in each
+    assert panels.count("full data") >= 2
+    heat = (tmp_path / "gap-lenet.svg").read_text()
+    assert "+5.0*" in heat and "-19.0*" in heat
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<svg") == 3 and "<table>" in page and "<h2>Provenance</h2>" in page
+    assert "src=" not in page and 'href="http' not in page  # nothing fetched from elsewhere

@@ -75,9 +75,16 @@ def benchmark(ctx: typer.Context, settings: RunSettings, option: OptionPairs = N
     records = exp.run()
     if not distributed.is_main():
         return  # rank 0 writes the report
-    md, files = write_report(records, exp.out, mix_versions=True)  # resumed runs may differ
+    md, files = write_report(  # resumed runs may come from other code versions: listed
+        records, exp.out, mix_versions=True, families=_families(ctx), html=True
+    )
     typer.echo(md)
     note(ctx, "report: " + ", ".join(str(f) for f in files))
+
+
+def _families(ctx: typer.Context) -> dict[str, str]:
+    """Method -> family of the installed methods (a report's panels group by it)."""
+    return {m.name: m.family for m in host_of(ctx).registry}
 
 
 @handle_errors
@@ -93,9 +100,13 @@ def report(
             "--mix-versions", help="Report runs made by different code versions together."
         ),
     ] = False,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write report.html, tables and figures in one file.")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Print the paper-style table and write report.md/.csv and the accuracy plot."""
+    """Print the tables and write report.md/.csv and the figures (accuracy per family,
+    gap to uniform, selection cost)."""
     import dataclasses
 
     from deepcore_core.experiment import summarize
@@ -104,7 +115,7 @@ def report(
     records = load_results(results)
     out = output or (results if results.is_dir() else results.parent)
     check_writable(out, folder=True)
-    md, files = write_report(records, out, mix_versions)
+    md, files = write_report(records, out, mix_versions, _families(ctx), html)
     if as_json:
         rows = [
             {**r, "gap": None if r["gap"] is None else dataclasses.asdict(r["gap"])}

@@ -96,6 +96,9 @@ def _settings(key: dict[str, Any]) -> dict[str, str]:
     if isinstance(train, dict):
         del out["train"]
         out.update({f"train.{k}": json.dumps(v) for k, v in train.items() if k != "seed"})
+    for name in ("balance", "revision"):  # each method's own pool and rule revision
+        if name in out:
+            out[f"{name} of {key['method']}"] = out.pop(name)
     if "options" in key:
         out[f"options of {key['method']}"] = json.dumps(key["options"], sort_keys=True)
         if "selection_lr" not in key and isinstance(train, dict):  # stored only when it differs
