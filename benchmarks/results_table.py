@@ -1,5 +1,7 @@
 """A results folder as a markdown table: mean test accuracy (%) over seeds per method and
-fraction, the gap to ``uniform`` in parentheses, the best per column in bold, methods in
+fraction, the gap to ``uniform`` paired by seed in parentheses (``*`` where it survives a
+Benjamini-Hochberg false-discovery-rate correction at 5% over the table), the best of a
+column in bold only where a paired t test tells it from the runner-up (p <= 5%), methods in
 order of their mean gap, and how many seeds each cell has when they differ.
 
 With ``--original DIR`` (the same grid under ``--variant original``): each method of that
@@ -16,9 +18,9 @@ import argparse
 import statistics
 from pathlib import Path
 
-from paper_claims import load
+from paper_claims import Acc, load
 
-Acc = dict[tuple[str, float], list[float]]
+from deepcore_core.stats import ALPHA, fdr_adjust, paired_gap
 
 
 def main() -> None:
@@ -38,7 +40,7 @@ def main() -> None:
         if args.fractions is None
         else {float(f) for f in args.fractions.split(",")}
     )
-    mean = {k: statistics.mean(v) for k, v in acc.items() if v}
+    mean = {k: statistics.mean(v.values()) for k, v in acc.items() if v}
     base = {f: mean.get(("uniform", f)) for f in fractions}
     if args.original is not None:
         orig = load(args.original, seeds)
@@ -69,33 +71,48 @@ def print_table(
     std: bool,
     bold: bool,
 ) -> None:
-    """One row per (label, accuracies, method); gaps to ``base`` in parentheses."""
-    mean = {}
-    for label, a, m in rows:
-        for f in fractions:
-            if a.get((m, f)):
-                mean[(label, f)] = statistics.mean(a[(m, f)])
-    best = {f: max((v for (_, g), v in mean.items() if g == f), default=None) for f in fractions}
-    counts = {len(a[(m, f)]) for _, a, m in rows for f in fractions if a.get((m, f))}
+    """One row per (label, accuracies, method); paired gaps to uniform in parentheses."""
+    uniform = rows[0][1]
+    cell = {(label, f): a[(m, f)] for label, a, m in rows for f in fractions if a.get((m, f))}
+    gaps = {
+        k: paired_gap(v, uniform[("uniform", k[1])])
+        for k, v in cell.items()
+        if k[0] != "uniform" and ("uniform", k[1]) in uniform
+    }
+    tested = [k for k, g in gaps.items() if g is not None and g.seeds > 1]
+    q = dict(zip(tested, fdr_adjust([gaps[k].p for k in tested]), strict=True))
+    best = {f: _best(cell, f) if bold else None for f in fractions}
+    counts = {len(v) for v in cell.values()}
     print("| method | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |")
     print("|---" * (len(fractions) + 1) + "|")
-    for label, a, m in rows:
+    for label, _, m in rows:
         cells = []
         for f in fractions:
-            if (label, f) not in mean:
+            if (label, f) not in cell:
                 cells.append("-")
                 continue
-            v = mean[(label, f)]
-            text = f"{v:.2f}"
-            if std and len(a[(m, f)]) > 1:
-                text += f" ± {statistics.stdev(a[(m, f)]):.2f}"
-            b = base[f]
-            if m != "uniform" and b is not None:
-                text += f" ({v - b:+.2f})"
+            v = cell[(label, f)]
+            text = f"{statistics.mean(v.values()):.2f}"
+            if std and len(v) > 1:
+                text += f" ± {statistics.stdev(v.values()):.2f}"
+            g = gaps.get((label, f))
+            if m != "uniform" and g is not None:
+                text += f" ({g.mean:+.2f}{'*' if q.get((label, f), 1.0) <= ALPHA else ''})"
             if len(counts) > 1:
-                text += f" n={len(a[(m, f)])}"
-            cells.append(f"**{text}**" if bold and v == best[f] else text)
+                text += f" n={len(v)}"
+            cells.append(f"**{text}**" if best[f] == label else text)
         print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+def _best(cell: dict[tuple[str, float], dict[int, float]], f: float) -> str | None:
+    """The best label at ``f`` where a paired t test tells it from the runner-up."""
+    ranked = sorted(
+        (k[0] for k in cell if k[1] == f), key=lambda m: -statistics.mean(cell[(m, f)].values())
+    )
+    if len(ranked) < 2:
+        return ranked[0] if ranked else None
+    g = paired_gap(cell[(ranked[0], f)], cell[(ranked[1], f)])
+    return ranked[0] if g is not None and g.seeds > 1 and g.p <= ALPHA else None
 
 
 if __name__ == "__main__":
