@@ -7,18 +7,23 @@ and the gap to uniform (trained in each folder on the same seeds; the gap is tak
 the uniform rows of the same folder), with the number of seeds, for the fractions given.
 
 Usage: python benchmarks/sampler_table.py runs [--fractions 0.1,0.3,0.5]
+       python benchmarks/sampler_table.py docs/results/fashion-mnist --committed
+(``--committed``: the committed layout, the main grid's results.jsonl in the folder itself and
+the sampler grids' under samplers/)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from deepcore_core.experiment.records import RunRecord
+from deepcore_core.stats import ALPHA, fdr_adjust, paired_gap
 
 #: folder (under the runs root) -> sampler label; the first holds the methods' own samplers
 FOLDERS = {
@@ -27,6 +32,8 @@ FOLDERS = {
     "fashion-mnist-sampler-beta": "beta",
     "fashion-mnist-sampler-band": "band",
 }
+#: the same folders as committed under docs/results/fashion-mnist
+COMMITTED = {".": "own", **{f"samplers/{s}": s for s in ("stratified", "beta", "band")}}
 OWN = ("aum", "ccs", "dyn-unc", "dual", "tdds", "moderate", "forgetting", "el2n")
 SCORES = ("forgetting", "el2n", "aum")
 
@@ -46,15 +53,16 @@ def load(folder: Path) -> dict[tuple[str, float], dict[int, float]]:
     return out
 
 
-def cell(acc: dict[int, float], base: dict[int, float]) -> str:
-    """``mean ± std (gap, n seeds)``; the gap is over the seeds both have."""
+def cell(acc: dict[int, float], base: dict[int, float], q: float) -> str:
+    """``mean ± std (gap, n seeds)``: the gap paired by seed, ``*`` where its FDR-adjusted
+    p-value ``q`` is at most 5%."""
     if not acc:
         return "-"
     v = np.array(list(acc.values()))
-    seeds = sorted(set(acc) & set(base))
-    gap = np.mean([acc[s] - base[s] for s in seeds]) if seeds else float("nan")
+    gap = paired_gap(acc, base)
+    mean = gap.mean if gap is not None else float("nan")
     std = f" ± {v.std(ddof=1):.2f}" if v.size > 1 else ""
-    return f"{v.mean():.2f}{std} ({gap:+.2f}, n={v.size})"
+    return f"{v.mean():.2f}{std} ({mean:+.2f}{'*' if q <= ALPHA else ''}, n={v.size})"
 
 
 def main() -> None:
@@ -62,25 +70,39 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("--fractions", default="0.1,0.3,0.5")
+    ap.add_argument("--committed", action="store_true", help="the committed folder layout")
     args = ap.parse_args()
     fractions = [float(f) for f in args.fractions.split(",")]
-    data = {label: load(args.root / name) for name, label in FOLDERS.items()}
+    folders = COMMITTED if args.committed else FOLDERS
+    data = {label: load(args.root / name) for name, label in folders.items()}
+    own_rows = [("own", m, m) for m in ("uniform", *OWN)]
+    score_rows = [(label, m, "top" if label == "own" else label) for m in SCORES
+                  for label in ("own", "stratified", "beta", "band")]  # fmt: skip
+    pairs = {
+        (label, m, f): (data[label].get((m, f), {}), data[label].get(("uniform", f), {}))
+        for label, m, _ in own_rows + score_rows
+        for f in fractions
+    }
+    tested = [k for k, ab in pairs.items() if k[1] != "uniform" and math.isfinite(_p(*ab))]
+    q = dict(zip(tested, fdr_adjust([_p(*pairs[k]) for k in tested]), strict=True))
     head = "| method | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |"
     rule = "|---" * (len(fractions) + 1) + "|"
-    own = data["own"]
-    print("Each method with its own sampler (gap to uniform in parentheses)\n")
+    print("Each method with its own sampler (gap to uniform paired by seed in parentheses;")
+    print("* where it survives a Benjamini-Hochberg FDR correction at 5% over both tables)\n")
     print(head + "\n" + rule)
-    for m in ("uniform", *OWN):
-        cells = [cell(own.get((m, f), {}), own.get(("uniform", f), {})) for f in fractions]
+    for label, m, _ in own_rows:
+        cells = [cell(*pairs[(label, m, f)], q.get((label, m, f), 1.0)) for f in fractions]
         print(f"| {m} | " + " | ".join(cells) + " |")
     print("\nScores x samplers (top: the grid above)\n")
     print("| score | sampler | " + head[len("| method | ") :] + "\n" + "|---" + rule)
-    for m in SCORES:
-        for label in ("own", "stratified", "beta", "band"):
-            d = data[label]
-            cells = [cell(d.get((m, f), {}), d.get(("uniform", f), {})) for f in fractions]
-            name = "top" if label == "own" else label
-            print(f"| {m} | {name} | " + " | ".join(cells) + " |")
+    for label, m, name in score_rows:
+        cells = [cell(*pairs[(label, m, f)], q.get((label, m, f), 1.0)) for f in fractions]
+        print(f"| {m} | {name} | " + " | ".join(cells) + " |")
+
+
+def _p(acc: dict[int, float], base: dict[int, float]) -> float:
+    gap = paired_gap(acc, base)
+    return float("nan") if gap is None else gap.p
 
 
 if __name__ == "__main__":
