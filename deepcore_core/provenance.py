@@ -18,8 +18,8 @@ UNRECORDED = "unrecorded"
 
 @functools.cache
 def checkout() -> dict[str, Any] | None:
-    """The git commit of the checkout this package runs from, and whether its tree had
-    changes (None when installed from a wheel or git is missing)."""
+    """The git commit of the checkout this package runs from, and whether its tracked Python
+    or TOML files had changes (None when installed from a wheel or git is missing)."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return None
@@ -32,7 +32,8 @@ def checkout() -> dict[str, Any] | None:
             ).stdout.strip()  # fmt: skip
 
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        # changes to code only: a docs edit while a benchmark runs does not split its runs
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "*.py", "*.toml"))
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": dirty}
