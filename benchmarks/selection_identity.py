@@ -132,10 +132,11 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     import os
 
     os.environ["DEEPCORE_PROGRESS"] = "0"
-    from deepcore_core.engine.devices import setup_cpu
+    from deepcore_core.engine import devices
     from deepcore_core.plugins import PluginHost
 
-    setup_cpu(1)
+    # setup_cpu was called use_threads before 655ba5a (2026-11-29)
+    (getattr(devices, "setup_cpu", None) or devices.use_threads)(1)
     names = PluginHost().registry.names()
     methods = [m for m in names if not args.methods or m in args.methods.split(",")]
     out: dict[str, Any] = {}
