@@ -169,15 +169,14 @@ def _glister_and_grand(c: Cells) -> tuple[list[int], str]:
             ev.append(f"{pct(f)}: saturated (uniform {c.mean('uniform', f):.2f} = full data)")
             continue
         everyone = [*c.methods(f), "uniform"]
-        parts = []
+        parts, ranks = [], []
         for m in ms:
             rank = 1 + sum(c.mean(o, f) > c.mean(m, f) for o in everyone)
             beaten = sum(c.compare(o, m, f) == 1 for o in everyone if o != m)
             parts.append(1 if rank <= 3 else -1 if beaten >= 3 else 0)
+            ranks.append(f"{m} rank {rank}")
         out.append(min(parts))
-        ev.append(f"{pct(f)}: " + ", ".join(
-            f"{m} rank {1 + sum(c.mean(o, f) > c.mean(m, f) for o in everyone)}" for m in ms
-        ))  # fmt: skip
+        ev.append(f"{pct(f)}: " + ", ".join(ranks))
     return out, "; ".join(ev)
 
 

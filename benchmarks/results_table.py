@@ -20,7 +20,8 @@ from pathlib import Path
 
 from paper_claims import Acc, load
 
-from deepcore_core.stats import ALPHA, fdr_adjust, paired_gap
+from deepcore_core.report import best_of
+from deepcore_core.stats import ALPHA, gaps_with_q
 
 
 def main() -> None:
@@ -74,13 +75,13 @@ def print_table(
     """One row per (label, accuracies, method); paired gaps to uniform in parentheses."""
     uniform = rows[0][1]
     cell = {(label, f): a[(m, f)] for label, a, m in rows for f in fractions if a.get((m, f))}
-    gaps = {
-        k: paired_gap(v, uniform[("uniform", k[1])])
-        for k, v in cell.items()
-        if k[0] != "uniform" and ("uniform", k[1]) in uniform
-    }
-    tested = [k for k, g in gaps.items() if g is not None and g.seeds > 1]
-    q = dict(zip(tested, fdr_adjust([gaps[k].p for k in tested]), strict=True))
+    gaps = gaps_with_q(
+        {
+            k: (v, uniform[("uniform", k[1])])
+            for k, v in cell.items()
+            if k[0] != "uniform" and ("uniform", k[1]) in uniform
+        }
+    )
     best = {f: _best(cell, f) if bold else None for f in fractions}
     counts = {len(v) for v in cell.values()}
     print("| method | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |")
@@ -95,9 +96,9 @@ def print_table(
             text = f"{statistics.mean(v.values()):.2f}"
             if std and len(v) > 1:
                 text += f" ± {statistics.stdev(v.values()):.2f}"
-            g = gaps.get((label, f))
+            g, q = gaps.get((label, f), (None, float("nan")))
             if m != "uniform" and g is not None:
-                text += f" ({g.mean:+.2f}{'*' if q.get((label, f), 1.0) <= ALPHA else ''})"
+                text += f" ({g.mean:+.2f}{'*' if q <= ALPHA else ''})"
             if len(counts) > 1:
                 text += f" n={len(v)}"
             cells.append(f"**{text}**" if best[f] == label else text)
@@ -105,14 +106,15 @@ def print_table(
 
 
 def _best(cell: dict[tuple[str, float], dict[int, float]], f: float) -> str | None:
-    """The best label at ``f`` where a paired t test tells it from the runner-up."""
-    ranked = sorted(
-        (k[0] for k in cell if k[1] == f), key=lambda m: -statistics.mean(cell[(m, f)].values())
-    )
-    if len(ranked) < 2:
-        return ranked[0] if ranked else None
-    g = paired_gap(cell[(ranked[0], f)], cell[(ranked[1], f)])
-    return ranked[0] if g is not None and g.seeds > 1 and g.p <= ALPHA else None
+    """The best label at ``f`` where a paired t test tells it from the runner-up (the
+    reports' rule, :func:`deepcore_core.report.best_of`)."""
+    rows = [
+        {"label": k[0], "mean": statistics.mean(v.values()), "by_seed": v}
+        for k, v in cell.items()
+        if k[1] == f
+    ]
+    best = best_of(rows) if len(rows) > 1 else None
+    return None if best is None else best["label"]
 
 
 if __name__ == "__main__":

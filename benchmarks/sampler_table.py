@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from deepcore_core.experiment.records import RunRecord
-from deepcore_core.stats import ALPHA, fdr_adjust, paired_gap
+from deepcore_core.stats import ALPHA, Gap, gaps_with_q, paired_gap
 
 #: folder (under the runs root) -> sampler label; the first holds the methods' own samplers
 FOLDERS = {
@@ -53,13 +52,12 @@ def load(folder: Path) -> dict[tuple[str, float], dict[int, float]]:
     return out
 
 
-def cell(acc: dict[int, float], base: dict[int, float], q: float) -> str:
+def cell(acc: dict[int, float], gap: Gap | None, q: float) -> str:
     """``mean ± std (gap, n seeds)``: the gap paired by seed, ``*`` where its FDR-adjusted
     p-value ``q`` is at most 5%."""
     if not acc:
         return "-"
     v = np.array(list(acc.values()))
-    gap = paired_gap(acc, base)
     mean = gap.mean if gap is not None else float("nan")
     std = f" ± {v.std(ddof=1):.2f}" if v.size > 1 else ""
     return f"{v.mean():.2f}{std} ({mean:+.2f}{'*' if q <= ALPHA else ''}, n={v.size})"
@@ -83,26 +81,26 @@ def main() -> None:
         for label, m, _ in own_rows + score_rows
         for f in fractions
     }
-    tested = [k for k, ab in pairs.items() if k[1] != "uniform" and math.isfinite(_p(*ab))]
-    q = dict(zip(tested, fdr_adjust([_p(*pairs[k]) for k in tested]), strict=True))
+    gaps = gaps_with_q({k: ab for k, ab in pairs.items() if k[1] != "uniform"})
     head = "| method | " + " | ".join(f"{100 * f:g}%" for f in fractions) + " |"
     rule = "|---" * (len(fractions) + 1) + "|"
     print("Each method with its own sampler (gap to uniform paired by seed in parentheses;")
     print("* where it survives a Benjamini-Hochberg FDR correction at 5% over both tables)\n")
     print(head + "\n" + rule)
     for label, m, _ in own_rows:
-        cells = [cell(*pairs[(label, m, f)], q.get((label, m, f), 1.0)) for f in fractions]
+        cells = [_cell(pairs, gaps, (label, m, f)) for f in fractions]
         print(f"| {m} | " + " | ".join(cells) + " |")
     print("\nScores x samplers (top: the grid above)\n")
     print("| score | sampler | " + head[len("| method | ") :] + "\n" + "|---" + rule)
     for label, m, name in score_rows:
-        cells = [cell(*pairs[(label, m, f)], q.get((label, m, f), 1.0)) for f in fractions]
+        cells = [_cell(pairs, gaps, (label, m, f)) for f in fractions]
         print(f"| {m} | {name} | " + " | ".join(cells) + " |")
 
 
-def _p(acc: dict[int, float], base: dict[int, float]) -> float:
-    gap = paired_gap(acc, base)
-    return float("nan") if gap is None else gap.p
+def _cell(pairs: dict, gaps: dict, k: tuple[str, str, float]) -> str:
+    """A cell; uniform's own row shows its zero gap, untested (not counted in the FDR)."""
+    gap, q = gaps.get(k, (paired_gap(*pairs[k]), float("nan")))
+    return cell(pairs[k][0], gap, q)
 
 
 if __name__ == "__main__":

@@ -290,7 +290,7 @@ def write_report(
     figures: list[Path] = []
     for net in sorted({r["network"] for r in rows}):
         figures += plots.accuracy_panels(rows, out_dir, net, families or {})
-        if seeds >= 1 and any(r.get("gap") is not None for r in rows):
+        if any(r.get("gap") is not None for r in rows):
             figures += plots.gap_heatmap(rows, out_dir, net)
     figures += plots.cost_chart(rows, out_dir)
     files += figures

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
+
+K = TypeVar("K", bound=Hashable)
 
 #: the false-discovery rate a marked cell is held to, and the interval's coverage
 ALPHA = 0.05
@@ -71,3 +74,14 @@ def fdr_adjust(pvalues: Sequence[float]) -> list[float]:
     q = np.minimum.accumulate(scaled[::-1])[::-1]  # step-up: the smallest over larger ranks
     out[order] = np.minimum(q, 1.0)
     return out.tolist()
+
+
+def gaps_with_q(
+    pairs: Mapping[K, tuple[Mapping[int, float], Mapping[int, float]]],
+) -> dict[K, tuple[Gap | None, float]]:
+    """For each cell of a table (values, baseline; seed -> accuracy): its paired gap and its
+    Benjamini-Hochberg q over every cell with a p-value (NaN where there is none)."""
+    gaps = {k: paired_gap(v, b) for k, (v, b) in pairs.items()}
+    tested = [k for k, g in gaps.items() if g is not None and math.isfinite(g.p)]
+    q = dict(zip(tested, fdr_adjust([gaps[k].p for k in tested]), strict=True))  # type: ignore[union-attr]
+    return {k: (g, q.get(k, math.nan)) for k, g in gaps.items()}

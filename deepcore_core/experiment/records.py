@@ -146,21 +146,17 @@ def summarize(records: list[RunRecord]) -> list[dict[str, Any]]:
 
 def _add_gaps(rows: list[dict[str, Any]]) -> None:
     """Each row's paired gap to ``uniform`` at its fraction and network, and the q-values."""
-    from deepcore_core.stats import fdr_adjust, paired_gap
+    from deepcore_core.stats import gaps_with_q
 
     base = {(r["fraction"], r["network"]): r for r in rows if r["method"] == BASELINE}
-    tested = []
-    for r in rows:
-        b = base.get((r["fraction"], r["network"]))
-        r["gap"] = (
-            None if b is None or r["method"] in (BASELINE, FULL)
-            else paired_gap(r["by_seed"], b["by_seed"])
-        )  # fmt: skip
-        r["q"] = float("nan")
-        if r["gap"] is not None:
-            tested.append(r)
-    for r, q in zip(tested, fdr_adjust([r["gap"].p for r in tested]), strict=True):
-        r["q"] = q
+    pairs = {
+        i: (r["by_seed"], base[(r["fraction"], r["network"])]["by_seed"])
+        for i, r in enumerate(rows)
+        if r["method"] not in (BASELINE, FULL) and (r["fraction"], r["network"]) in base
+    }
+    gaps = gaps_with_q(pairs)
+    for i, r in enumerate(rows):
+        r["gap"], r["q"] = gaps.get(i, (None, float("nan")))
 
 
 def gap_text(row: dict[str, Any]) -> str:
