@@ -31,6 +31,7 @@ from deepcore_core.workflow import (
     context_for_dataset,
     context_for_user_dataset,
     lend_model,
+    make_schedule,
     make_selection,
     sampler_for,
     train_network,
@@ -319,8 +320,9 @@ def train(
     :param settings: the settings of ``deepcore train``, by the same names: ``epochs``,
         ``iterations``, ``warmup``, ``batch_size``, ``lr``, ``min_lr``, ``momentum``,
         ``weight_decay``, ``nesterov``, ``augment``, ``eval_every``, ``seed``, ``device``,
-        ``network``, ``data_root``, ``threads`` (given: set, as the CLI does) and ``output``
-        (given: write the CLI's JSON summary there).
+        ``network``, ``data_root``, ``schedule`` and ``schedule_options`` (pruning during
+        training: ``infobatch``, ``rs2``, ``adaptive``), ``threads`` (given: set, as the CLI
+        does) and ``output`` (given: write the CLI's JSON summary there).
     :returns: the engine's ``TrainResult`` (``model``, ``history``, ``final_accuracy``, ...).
     """
     host = host or get_host()
@@ -356,11 +358,14 @@ def train(
     config = s.train_config(s.seed)
     name = s.network if model is None else type(model).__name__
     size = len(splits.train) if sel is None else len(sel)
+    schedule = make_schedule(
+        host, s.schedule, s.schedule_options, splits, device, s.seed, selection=sel
+    )
     result = train_network(
         host, s.network if model is None else model, splits, config, device, selection=sel,
         test=held_out, run={"method": None if sel is None else sel.meta.get("method"),
                             "network": name, "seed": s.seed},
-        desc=f"training on {size} samples",
+        desc=f"training on {size} samples", schedule=schedule,
     )  # fmt: skip
     if output is not None:
         file = os.fspath(selection) if isinstance(selection, str | os.PathLike) else None

@@ -56,6 +56,8 @@ class SelectionContext:
     :ivar extras: free space for plugins (caches, intermediate results); the core never uses it.
     :ivar logits: the model's raw outputs (N x C) where known: given logits, or ``embed``'s when
         the probabilities come from it too; None when only probabilities were given.
+    :ivar costs: what each stage cost, by stage name (a :class:`~deepcore_core.cost.StageCost`
+        per ``selection_model``, ``embedding``, ``scoring``, ``picking``), filled by the core.
     """
 
     n: int
@@ -78,6 +80,7 @@ class SelectionContext:
     sampler: Any = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
     logits: np.ndarray | None = None
+    costs: dict[str, Any] = dataclasses.field(default_factory=dict)
     _grad: GradEmbedding | None = dataclasses.field(default=None, init=False, repr=False)
     _scratch: Any = dataclasses.field(default=None, init=False, repr=False)
 

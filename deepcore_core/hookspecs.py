@@ -60,6 +60,14 @@ def register_samplers(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_schedules(register: Callable[[Any], None]) -> None:
+    """Register pruning schedules: ``register(ScheduleClass)``, a
+    :class:`~deepcore_core.schedules.Schedule` subclass with a ``name``, which decides every
+    epoch which samples train (``--schedule NAME``).
+    """
+
+
+@hookspec
 def register_networks(register: Callable[[Any], None]) -> None:
     """Register networks: ``register(NetworkInfo(name, build, description))``.
 

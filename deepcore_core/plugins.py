@@ -32,7 +32,13 @@ from deepcore_core._version import __version__
 from deepcore_core.errors import DeepcoreError, PluginError
 from deepcore_core.log import show_on_stderr
 from deepcore_core.options import parse_options
-from deepcore_core.registry import MethodInfo, MethodRegistry, Registry, SamplerRegistry
+from deepcore_core.registry import (
+    MethodInfo,
+    MethodRegistry,
+    Registry,
+    SamplerRegistry,
+    ScheduleRegistry,
+)
 from deepcore_core.selector import Selector
 
 log = logging.getLogger("deepcore")
@@ -274,6 +280,15 @@ class PluginHost:
     def create_sampler(self, name: str, options: Any = None) -> Any:
         """Instantiate the sampler ``name`` with ``options`` (a mapping)."""
         return self.samplers.get(name)(options)
+
+    @property
+    def schedules(self) -> Registry[Any]:
+        """The schedule registry (``infobatch``, ``rs2``, ``adaptive`` and plugins')."""
+        return self._registry("register_schedules", ScheduleRegistry)
+
+    def create_schedule(self, name: str, options: Any = None) -> Any:
+        """Instantiate the schedule ``name`` with ``options`` (a mapping)."""
+        return self.schedules.get(name)(options)
 
     # -- queries -------------------------------------------------------------------------
     def failed_plugins(self) -> list[str]:

@@ -207,3 +207,22 @@ class SamplerRegistry(Registry[Any]):
         if not isinstance(item.name, str) or not _NAME.match(item.name):
             raise DeepcoreError(f"sampler {item!r} needs a lower-case name like 'my-sampler'")
         super().add(item)
+
+
+class ScheduleRegistry(Registry[Any]):
+    """Schedule name -> :class:`~deepcore_core.schedules.Schedule` subclass."""
+
+    def __init__(self) -> None:
+        super().__init__("schedule")
+
+    def add(self, item: Any) -> None:
+        """Check a schedule class (a class with ``plan`` and ``start``), then add it."""
+        if not (
+            isinstance(item, type)
+            and all(callable(getattr(item, a, None)) for a in ("plan", "start"))
+        ):
+            raise DeepcoreError(f"registered {item!r}, which is not a Schedule subclass")
+        name = getattr(item, "name", None)
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise DeepcoreError(f"schedule {item!r} needs a lower-case name like 'my-schedule'")
+        super().add(item)

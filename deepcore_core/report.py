@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from deepcore_core._io import atomic_write
+from deepcore_core.cost_table import cost_note, cost_rows, cost_table
 from deepcore_core.errors import DeepcoreError, file_error
 from deepcore_core.experiment.records import (
     FULL,
@@ -280,6 +281,10 @@ def write_report(
     if cross:
         parts += ["", "## Cross-architecture", "", cross]
     parts += ["", "## Selection time (s, mean over seeds)", "", timing_table(rows)]
+    costs = cost_rows(records)
+    if any(r["label"] == FULL for r in costs):
+        parts += ["", "## Cost against the full-data model", "", cost_note(costs), ""]
+        parts += [cost_table(costs)]
     parts += ["", "## Provenance", "", provenance_text(records, codes)]
     md = "\n".join(parts) + "\n"
     files = [out_dir / "report.md", out_dir / "report.csv"]

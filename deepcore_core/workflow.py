@@ -31,6 +31,7 @@ import numpy as np
 from deepcore_core.blocks import row_blocks
 from deepcore_core.budget import total_budget
 from deepcore_core.context import SelectionContext
+from deepcore_core.cost import StageCost, measure
 from deepcore_core.engine.config import LOADER_BATCH_SIZE
 from deepcore_core.errors import DeepcoreError, MissingInputError, PluginError
 from deepcore_core.gradients import softmax
@@ -74,16 +75,23 @@ class StageOutputs:
     logits: np.ndarray | None = None
     dynamics: Any = None
     cache_folder: Path | None = None
+    #: what the shared stages (selection model, embedding) cost when they were made
+    costs: dict[str, StageCost] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, ctx: SelectionContext) -> StageOutputs:
         """The stage outputs a context holds after a selection."""
-        return cls(**{f.name: getattr(ctx, f.name) for f in dataclasses.fields(cls)})
+        shared = {k: v for k, v in ctx.costs.items() if k in ("selection_model", "embedding")}
+        values = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(cls)}
+        return cls(**{**values, "costs": shared})
 
     def fill(self, ctx: SelectionContext) -> None:
-        """Put these outputs into a fresh context (its stages then skip what they hold)."""
+        """Put these outputs into a fresh context (its stages then skip what they hold, and
+        their costs are marked reused)."""
         for f in dataclasses.fields(self):
-            setattr(ctx, f.name, getattr(self, f.name))
+            if f.name != "costs":
+                setattr(ctx, f.name, getattr(self, f.name))
+        ctx.costs.update({k: c.as_reused() for k, c in self.costs.items()})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +101,8 @@ class SelectionRun:
     selection: Selection
     outputs: StageOutputs
     seconds: float
+    #: each stage's cost (reused ones marked)
+    costs: dict[str, StageCost] = dataclasses.field(default_factory=dict)
 
 
 # -- contexts --------------------------------------------------------------------------------
@@ -485,12 +495,14 @@ def make_selection(
         ctx.networks = host.networks
     ctx.total = total_budget(ctx.n, fraction, budget)
     _run_stages(host, selector, ctx)
-    result: Selection = host.hook.select(selector=selector, ctx=ctx)
+    with measure(ctx.device) as picking:
+        result: Selection = host.hook.select(selector=selector, ctx=ctx)
+    ctx.costs["picking"] = picking
     meta = _metadata(host, selector, ctx, result, fraction, dataset_name)
     meta["pool"] = {"rule": "per class" if ctx.balance else "whole dataset", "from": pool_rule}
     selection = Selection(result.indices, result.weights, result.scores, meta)
     host.hook.on_selection_end(selection=selection)
-    return SelectionRun(selection, StageOutputs.of(ctx), time.perf_counter() - t0)
+    return SelectionRun(selection, StageOutputs.of(ctx), time.perf_counter() - t0, dict(ctx.costs))
 
 
 def check_selection_output(path: str | os.PathLike[str]) -> Path:
@@ -527,20 +539,25 @@ def _run_stages(host: PluginHost, selector: Selector, ctx: SelectionContext) -> 
     _check_needs(selector, ctx, needs)
     if any(not ctx.has(nd) for nd in needs & _MODEL_NEEDS):
         if ctx.model is None:
-            ctx.model = host.hook.train(ctx=ctx)
+            with measure(ctx.device) as training:
+                ctx.model = host.hook.train(ctx=ctx)
+            ctx.costs.setdefault("selection_model", training)  # the core's hook sets its own
         if any(
             not ctx.has(nd) for nd in needs & {Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS}
         ):
-            out = host.hook.embed(ctx=ctx)
+            with measure(ctx.device, ctx.n) as embedding:
+                out = host.hook.embed(ctx=ctx)
+            ctx.costs["embedding"] = embedding
             if out is not None:
                 check_outputs(out, ctx.labels)
                 ctx.features = ctx.features if ctx.features is not None else out.features
                 if ctx.probs is None:  # the logits only with the probabilities they give
                     ctx.probs, ctx.logits = out.probs, getattr(out, "logits", None)
         _check_needs(selector, ctx, needs, after_stages=True)
-    with Progress(1, f"{selector.name}: scoring") as bar:
+    with Progress(1, f"{selector.name}: scoring") as bar, measure(ctx.device) as scoring:
         scores = host.hook.score(selector=selector, ctx=ctx)
         bar.update(1)
+    ctx.costs["scoring"] = scoring
     if scores is not None:
         scores = np.asarray(scores, dtype=np.float64)
         if scores.shape != (ctx.n,):
@@ -680,6 +697,7 @@ def train_network(
     run: Mapping[str, Any],
     checkpoint: Path | None = None,
     desc: str | None = None,
+    schedule: Any = None,
 ) -> TrainResult:
     """Train ``network`` on ``data.train``, or on ``selection`` of it (weights honoured).
 
@@ -690,6 +708,8 @@ def train_network(
     :param run: what is trained, for the ``on_train_epoch_end`` observers (``kind``
         ``coreset`` is added), called after every epoch.
     :param checkpoint: resume from and save to this file.
+    :param schedule: a :class:`~deepcore_core.schedules.Schedule` (from :func:`make_schedule`)
+        that picks each epoch's samples.
     """
     import torch
 
@@ -719,8 +739,53 @@ def train_network(
 
     return train_model(
         network, train, config, dev, weights=weights, test=test, checkpoint=checkpoint,
-        desc=desc or f"training on {len(train)} samples", callbacks=[observe],
+        desc=desc or f"training on {len(train)} samples", callbacks=[observe], schedule=schedule,
     )  # fmt: skip
+
+
+def make_schedule(
+    host: PluginHost,
+    name: str | None,
+    options: Mapping[str, Any],
+    data: DatasetSplits,
+    device: str,
+    seed: int,
+    *,
+    selection: Selection | None = None,
+) -> Any:
+    """The schedule ``name`` with ``options`` (None without a name); a schedule that selects
+    from the model being trained (``adaptive``) selects from ``data``'s training split."""
+    if not name:
+        if options:
+            raise DeepcoreError("schedule_options need a schedule (--schedule NAME)")
+        return None
+    schedule = host.create_schedule(name, dict(options))
+    if schedule.uses_model:
+        if selection is not None:
+            raise DeepcoreError(
+                f"schedule '{name}' selects from the whole training set: train without a "
+                "selection file"
+            )
+        schedule.reselect = _reselector(host, schedule.options, data, device, seed)
+    return schedule
+
+
+def _reselector(host: PluginHost, options: Any, data: DatasetSplits, device: str, seed: int) -> Any:
+    """``(model, epoch) -> (indices, weights)``: ``options.method`` picks ``options.fraction``
+    of ``data`` with the model being trained (given back to training as it was)."""
+    selector = host.create_selector(options.method, {}, "default")
+
+    def reselect(model: Any, epoch: int) -> tuple[np.ndarray, np.ndarray | None]:
+        ctx = SelectionContext(
+            n=len(data.train), labels=data.train.labels, seed=seed, device=device,
+            dataset=data, networks=host.networks,
+        )  # fmt: skip
+        with lend_model(model, None, device) as lent:
+            ctx.model = lent
+            sel = make_selection(host, selector, ctx, fraction=options.fraction).selection
+        return sel.indices, sel.weights
+
+    return reselect
 
 
 def train_summary(
@@ -745,5 +810,6 @@ def train_summary(
         "test_accuracy": result.final_accuracy,
         "best_accuracy": result.best_accuracy,
         "seconds": result.seconds,
+        "cost": {k: c.as_dict() for k, c in result.costs.items()},
         "history": result.history,
     }

@@ -115,9 +115,9 @@ def test_report_numbers_match_raw_results_and_plot(tmp_path):
         [r.accuracy for r in records if r.key["method"] == "uniform" and r.key["fraction"] == 0.05]
     )
     assert float(row.split(",")[7]) == pytest.approx(conf - unif, abs=1e-6)
-    png = tmp_path / "rep" / "accuracy-lenet.png"
+    png = tmp_path / "rep" / "accuracy-lenet-bn.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    svg = (tmp_path / "rep" / "accuracy-lenet.svg").read_text()
+    svg = (tmp_path / "rep" / "accuracy-lenet-bn.svg").read_text()
     for label in ("uniform", "confident", "full data"):
         assert label in svg
     assert "Selection time" in md
@@ -145,7 +145,7 @@ def test_cli_benchmark_and_report(tmp_path, monkeypatch):
         ["benchmark", "--fraction", "0.1", "--seed", "0", "--epochs", "2", "--output", str(out)],
     )
     assert r.exit_code == 0, r.output
-    assert (out / "report.md").is_file() and (out / "accuracy-lenet.svg").is_file()
+    assert (out / "report.md").is_file() and (out / "accuracy-lenet-bn.svg").is_file()
     r = runner.invoke(create_app(), ["report", str(out), "--output", str(tmp_path / "rep")])
     assert r.exit_code == 0 and "| uniform |" in r.output
     r = runner.invoke(create_app(), ["report", str(tmp_path / "nothing")])

@@ -123,7 +123,7 @@ def test_file_size_limit_in_report_is_one_line_exit_1(cli, tmp_path):
     )
     assert p.returncode == 1, p.stderr
     err = p.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("Error: cannot write 'rep/accuracy-lenet.png'")
+    assert len(err) == 1 and err[0].startswith("Error: cannot write 'rep/accuracy-lenet-bn.png'")
     assert not [f for f in Path("rep").iterdir() if f.name.startswith(".")]
 
 

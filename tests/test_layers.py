@@ -34,6 +34,7 @@ LAYERS = {
     "rules": 0,
     "stats": 0,
     "provenance": 0,
+    "cost": 0,
     "cache": 0,
     "engine.config": 0,
     # 1: what a selection is made of
@@ -47,6 +48,7 @@ LAYERS = {
     "data": 2,
     "nets": 2,
     "engine": 2,
+    "schedules": 2,
     # 3: the plugin host and the core's own hook implementations
     "plugins": 3,
     "builtin": 3,
@@ -59,6 +61,7 @@ LAYERS = {
     "lightning": 6,
     "experiment": 6,
     "report": 6,
+    "cost_table": 6,
     "report_html": 6,
     "plots": 6,
     # 7: the command line and the public package

@@ -46,6 +46,7 @@ def test_observers_see_every_epoch_selection_and_run(tmp_path):
             "methods": ["uniform"],
             "seeds": [0],
             "epochs": 4,
+            "protocol": "epochs",
             "eval_every": 2,
             "output": str(tmp_path / "out"),
             "cache_dir": str(tmp_path / "cache"),
@@ -60,7 +61,7 @@ def test_observers_see_every_epoch_selection_and_run(tmp_path):
     assert [("test_accuracy" in m) for _, m in coreset] == [False, True, False, True]
     run = next(r for r, _, _ in rec.epochs if r["method"] == "uniform")
     assert run == {"kind": "coreset", "method": "uniform", "fraction": 0.1, "seed": 0,
-                   "network": "lenet"}  # fmt: skip
+                   "network": "lenet-bn"}  # fmt: skip
     # the history stored with each run has the periodic evaluations too
     assert [("test_accuracy" in h) for h in records[1].history] == [False, True, False, True]
 

@@ -13,7 +13,10 @@ from typer.testing import CliRunner
 from deepcore_core import DeepcoreError, Selection
 from deepcore_core.cli import create_app
 from deepcore_core.engine.config import PretrainSpec, TrainConfig
+from deepcore_core.experiment.plan import RunKey
 from deepcore_core.settings import (
+    NETWORK,
+    WARMUP,
     RunSettings,
     SelectSettings,
     TrainCommandSettings,
@@ -37,7 +40,9 @@ def test_training_defaults_come_from_the_engine_once():
             assert getattr(s, f) == getattr(train, f)
     assert RunSettings().selection_epochs == SelectSettings().selection_epochs
     assert SelectSettings().selection_epochs == pretrain.epochs
-    assert RunSettings().selection_network == pretrain.network
+    # the front ends' protocol (lenet-bn, a short warm-up) is set once, in the settings
+    assert RunSettings().selection_network == TrainCommandSettings().network == NETWORK
+    assert RunSettings().warmup == TrainCommandSettings().warmup == WARMUP
 
 
 def test_cli_help_shows_types_and_the_same_defaults(cli):
@@ -221,7 +226,6 @@ def test_selection_augment_reaches_the_selection_model_and_the_keys():
 
 
 def test_balance_left_out_is_each_methods_own_pool():
-    from deepcore_core.experiment.plan import RunKey
     from deepcore_core.selector import Selector
 
     class Whole(Selector):
@@ -239,3 +243,24 @@ def test_balance_left_out_is_each_methods_own_pool():
     assert "revision" not in keys.selection("other", 0.1, 0)
     given = RunKey(RunSettings(balance=True), "digits", "f", {"whole": Whole})
     assert given.run("whole", 0.1, 0, "lenet")["balance"] is True
+
+
+def test_protocol_iterations_gives_every_model_the_full_models_steps():
+    s = RunSettings(epochs=3, batch_size=10)
+    # 95 samples: 10 batches an epoch, 3 epochs -> 30 steps for the full model and every coreset
+    assert s.train_config(0, train_size=95).steps(9) == (30, 30)
+    assert s.train_config(0, train_size=95).steps(95) == (3, 30)
+    given = RunSettings(epochs=3, batch_size=10, iterations=7)
+    assert given.train_config(0, train_size=95).steps(9) == (7, 7)
+    own = RunSettings(epochs=3, batch_size=10, protocol="epochs")
+    assert own.train_config(0, train_size=95).steps(9) == (3, 3)  # 3 passes over 9 samples
+    keys = RunKey(s, "digits", "f", {}, 95)
+    assert keys.run("full", 1.0, 0, "lenet")["train"]["iterations"] == 30
+    assert "iterations" not in RunKey(own, "digits", "f", {}, 95).run("full", 1.0, 0, "x")["train"]
+
+
+def test_protocol_epochs_refuses_a_step_count():
+    with pytest.raises(DeepcoreError, match="iterations 5 needs protocol iterations"):
+        build(RunSettings, {"protocol": "epochs", "iterations": 5}).validate()
+    with pytest.raises(DeepcoreError, match="protocol must be"):
+        build(RunSettings, {"protocol": "steps"})

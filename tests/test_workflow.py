@@ -77,7 +77,7 @@ def test_every_train_setting_is_a_train_keyword(host, tmp_path):
     for f in dataclasses.fields(TrainCommandSettings):
         if f.name in {"selection", "dataset", "output", "network", "data_root", "threads"}:
             continue
-        given[f.name] = f.default
+        given[f.name] = f.default_factory() if f.default is dataclasses.MISSING else f.default
     given.update(epochs=1, device="cpu")
     result = dc.train(OddNet(), ds, host=host, output=str(tmp_path / "t.json"), **given)
     summary = json.loads((tmp_path / "t.json").read_text())

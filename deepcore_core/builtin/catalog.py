@@ -27,6 +27,15 @@ def register_samplers(register: Callable[[Any], None]) -> None:
 
 
 @hookimpl
+def register_schedules(register: Callable[[Any], None]) -> None:
+    """Register the built-in pruning schedules (infobatch, rs2, adaptive)."""
+    from deepcore_core.schedules import BUILTIN_SCHEDULES
+
+    for cls in BUILTIN_SCHEDULES:
+        register(cls)
+
+
+@hookimpl
 def register_networks(register: Callable[[Any], None]) -> None:
     """Register the built-in networks."""
     from deepcore_core.nets import BUILTIN_NETWORKS

@@ -21,12 +21,30 @@ OptionPairs = Annotated[
     typer.Option(metavar="[METHOD:]KEY=VALUE", help="A method option (repeatable)."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+SchedulePairs = Annotated[
+    list[str] | None,
+    typer.Option(metavar="KEY=VALUE", help="Schedule option (repeatable; with --schedule)."),
+]
 
 
-def _experiment(ctx: typer.Context, settings: RunSettings, option: list[str] | None) -> Any:
+def with_schedule_options(settings: Any, pairs: list[str] | None) -> Any:
+    """``settings`` with ``--schedule-option`` pairs over its ``schedule_options``."""
+    if not pairs:
+        return settings
+    given = parse_option_pairs(pairs, ("schedule",), "--schedule-option")["schedule"]
+    return dataclasses.replace(settings, schedule_options={**settings.schedule_options, **given})
+
+
+def _experiment(
+    ctx: typer.Context,
+    settings: RunSettings,
+    option: list[str] | None,
+    schedule_option: list[str] | None = None,
+) -> Any:
     """Check the settings and build the :class:`Experiment` (nothing is written yet)."""
     from deepcore_core.experiment import Experiment
 
+    settings = with_schedule_options(settings, schedule_option)
     if option:
         opts = {m: dict(o) for m, o in settings.method_options.items()}
         for m, kv in parse_option_pairs(option, settings.methods).items():
@@ -38,21 +56,27 @@ def _experiment(ctx: typer.Context, settings: RunSettings, option: list[str] | N
         ctx,
         f"{c.dataset}: {len(exp.data.train)} train / {len(exp.data.test)} test, "
         f"methods {', '.join(exp.methods)}, fractions {', '.join(f'{f:g}' for f in c.fractions)}, "
-        f"seeds {', '.join(map(str, c.seeds))}: {len(exp.plan())} runs on {exp.device}",
+        f"seeds {', '.join(map(str, c.seeds))}: {len(exp.plan())} runs on {exp.device}; "
+        + exp.protocol_line(),
     )
     return exp
 
 
 @handle_errors
 @settings_command(RunSettings)
-def run(ctx: typer.Context, settings: RunSettings, option: OptionPairs = None) -> None:
+def run(
+    ctx: typer.Context,
+    settings: RunSettings,
+    option: OptionPairs = None,
+    schedule_option: SchedulePairs = None,
+) -> None:
     """Select, train and evaluate: methods x fractions x seeds, next to random and full.
 
     With no arguments, runs the quick default on the digits set shipped with deepcore.
     """
     from deepcore_core.experiment import format_summary, summarize, summary_legend
 
-    exp = _experiment(ctx, settings, option)
+    exp = _experiment(ctx, settings, option, schedule_option)
     records = exp.run()
     rows = summarize(records)
     typer.echo(format_summary(rows))
@@ -61,7 +85,12 @@ def run(ctx: typer.Context, settings: RunSettings, option: OptionPairs = None) -
 
 @handle_errors
 @settings_command(RunSettings)
-def benchmark(ctx: typer.Context, settings: RunSettings, option: OptionPairs = None) -> None:
+def benchmark(
+    ctx: typer.Context,
+    settings: RunSettings,
+    option: OptionPairs = None,
+    schedule_option: SchedulePairs = None,
+) -> None:
     """Run the comparison grid (as run) and write the report: tables, plot, timings.
 
     Methods x fractions x seeds x networks, always with uniform and the full-data model.
@@ -71,7 +100,7 @@ def benchmark(ctx: typer.Context, settings: RunSettings, option: OptionPairs = N
     """
     from deepcore_core.report import write_report
 
-    exp = _experiment(ctx, settings, option)
+    exp = _experiment(ctx, settings, option, schedule_option)
     records = exp.run()
     if not distributed.is_main():
         return  # rank 0 writes the report
@@ -129,14 +158,21 @@ def report(
 
 @handle_errors
 @settings_command(TrainCommandSettings)
-def train(ctx: typer.Context, settings: TrainCommandSettings, as_json: AsJson = False) -> None:
-    """Train a network on a saved selection and report its test accuracy.
+def train(
+    ctx: typer.Context,
+    settings: TrainCommandSettings,
+    schedule_option: SchedulePairs = None,
+    as_json: AsJson = False,
+) -> None:
+    """Train a network on a saved selection (or the whole training set) and report its test
+    accuracy.
 
-    Selection weights, when present, weight each sample's loss.
+    Selection weights, when present, weight each sample's loss. --schedule prunes during
+    training (infobatch, rs2, adaptive).
     """
-    s = settings
-    if s.selection is None or s.dataset is None:
-        raise DeepcoreError("give the selection (--selection FILE) and its --dataset")
+    s = with_schedule_options(settings, schedule_option)
+    if s.dataset is None:
+        raise DeepcoreError("give the --dataset (and --selection FILE to train on a coreset)")
     if s.output is not None:
         check_writable(s.output)  # before training, not after
     summary = train_on_selection(ctx, s)
@@ -156,22 +192,29 @@ def train_on_selection(ctx: typer.Context, s: TrainCommandSettings) -> dict[str,
     """Load the selection and the dataset, check they match, train and evaluate."""
     from deepcore_core.engine.devices import resolve_device, setup_cpu
     from deepcore_core.selection import Selection, dataset_fingerprint
-    from deepcore_core.workflow import train_network, train_summary
+    from deepcore_core.workflow import make_schedule, train_network, train_summary
 
     setup_cpu(s.threads)
     device = resolve_device(s.device)
-    sel = Selection.load(Path(str(s.selection)))
+    sel = None if s.selection is None else Selection.load(Path(str(s.selection)))
     host = host_of(ctx)
     data = host.datasets.load(str(s.dataset), s.data_root)
-    fp = dataset_fingerprint(data.train.labels, len(data.train), data.name)
-    sel.check_fits(len(data.train), fp, data.name)
+    if sel is not None:
+        fp = dataset_fingerprint(data.train.labels, len(data.train), data.name)
+        sel.check_fits(len(data.train), fp, data.name)
+    size = len(data.train) if sel is None else len(sel)
+    schedule = make_schedule(
+        host, s.schedule, s.schedule_options, data, device, s.seed, selection=sel
+    )
     config = s.train_config(s.seed)
+    method = "full" if sel is None else sel.meta.get("method")
     result = train_network(
         host, s.network, data, config, device, selection=sel, test=data.test,
-        run={"method": sel.meta.get("method"), "network": s.network, "seed": s.seed},
-        desc=f"{s.network} on {len(sel)} samples",
+        run={"method": method, "network": s.network, "seed": s.seed},
+        desc=f"{s.network} on {size} samples", schedule=schedule,
     )  # fmt: skip
-    return train_summary(result, config, sel, s.network, s.seed, len(sel), str(s.selection))
+    summary = train_summary(result, config, sel, s.network, s.seed, size, s.selection)
+    return {**summary, "schedule": None if schedule is None else schedule.describe()}
 
 
 def register(app: typer.Typer) -> None:

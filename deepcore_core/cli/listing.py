@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -136,9 +136,8 @@ def list_datasets(ctx: typer.Context, as_json: AsJson = False) -> None:
     )
 
 
-@handle_errors
-def list_samplers(ctx: typer.Context, as_json: AsJson = False) -> None:
-    """List the sampling rules a score-based method can pick with (--sampler)."""
+def _list_rules(classes: Any, kind: str, as_json: bool) -> None:
+    """Print registered rule classes (samplers, schedules): name, options, summary."""
     from deepcore_core.options import option_table
 
     items = [
@@ -147,7 +146,7 @@ def list_samplers(ctx: typer.Context, as_json: AsJson = False) -> None:
             "summary": (inspect.getdoc(s) or "").splitlines()[0],
             "options": option_table(s.Options),
         }
-        for s in host_of(ctx).samplers
+        for s in classes
     ]
     if as_json:
         echo_json(items)
@@ -160,7 +159,19 @@ def list_samplers(ctx: typer.Context, as_json: AsJson = False) -> None:
         ]
         for i in items
     ]
-    typer.echo(format_table(rows, ["sampler", "options", "summary"]))
+    typer.echo(format_table(rows, [kind, "options", "summary"]))
+
+
+@handle_errors
+def list_samplers(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """List the sampling rules a score-based method can pick with (--sampler)."""
+    _list_rules(host_of(ctx).samplers, "sampler", as_json)
+
+
+@handle_errors
+def list_schedules(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """List the pruning schedules training can use (--schedule): each epoch's samples."""
+    _list_rules(host_of(ctx).schedules, "schedule", as_json)
 
 
 @handle_errors
@@ -213,3 +224,4 @@ def register(app: typer.Typer) -> None:
     app.command("list-datasets")(list_datasets)
     app.command("list-networks")(list_networks)
     app.command("list-samplers")(list_samplers)
+    app.command("list-schedules")(list_schedules)

@@ -18,6 +18,7 @@ from deepcore_core import distributed
 from deepcore_core._io import check_writable, owner_tag, save_torch, sweep_stale
 from deepcore_core._version import __version__
 from deepcore_core.cache import CacheEntry
+from deepcore_core.cost import StageCost
 from deepcore_core.data.sources import DatasetSplits, on_device
 from deepcore_core.dynamics import Dynamics, RunningDynamics, load_dynamics
 from deepcore_core.engine.config import PretrainSpec, default_cache_dir
@@ -41,6 +42,8 @@ class Pretrained:
     dynamics: Dynamics | RunningDynamics
     folder: Path
     cached: bool
+    #: what training it cost (reused when loaded: the cost recorded when it was trained)
+    cost: StageCost = dataclasses.field(default_factory=StageCost)
 
 
 def cache_key(data: DatasetSplits, spec: PretrainSpec, seed: int) -> str:
@@ -97,7 +100,8 @@ def pretrain(
     if cached is not None:
         model = build()
         model.load_state_dict(cached[0])
-        return Pretrained(model.to(dev), cached[1], folder, True)
+        cost = _recorded_cost(folder, spec.config_for(seed).epochs * len(data.train))
+        return Pretrained(model.to(dev), cached[1], folder, True, cost)
     if distributed.is_main():  # before the training, not after it
         check_writable(folder.parent, folder=True)
         sweep_stale(folder.parent)  # what killed runs left half-written
@@ -120,7 +124,18 @@ def pretrain(
     if distributed.is_main():
         _store(folder, key, model, result.dynamics, _meta(data, spec, seed, result))
     distributed.barrier()  # the entry exists before any rank goes on
-    return Pretrained(model, result.dynamics, folder, False)
+    return Pretrained(model, result.dynamics, folder, False, result.cost())
+
+
+def _recorded_cost(folder: Path, samples: int) -> StageCost:
+    """The cost a cache entry's ``meta.json`` recorded (entries from before costs were
+    recorded give their seconds and ``samples``, the epochs over the data), as reused."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    recorded = {"samples": samples, "seconds": meta.get("seconds", 0.0), **meta.get("cost", {})}
+    return StageCost.of({**recorded, "reused": True})
 
 
 def _meta(data: DatasetSplits, spec: PretrainSpec, seed: int, result: Any) -> dict[str, Any]:
@@ -130,6 +145,7 @@ def _meta(data: DatasetSplits, spec: PretrainSpec, seed: int, result: Any) -> di
         "dataset": data.name,
         "train": spec.config_for(seed).key(),
         "seconds": result.seconds,
+        "cost": result.cost().as_dict(),
         "images_per_second": result.images_per_second,
         "dynamics": spec.running.key() if spec.running else {"kind": "full"},
     }
@@ -184,4 +200,5 @@ def pretrain_selection_model(ctx: Any) -> Network:
     done = pretrain(ctx.dataset, spec, ctx.seed, ctx.device, ctx.networks, [observe])
     ctx.dynamics = done.dynamics
     ctx.cache_folder = done.folder
+    ctx.costs["selection_model"] = done.cost
     return done.model

@@ -24,12 +24,14 @@ from torch import nn
 
 from deepcore_core import distributed
 from deepcore_core._io import owner_tag, save_torch, sweep_stale
+from deepcore_core.cost import StageCost, measure
 from deepcore_core.data.sources import Source
 from deepcore_core.dynamics import Dynamics, RunningDynamics, RunningSpec
 from deepcore_core.engine.config import TrainConfig
 from deepcore_core.engine.recording import Recorder
 from deepcore_core.errors import DeepcoreError, TrainingDiverged
 from deepcore_core.progress import Progress
+from deepcore_core.schedules import Schedule
 
 
 @dataclasses.dataclass
@@ -41,8 +43,14 @@ class TrainResult:
     final_accuracy: float | None
     best_accuracy: float | None
     dynamics: Dynamics | RunningDynamics | None
-    seconds: float
+    seconds: float  #: training and evaluation, wall (a resumed run's earlier part included)
     images_per_second: float
+    #: the training and the evaluation apart (a resumed run's earlier part included)
+    costs: dict[str, StageCost] = dataclasses.field(default_factory=dict)
+
+    def cost(self) -> StageCost:
+        """The training's cost (without evaluation)."""
+        return self.costs.get("training", StageCost(self.seconds))
 
 
 def evaluate(
@@ -91,6 +99,7 @@ def train_model(
     desc: str = "training",
     lr_option: str = "--lr",
     callbacks: Sequence[EpochCallback] = (),
+    schedule: Schedule | None = None,
 ) -> TrainResult:
     """Train ``model`` on all of ``source`` (use ``source.subset`` for a coreset).
 
@@ -103,19 +112,28 @@ def train_model(
         and after the last) and resume from it if present.
     :param lr_option: the setting that the divergence error tells the user to lower.
     :param callbacks: called after every epoch with ``(epoch, metrics)``; metrics hold
-        ``train_loss``, ``lr`` and, on evaluated epochs, ``test_accuracy`` and ``test_loss``.
+        ``train_loss``, ``lr``, ``samples`` and, on evaluated epochs, ``test_accuracy`` and
+        ``test_loss``.
+    :param schedule: a :class:`~deepcore_core.schedules.Schedule` that picks each epoch's
+        samples (pruning during training); trains by epochs, in one process.
     """
     if len(source) == 0:
         raise DeepcoreError("cannot train on an empty set")
     loop = _Loop.start(model, source, config, device, weights, record_dynamics, running)
+    if schedule is not None:
+        loop.use(schedule)
     history: list[dict[str, float]] = []
     start_epoch = 0
     if checkpoint is not None:
         start_epoch = _resume(checkpoint, loop, history, config)
-    t0 = saved = time.perf_counter()
+    saved = time.perf_counter()
     with Progress(loop.epochs - start_epoch, desc, unit="samples") as bar:
         for epoch in range(start_epoch, loop.epochs):
-            entry = loop.epoch(epoch, lambda k: bar.update(1 / loop.iters, None, k))
+            with measure(device) as spent:
+                entry = loop.epoch(epoch, lambda k: bar.update(1 / loop.iters, None, k))
+            entry["samples"] = loop.seen - loop.costs["training"].samples
+            loop.add("training", spent, int(entry["samples"]))
+            entry["seconds"] = loop.costs["training"].seconds  # training so far, for curves
             broken = "the loss is" if not math.isfinite(entry["train_loss"]) else None
             if broken is None and not all(bool(p.isfinite().all()) for p in model.parameters()):
                 broken = "the weights are"  # a finite loss can hide them (a dead layer)
@@ -128,7 +146,9 @@ def train_model(
             if test is not None and (
                 last or (config.eval_every and (epoch + 1) % config.eval_every == 0)
             ):
-                entry["test_accuracy"], entry["test_loss"] = evaluate(loop.model, test, device)
+                with measure(device) as spent:
+                    entry["test_accuracy"], entry["test_loss"] = evaluate(loop.model, test, device)
+                loop.add("evaluation", spent, len(test))
             history.append(entry)
             if checkpoint is not None and (
                 last or time.perf_counter() - saved >= CHECKPOINT_SECONDS
@@ -141,17 +161,18 @@ def train_model(
             if "test_accuracy" in entry:
                 note += f" acc {entry['test_accuracy']:.4f}"
             bar.update(epoch + 1 - start_epoch - bar.done, note)
-    seconds = time.perf_counter() - t0
     loop.share_buffers()
     accs = [h["test_accuracy"] for h in history if "test_accuracy" in h]
+    train = loop.costs["training"]
     return TrainResult(
         loop.model,
         history,
         accs[-1] if accs else None,
         max(accs) if accs else None,
         loop.dynamics(),
-        seconds,
-        loop.seen / seconds if seconds > 0 else 0.0,
+        train.seconds + loop.costs["evaluation"].seconds,
+        train.samples / train.seconds if train.seconds > 0 else 0.0,
+        dict(loop.costs),
     )
 
 
@@ -173,6 +194,36 @@ class _Loop:
     total: int  #: steps in all
     seen: int = 0
     net: nn.Module | None = None  #: the DistributedDataParallel wrapper under torchrun
+    #: training and evaluation cost so far (kept in checkpoints: a resumed run keeps its time)
+    costs: dict[str, StageCost] = dataclasses.field(
+        default_factory=lambda: {"training": StageCost(), "evaluation": StageCost()}
+    )
+
+    schedule: Schedule | None = None
+
+    def use(self, schedule: Schedule) -> None:
+        """Train with ``schedule`` picking each epoch's samples."""
+        if self.dyn is not None or self.config.iterations or self.net is not None:
+            raise DeepcoreError(
+                f"schedule '{schedule.name}' trains by epochs in one process: give epochs, "
+                "not iterations (protocol epochs), and no training dynamics or torchrun"
+            )
+        if self.weights is not None:
+            raise DeepcoreError(
+                f"schedule '{schedule.name}' picks from the whole training set; a weighted "
+                "coreset has weights of its own"
+            )
+        schedule.start(len(self.source), self.epochs, self.config.seed)
+        self.schedule = schedule
+        if schedule.uses_model:
+            self.costs.setdefault("reselection", StageCost())
+
+    def add(self, stage: str, spent: StageCost, samples: int) -> None:
+        """Add ``spent`` (and ``samples``) to ``stage``'s running cost."""
+        c = self.costs[stage]
+        c.seconds += spent.seconds
+        c.cpu_seconds += spent.cpu_seconds
+        c.samples += samples
 
     @classmethod
     def start(
@@ -226,13 +277,18 @@ class _Loop:
         config, device = self.config, self.device
         amp = device.type == "cuda" and config.amp
         last_channels = device.type == "cuda" and config.channels_last
+        scale = weights = None
+        if self.schedule is not None:
+            scale, weights = self._plan(epoch)
         self.model.train()
         run_loss = torch.zeros((), device=device)
-        steps = 0
+        steps, batches = 0, self._count
         for i, (x, y, idx, real, denom) in enumerate(self._batches(epoch)):
             if epoch * self.iters + i >= self.total:
                 break  # a fixed number of iterations ends inside this epoch
-            lr = config.lr_at(epoch * self.iters + i, self.total)
+            # a schedule's short epoch spans the same share of the learning-rate schedule
+            step = epoch * self.iters + (i if batches is None else i * self.iters // batches)
+            lr = config.lr_at(step, self.total)
             for group in self.opt.param_groups:
                 group["lr"] = lr
             if last_channels:
@@ -243,11 +299,15 @@ class _Loop:
             if real is not None:  # a rank's share of a global batch: DDP averages the ranks
                 wb = real if self.weights is None else self.weights[idx.to(device)] * real
                 loss = (per * wb).sum() / denom * distributed.world_size()
-            elif self.weights is not None:
-                wb = self.weights[idx.to(device)]
+            elif (held := self.weights if weights is None else weights) is not None:
+                wb = held[idx.to(device)]
                 loss = (per * wb).sum() / wb.sum().clamp_min(1e-12)
+            elif scale is not None:
+                loss = (per * scale[idx.to(device)]).mean()
             else:
                 loss = per.mean()
+            if self.schedule is not None and self.schedule.uses_losses:
+                self.schedule.observe(idx.numpy(), per.detach().float().cpu().numpy())
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt)
@@ -266,6 +326,32 @@ class _Loop:
         mean_loss = distributed.sum_(run_loss) / (max(1, steps) * distributed.world_size())
         return {"epoch": epoch + 1, "train_loss": float(mean_loss), "lr": lr}
 
+    _order: torch.Tensor | None = None  #: the schedule's samples this epoch
+    _count: int | None = None  #: and its number of batches
+
+    def _plan(self, epoch: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Ask the schedule for ``epoch``'s samples (the time a model-reading schedule takes
+        is the run's ``reselection`` cost); their dense loss scale and weights."""
+        assert self.schedule is not None
+        with measure(self.device) as spent:
+            plan = self.schedule.planned(epoch, self.model if self.schedule.uses_model else None)
+        if self.schedule.uses_model:
+            self.add("reselection", spent, 0)
+            self.model.train()
+        idx = torch.as_tensor(plan.indices)
+        self._order = idx[torch.randperm(len(idx), generator=self.gen)]
+        self._count = math.ceil(len(idx) / self.config.batch_size)
+        dense = []
+        for part in (plan.scale, plan.weights):
+            full = None
+            if part is not None:
+                full = torch.ones(len(self.source), device=self.device)
+                full[idx.to(self.device)] = torch.as_tensor(part, dtype=torch.float32).to(
+                    self.device
+                )
+            dense.append(full)
+        return dense[0], dense[1]
+
     def _batches(
         self, epoch: int
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any, Any]]:
@@ -277,7 +363,7 @@ class _Loop:
         batch's total weight."""
         config, device, n = self.config, self.device, len(self.source)
         if self.net is None:
-            order = torch.randperm(n, generator=self.gen)
+            order = torch.randperm(n, generator=self.gen) if self._order is None else self._order
             for x, y, idx in self.source.batches(
                 order, config.batch_size, config.augment, self.gen, device
             ):
@@ -316,8 +402,11 @@ class _Loop:
         return None if self.dyn is None else self.dyn.result()
 
 
-def _config_key(config: TrainConfig) -> str:
-    return json.dumps(config.key(), sort_keys=True)
+def _config_key(config: TrainConfig, schedule: Schedule | None = None) -> str:
+    key = config.key()
+    if schedule is not None:  # absent without one: older checkpoints stay valid
+        key["schedule"] = schedule.describe()
+    return json.dumps(key, sort_keys=True)
 
 
 def _save_checkpoint(
@@ -332,8 +421,11 @@ def _save_checkpoint(
         "torch_rng": torch.get_rng_state(),
         "dynamics": None if loop.dyn is None else loop.dyn.state,
         "history": history,
-        "config": _config_key(config),
+        "config": _config_key(config, loop.schedule),
         "epoch": epoch,
+        "seen": loop.seen,
+        "costs": {k: c.as_dict() for k, c in loop.costs.items()},
+        "schedule": None if loop.schedule is None else loop.schedule.state_dict(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(path.parent, prefix=f".{path.name}.")  # a killed run's half-written copies
@@ -371,7 +463,7 @@ def _resume(path: Path, loop: _Loop, history: list[dict[str, float]], config: Tr
         return 0
     if isinstance(state, str):
         raise DeepcoreError(state)
-    if state.get("config") != _config_key(config):
+    if state.get("config") != _config_key(config, loop.schedule):
         raise DeepcoreError(
             f"checkpoint '{path}' was written with other settings; delete it "
             "or use another output folder"
@@ -390,4 +482,9 @@ def _resume(path: Path, loop: _Loop, history: list[dict[str, float]], config: Tr
         for k in loop.dyn.state:  # replaced, not copied: some are sized on the first batch
             loop.dyn.state[k] = saved[k].to(loop.device)
     history.extend(state["history"])
+    loop.seen = int(state.get("seen", 0))
+    for stage, cost in state.get("costs", {}).items():  # older checkpoints: counted from here
+        loop.costs[stage] = StageCost.of(cost)
+    if loop.schedule is not None and state.get("schedule") is not None:
+        loop.schedule.load_state_dict(state["schedule"])
     return int(state["epoch"])

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from deepcore_core.engine.config import TrainConfig
 from deepcore_core.experiment.records import BASELINE, FULL
 from deepcore_core.settings import RunSettings
 
@@ -32,6 +33,8 @@ class RunKey:
     fingerprint: str
     #: method name -> its selector class, for each method's default pool and rule revision
     selectors: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: the full training set's size, for protocol ``iterations``'s step count
+    train_size: int | None = None
 
     def method_rules(self, method: str) -> dict[str, Any]:
         """The pool that runs (the settings', else the method's default) and the method's
@@ -43,6 +46,11 @@ class RunKey:
         revision = 0 if cls is None else int(cls.revision)
         return {"balance": balance, **({"revision": revision} if revision else {})}
 
+    def train_config(self, seed: int) -> TrainConfig:
+        """How every model of ``seed`` trains (the same steps for each under protocol
+        iterations)."""
+        return self.config.train_config(seed, self.train_size)
+
     def run(self, method: str, fraction: float, seed: int, network: str) -> dict[str, Any]:
         """The key of one run (``method`` ``full`` is the full-data model at fraction 1)."""
         c = self.config
@@ -51,12 +59,14 @@ class RunKey:
             "fingerprint": self.fingerprint,
             "network": network,
             "seed": seed,
-            "train": c.train_config(seed).key(),
+            "train": self.train_config(seed).key(),
             "method": method,
             "fraction": fraction,
         }
         if method == FULL:
             return key
+        if c.schedule:  # coreset models only: the full-data model stays the reference
+            key["schedule"] = {"name": c.schedule, "options": dict(c.schedule_options)}
         return {
             **key,
             **self.method_rules(method),

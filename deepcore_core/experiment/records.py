@@ -30,6 +30,9 @@ class RunRecord:
     #: the code, libraries, device, threads and augmentation that made it
     #: (:mod:`deepcore_core.provenance`; empty in records made before it was kept)
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: each stage's cost (:mod:`deepcore_core.cost`) with the run's marginal and
+    #: from-scratch totals and whether jobs shared the cores; empty in older records
+    cost: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from deepcore_core import distributed
 from deepcore_core._io import check_writable
+from deepcore_core.cost import STAGES, StageCost, totals
 from deepcore_core.data.sources import DatasetSplits
 from deepcore_core.engine.devices import resolve_device
 from deepcore_core.errors import DeepcoreError, TrainingDiverged
@@ -34,6 +35,7 @@ from deepcore_core.settings import RunSettings
 from deepcore_core.workflow import (
     StageOutputs,
     context_for_dataset,
+    make_schedule,
     make_selection,
     sampler_for,
     train_network,
@@ -77,12 +79,20 @@ class Experiment:
             self.data.train.labels, len(self.data.train), self.data.name
         )
         classes = {m: host.registry.get(m).cls for m in self.methods}
-        self.keys = RunKey(config, self.data.name, fingerprint, classes)
+        self.keys = RunKey(config, self.data.name, fingerprint, classes, len(self.data.train))
         check_writable(config.out_dir(), folder=True)
         self.store = Store(config.out_dir())
         self.out = self.store.out
         self._outputs: dict[int, StageOutputs] = {}  # per seed: its selection model's
         self._scores: dict[tuple[int, str], np.ndarray] = {}  # reused at other fractions
+
+    def protocol_line(self) -> str:
+        """How long each model trains, in words."""
+        c, config = self.config, self.keys.train_config(0)
+        if c.protocol == "epochs":
+            return f"each model trains {c.epochs} epochs of its own data (protocol epochs)"
+        how = "" if c.iterations else f", the full-data model's {c.epochs} epochs"
+        return f"each model trains {config.iterations} steps{how} (protocol iterations)"
 
     def plan(self) -> list[dict[str, Any]]:
         """Every run of the experiment as a key (full-data runs first, per seed)."""
@@ -146,7 +156,7 @@ class Experiment:
             except DeepcoreError as exc:  # damaged: made again, deterministically
                 log.warning("%s; selecting again", exc)
         saved = distributed.share(saved)
-        if saved is not None:
+        if saved is not None:  # its stages keep the cost they had when it was made
             return saved, float(saved.meta.get("seconds", 0.0))
         ctx = context_for_dataset(
             self.host, self.data, self.config, seed, self.device,
@@ -167,7 +177,8 @@ class Experiment:
         sel = run.selection
         if isinstance(selector, ScoreSelector) and sel.scores is not None:
             self._scores[(seed, method)] = sel.scores
-        meta = {**sel.meta, "seconds": run.seconds}
+        cost = {k: run.costs[k].as_dict() for k in STAGES if k in run.costs}
+        meta = {**sel.meta, "seconds": run.seconds, "cost": cost}
         sel = Selection(sel.indices, sel.weights, sel.scores, meta)
         if distributed.is_main():
             sel.save(path)
@@ -180,19 +191,29 @@ class Experiment:
         if method != FULL:
             selection, sel_seconds = self.select(method, key["fraction"], seed)
         size = len(self.data.train) if selection is None else len(selection)
+        schedule = None
+        if method != FULL:  # the full-data model stays the plain reference
+            schedule = make_schedule(
+                self.host, self.config.schedule, self.config.schedule_options, self.data,
+                self.device, seed, selection=None if self._whole(selection) else selection,
+            )  # fmt: skip
+            if schedule is not None and self._whole(selection):
+                selection = None  # a schedule on all of the data (uniform at fraction 1)
         try:
             result = train_network(
-                self.host, key["network"], self.data, self.config.train_config(seed),
+                self.host, key["network"], self.data, self.keys.train_config(seed),
                 self.device, selection=selection, test=self.data.test,
                 run={k: key[k] for k in ("method", "fraction", "seed", "network")},
                 checkpoint=self.store.checkpoint_path(key),
                 desc=f"{method} f={key['fraction']:g} {key['network']} s{seed}",
+                schedule=schedule,
             )  # fmt: skip
         except TrainingDiverged as exc:
             # A diverged run is a result too: recorded (accuracy NaN) and counted in reports.
             self.log(f"warning: {exc}")
             nan = float("nan")
-            return RunRecord(key, nan, nan, sel_seconds, 0.0, size, [], self.provenance(seed))
+            cost = self.cost(selection, {})
+            return RunRecord(key, nan, nan, sel_seconds, 0.0, size, [], self.provenance(seed), cost)
         return RunRecord(
             key,
             float(result.final_accuracy or 0.0),
@@ -202,7 +223,24 @@ class Experiment:
             size,
             result.history,
             self.provenance(seed),
+            self.cost(selection, result.costs),
         )
+
+    def _whole(self, selection: Selection | None) -> bool:
+        """Whether ``selection`` is the whole training set, unweighted."""
+        n = len(self.data.train)
+        return selection is None or (len(selection) == n and selection.weights is None)
+
+    def cost(self, selection: Selection | None, training: dict[str, StageCost]) -> dict[str, Any]:
+        """A run's cost: its selection's stages (as recorded with the selection), its
+        training and evaluation, the totals, and whether parallel jobs shared the cores."""
+        stages = dict(selection.meta.get("cost", {})) if selection is not None else {}
+        stages.update({k: c.as_dict() for k, c in training.items()})
+        return {
+            "stages": stages,
+            **totals(stages),
+            "shared_cores": self.config.jobs > 1 and str(self.device).startswith("cpu"),
+        }
 
     def provenance(self, seed: int) -> dict[str, Any]:
         """This run's code, libraries, device, threads and applied augmentation."""
