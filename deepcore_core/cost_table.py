@@ -72,6 +72,7 @@ def cost_rows(records: Iterable[RunRecord], reach: float = REACH) -> list[dict[s
         costs = [spent(r) for r in rs]
         scratch = float(np.mean([c["from_scratch"] for c in costs]))
         reached = [t for r in rs if target and (t := time_to(r, target)) is not None]
+        curves = sum(1 for r in rs if any("seconds" in h for h in r.history))
         rows.append({
             "label": name, "fraction": fraction, "network": net, "runs": len(rs),
             "accuracy": float(np.mean([r.accuracy for r in rs])),
@@ -83,6 +84,7 @@ def cost_rows(records: Iterable[RunRecord], reach: float = REACH) -> list[dict[s
                                       .get("samples", 0) for r in rs])),
             "reach_seconds": float(np.mean(reached)) if reached else None,
             "reached": len(reached),
+            "curves": curves,
             "shared_cores": any(r.cost.get("shared_cores") for r in rs),
         })  # fmt: skip
     return sorted(rows, key=lambda r: (r["label"] != FULL, r["label"], r["fraction"]))
@@ -98,6 +100,8 @@ def cost_table(rows: list[dict[str, Any]], reach: float = REACH) -> str:
         acc = f"{100 * r['accuracy']:.2f} {spread}"
         speed = "-" if r["speedup"] is None else f"{r['speedup']:.2f}x"
         reach_s = "not reached" if r["reach_seconds"] is None else f"{r['reach_seconds']:.0f}"
+        if not r.get("curves"):
+            reach_s = "-"  # records made before the training time was kept per epoch
         if r["reach_seconds"] is not None and r["reached"] < r["runs"]:
             reach_s += f" ({r['reached']} of {r['runs']} seeds)"
         lines.append(

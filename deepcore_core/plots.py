@@ -150,3 +150,33 @@ def cost_chart(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return save(fig, out_dir, "cost")
+
+
+def cost_accuracy(rows: list[dict[str, Any]], out_dir: Path, net: str) -> list[Path]:
+    """Accuracy against total cost (selection included, from scratch) relative to the
+    full-data model's training, one point per row of :func:`~deepcore_core.cost_table.cost_rows`
+    on ``net``; the full-data model at (1, its accuracy) and a line at its accuracy."""
+    from matplotlib.figure import Figure
+
+    sub = [r for r in rows if r["network"] == net and r["speedup"]]
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.add_subplot()
+    for i, r in enumerate(sub):
+        colour = f"C{i % 10}"
+        x, y = 1 / r["speedup"], 100 * r["accuracy"]
+        ax.errorbar(x, y, yerr=100 * r["std"], fmt=MARKERS[i % len(MARKERS)], color=colour,
+                    capsize=2, label=f"{r['label']} {r['fraction']:g}")  # fmt: skip
+    full = [r for r in sub if r["label"] == FULL]
+    if full:
+        ax.axhline(100 * full[0]["accuracy"], color="black", lw=0.8, ls="--")
+    ax.axvline(1.0, color="grey", lw=0.6)
+    ax.set_xlabel("total cost / full-data training (selection included)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"accuracy against cost ({net})", fontsize=9)
+    ax.grid(alpha=0.3)
+    if sub:
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.set_title(f"accuracy against cost ({net}): no costs recorded", fontsize=9)
+    fig.tight_layout()
+    return save(fig, out_dir, f"cost-accuracy-{net}")

@@ -206,9 +206,23 @@ def check_same_code(records: list[RunRecord], mix_versions: bool = False) -> dic
     return seen
 
 
+def protocol_of(record: RunRecord) -> str:
+    """How the record's model trained: the same steps for every model (protocol
+    iterations) or its epochs over its own data (protocol epochs)."""
+    train = record.key.get("train", {})
+    if train.get("iterations"):
+        return f"iterations ({train['iterations']} steps for every model)"
+    return f"epochs ({train.get('epochs')} epochs of each model's own data)"
+
+
 def provenance_text(records: list[RunRecord], codes: dict[str, int]) -> str:
-    """The provenance section: code versions, libraries, devices, threads, augmentation."""
+    """The provenance section: code versions, protocol, libraries, devices, threads,
+    augmentation."""
     lines = [f"- code: {', '.join(f'{k} ({n} runs)' for k, n in sorted(codes.items()))}"]
+    protocols: dict[str, int] = {}
+    for r in records:
+        protocols[protocol_of(r)] = protocols.get(protocol_of(r), 0) + 1
+    lines.append(f"- protocol: {', '.join(f'{k}: {n} runs' for k, n in sorted(protocols.items()))}")
     for field in ("torch", "device", "threads", "cpus", "augmentation"):
         values: dict[str, int] = {}
         for r in records:
@@ -298,6 +312,8 @@ def write_report(
         if any(r.get("gap") is not None for r in rows):
             figures += plots.gap_heatmap(rows, out_dir, net)
     figures += plots.cost_chart(rows, out_dir)
+    for net in sorted({r["network"] for r in costs if r["label"] == FULL}):
+        figures += plots.cost_accuracy(costs, out_dir, net)
     files += figures
     if html:
         from deepcore_core.report_html import write_html

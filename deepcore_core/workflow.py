@@ -526,10 +526,24 @@ def run_selection(
     return make_selection(host, selector, ctx, **kw).selection
 
 
+def _drop_unused_costs(ctx: SelectionContext, needs: set[Need]) -> None:
+    """Forget the reused stages (an earlier method's selection model and embeddings) that a
+    method with ``needs`` does not use, so its record is not charged for them."""
+    used = {
+        "selection_model": bool(needs & _MODEL_NEEDS),
+        "embedding": bool(needs & {Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS}),
+    }
+    for stage, uses in used.items():
+        cost = ctx.costs.get(stage)
+        if not uses and cost is not None and cost.reused:
+            del ctx.costs[stage]
+
+
 def _run_stages(host: PluginHost, selector: Selector, ctx: SelectionContext) -> None:
     """Train, embed and score as the method needs (what the context holds is not redone)."""
     uses_scores = isinstance(selector, ScoreSelector)
     needs = set(selector.required())
+    _drop_unused_costs(ctx, needs)
     if ctx.scores is not None and Need.SCORES not in needs and not uses_scores:
         raise DeepcoreError(f"method '{selector.name}' does not use per-sample scores")
     if ctx.scores is not None and uses_scores:

@@ -3,6 +3,7 @@ keeping the time of their finished part."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,7 +72,7 @@ class Lowest(Confident):
 def test_records_charge_the_shared_selection_model_once_and_to_every_method(tmp_path):
     cfg = make_config(
         {
-            "methods": ["uniform", "confident", "lowest"],
+            "methods": ["confident", "uniform", "lowest"],
             "seeds": [0],
             "epochs": 1,
             "selection_epochs": 2,
@@ -94,7 +95,22 @@ def test_records_charge_the_shared_selection_model_once_and_to_every_method(tmp_
         c = by[m]
         assert {"embedding", "scoring", "picking", "training"} <= set(c["stages"])
         assert c["from_scratch_seconds"] >= c["marginal_seconds"] > 0
-    assert "selection_model" not in by["uniform"]["stages"]  # uniform trains nothing
+    assert "selection_model" not in by["uniform"]["stages"]  # uniform runs first, trains nothing
+
+
+def test_a_method_that_uses_no_model_is_not_charged_for_a_shared_one():
+    from deepcore_core import SelectionContext
+    from deepcore_core.workflow import StageOutputs, make_selection
+
+    host = host_with(Confident)
+    costs = {"selection_model": StageCost(9.0), "embedding": StageCost(1.0)}
+    shared = StageOutputs(probs=np.full((20, 2), 0.5, dtype=np.float32), costs=costs)
+    for method, charged in (("uniform", set()), ("confident", {"selection_model", "embedding"})):
+        ctx = SelectionContext(n=20, labels=np.arange(20) % 2)
+        shared.fill(ctx)
+        run = make_selection(host, host.create_selector(method), ctx, fraction=0.5)
+        reused = {k for k, c in run.costs.items() if c.reused}
+        assert reused == charged, method
 
 
 def _record(method, fraction, seed, acc, stages, history, schedule=None):
@@ -139,3 +155,5 @@ def test_cost_rows_against_a_hand_computation():
     assert u["speedup"] == pytest.approx(100 / 60) and u["reach_seconds"] == pytest.approx(40.0)
     text = cost_table(list(rows.values()))
     assert "| dual | 0.3 | 87.00 ± 1.41 | 70.0 | 50.0 | 1.43x | not reached |" in text
+    old = _record("full", 1.0, 0, 0.9, {"training": {"seconds": 5.0}}, [{"test_accuracy": 0.9}])
+    assert cost_table(cost_rows([old])).endswith("| 1.00x | - |")  # no curve: nothing to say

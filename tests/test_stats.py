@@ -107,9 +107,10 @@ def test_the_report_draws_every_figure_and_one_self_contained_html(tmp_path):
     recs += [record("worse", s, a, f) for f in (0.1, 0.3) for s, a in enumerate([0.6, 0.62, 0.61])]
     recs += [record("full", s, 0.9, 1.0) for s in range(3)]
     families = {"better": "geometry", "worse": "uncertainty"}
-    _, files = write_report(recs, tmp_path, families=families, html=True)
+    md, files = write_report(recs, tmp_path, families=families, html=True)
+    assert "## Cost against the full-data model" in md and "- protocol: " in md
     names = {f.name for f in files}
-    for stem in ("accuracy-lenet", "gap-lenet", "cost"):
+    for stem in ("accuracy-lenet", "gap-lenet", "cost", "cost-accuracy-lenet"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
         assert (tmp_path / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     panels = (tmp_path / "accuracy-lenet.svg").read_text()
@@ -119,5 +120,5 @@ def test_the_report_draws_every_figure_and_one_self_contained_html(tmp_path):
     heat = (tmp_path / "gap-lenet.svg").read_text()
     assert "+5.0*" in heat and "-19.0*" in heat
     page = (tmp_path / "report.html").read_text()
-    assert page.count("<svg") == 3 and "<table>" in page and "<h2>Provenance</h2>" in page
+    assert page.count("<svg") == 4 and "<table>" in page and "<h2>Provenance</h2>" in page
     assert "src=" not in page and 'href="http' not in page  # nothing fetched from elsewhere
