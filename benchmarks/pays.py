@@ -17,6 +17,7 @@ form; the table is then made from those copies).
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 from pathlib import Path
 
@@ -45,6 +46,17 @@ def verdict(row: dict, full: float) -> str:
     return "no: " + ", ".join(why)
 
 
+def uses_to_pay(row: dict, full_seconds: float) -> str:
+    """How many trainings on one static coreset pay for its selection: the least k with
+    k * full >= selection + k * training (selection from scratch, training per use)."""
+    selection = row["from_scratch"] - row["training"]
+    if row["label"] == FULL or selection <= 0:
+        return "-"
+    if row["training"] >= full_seconds:
+        return "never"
+    return str(math.ceil(selection / (full_seconds - row["training"])))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", type=Path)
@@ -62,11 +74,12 @@ def main() -> int:
     full = next((r["accuracy"] for r in rows if r["label"] == FULL), None)
     if full is None:
         raise SystemExit("no full-data model in these results: run grid-static.yaml first")
+    full_seconds = next(r["training"] for r in rows if r["label"] == FULL)
     lines = cost_table(rows).splitlines()
-    lines[0] += " goal (>= 30% saved, <= 0.3 points lost) |"
-    lines[1] += "---|"
+    lines[0] += " trainings to pay off the selection | goal (>= 30% saved, <= 0.3 points lost) |"
+    lines[1] += "---|---|"
     for i, r in enumerate(rows):
-        lines[i + 2] += f" {verdict(r, full)} |"
+        lines[i + 2] += f" {uses_to_pay(r, full_seconds)} | {verdict(r, full)} |"
     print("\n".join(lines))
     return 0
 

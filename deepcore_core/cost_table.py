@@ -78,6 +78,7 @@ def cost_rows(records: Iterable[RunRecord], reach: float = REACH) -> list[dict[s
             "accuracy": float(np.mean([r.accuracy for r in rs])),
             "std": float(np.std([r.accuracy for r in rs], ddof=1)) if len(rs) > 1 else 0.0,
             "from_scratch": scratch,
+            "training": float(np.mean([c["training"] for c in costs])),
             "marginal": float(np.mean([c["marginal"] for c in costs])),
             "speedup": base / scratch if base and scratch > 0 else None,
             "samples": float(np.mean([r.cost.get("stages", {}).get("training", {})

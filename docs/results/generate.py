@@ -1,4 +1,4 @@
-"""Regenerate every table in the results pages from the committed results files.
+"""Regenerate every table in the results pages (and docs/*.md) from the committed results files.
 
 A page marks each generated block with the command that prints it::
 
@@ -59,7 +59,8 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="fail if a page is not current")
     args = ap.parse_args()
     stale = []
-    for page in sorted((ROOT / "docs" / "results").rglob("*.md")):
+    pages = [*(ROOT / "docs" / "results").rglob("*.md"), *(ROOT / "docs").glob("*.md")]
+    for page in sorted(pages):
         text, changed = regenerate(page)
         if not changed:
             continue
