@@ -79,12 +79,15 @@ class Schedule(abc.ABC):
         self.epochs = 0
         self.seed = 0
         self.epoch = -1  #: the epoch last planned
+        self.last: EpochPlan | None = None  #: and its plan
+        self._dense_of: EpochPlan | None = None  # the plan _dense_arrays were made from
+        self._dense_arrays: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
     def start(self, n: int, epochs: int, seed: int) -> None:
         """Begin a run of ``epochs`` epochs over ``n`` samples."""
         if n < 1 or epochs < 1:
             raise DeepcoreError(f"a schedule needs samples and epochs, got {n} and {epochs}")
-        self.n, self.epochs, self.seed, self.epoch = n, epochs, seed, -1
+        self.n, self.epochs, self.seed, self.epoch, self.last = n, epochs, seed, -1, None
 
     def rng(self, epoch: int) -> np.random.Generator:
         """The generator of ``epoch``'s random choices (seed and epoch fix it)."""
@@ -126,17 +129,19 @@ class Schedule(abc.ABC):
         return losses.mean()
 
     def _dense(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        plan = getattr(self, "_last", None)
-        if plan is None:
+        """The current plan's scale and weights as N-long arrays (made once per epoch)."""
+        if self.last is None:
             return None, None
-        out = []
-        for part in (plan.scale, plan.weights):
-            dense = None
-            if part is not None:
-                dense = np.ones(self.n, dtype=np.float64)
-                dense[plan.indices] = part
-            out.append(dense)
-        return out[0], out[1]
+        if self._dense_of is not self.last:
+            out = []
+            for part in (self.last.scale, self.last.weights):
+                dense = None
+                if part is not None:
+                    dense = np.ones(self.n, dtype=np.float64)
+                    dense[self.last.indices] = part
+                out.append(dense)
+            self._dense_arrays, self._dense_of = (out[0], out[1]), self.last
+        return self._dense_arrays
 
     def planned(self, epoch: int, model: Any = None) -> EpochPlan:
         """:meth:`plan`, checked and kept as the current epoch's plan."""
@@ -147,7 +152,7 @@ class Schedule(abc.ABC):
                 f"schedule '{self.name}' planned no valid samples for epoch {epoch}"
             )
         plan = EpochPlan(idx, plan.scale, plan.weights)
-        self.epoch, self._last = epoch, plan
+        self.epoch, self.last = epoch, plan
         return plan
 
 
@@ -341,7 +346,7 @@ class ScheduleSampler(torch.utils.data.Sampler[int]):
         return iter(plan.indices[order].tolist())
 
     def __len__(self) -> int:
-        last = getattr(self.schedule, "_last", None)
+        last = self.schedule.last
         return self.schedule.n if last is None else len(last.indices)
 
 

@@ -259,3 +259,11 @@ def test_train_and_run_with_a_schedule_from_the_command_line(tmp_path):
     assert summary["cost"]["reselection"]["seconds"] > 0
     r = CliRunner().invoke(app, [*args, *adaptive[:2], "--schedule-option", "method=nope"])
     assert r.exit_code == 2 and "unknown method 'nope'" in r.output
+    before_any_work = ["run", "--protocol", "epochs", "--output", str(tmp_path / "no")]
+    for bad, message in (
+        ([*adaptive[:4], "--fraction", "0.5"], "run it with --method uniform --fraction 1"),
+        (["--schedule", "nope"], "unknown schedule 'nope'"),
+    ):
+        r = CliRunner().invoke(app, [*before_any_work, *bad])
+        assert r.exit_code == 2 and message in r.output, r.output
+    assert not (tmp_path / "no").exists()

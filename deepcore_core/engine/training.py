@@ -198,8 +198,9 @@ class _Loop:
     costs: dict[str, StageCost] = dataclasses.field(
         default_factory=lambda: {"training": StageCost(), "evaluation": StageCost()}
     )
-
-    schedule: Schedule | None = None
+    schedule: Schedule | None = None  #: picks each epoch's samples (pruning during training)
+    _order: torch.Tensor | None = None  #: the schedule's samples this epoch, shuffled
+    _count: int | None = None  #: and their number of batches
 
     def use(self, schedule: Schedule) -> None:
         """Train with ``schedule`` picking each epoch's samples."""
@@ -307,7 +308,7 @@ class _Loop:
             else:
                 loss = per.mean()
             if self.schedule is not None and self.schedule.uses_losses:
-                self.schedule.observe(idx.numpy(), per.detach().float().cpu().numpy())
+                self.schedule.observe(idx.cpu().numpy(), per.detach().float().cpu().numpy())
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt)
@@ -325,9 +326,6 @@ class _Loop:
             self.dyn.end_epoch(epoch)
         mean_loss = distributed.sum_(run_loss) / (max(1, steps) * distributed.world_size())
         return {"epoch": epoch + 1, "train_loss": float(mean_loss), "lr": lr}
-
-    _order: torch.Tensor | None = None  #: the schedule's samples this epoch
-    _count: int | None = None  #: and its number of batches
 
     def _plan(self, epoch: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Ask the schedule for ``epoch``'s samples (the time a model-reading schedule takes

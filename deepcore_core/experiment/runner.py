@@ -22,7 +22,7 @@ from deepcore_core.data.sources import DatasetSplits
 from deepcore_core.engine.devices import resolve_device
 from deepcore_core.errors import DeepcoreError, TrainingDiverged
 from deepcore_core.experiment.plan import RunKey, expand, methods_of
-from deepcore_core.experiment.records import FULL, RunRecord, write_summary
+from deepcore_core.experiment.records import BASELINE, FULL, RunRecord, write_summary
 from deepcore_core.experiment.schedule import run_parallel
 from deepcore_core.experiment.store import Store
 from deepcore_core.log import log
@@ -68,6 +68,7 @@ class Experiment:
         for net in (*config.targets(), config.selection_network):
             host.networks.get(net)
         self.data: DatasetSplits = host.datasets.load(str(config.dataset), config.data_root)
+        self._check_schedule()
         for net in (*config.targets(), config.selection_network):
             info = host.networks.get(net)
             if not info.min_size <= self.data.image_size <= info.max_size:
@@ -225,6 +226,20 @@ class Experiment:
             self.provenance(seed),
             self.cost(selection, result.costs),
         )
+
+    def _check_schedule(self) -> None:
+        """The schedule and its options, before any work; one that selects from the model
+        being trained (adaptive) only on the whole set (uniform at fraction 1)."""
+        c = self.config
+        schedule = make_schedule(
+            self.host, c.schedule, c.schedule_options, self.data, self.device, 0
+        )
+        coresets = set(self.methods) != {BASELINE} or any(f < 1 for f in c.fractions)
+        if schedule is not None and schedule.uses_model and coresets:
+            raise DeepcoreError(
+                f"schedule '{c.schedule}' selects from the whole training set: run it with "
+                "--method uniform --fraction 1"
+            )
 
     def _whole(self, selection: Selection | None) -> bool:
         """Whether ``selection`` is the whole training set, unweighted."""
