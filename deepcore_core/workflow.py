@@ -502,7 +502,8 @@ def make_selection(
     meta["pool"] = {"rule": "per class" if ctx.balance else "whole dataset", "from": pool_rule}
     selection = Selection(result.indices, result.weights, result.scores, meta)
     host.hook.on_selection_end(selection=selection)
-    return SelectionRun(selection, StageOutputs.of(ctx), time.perf_counter() - t0, dict(ctx.costs))
+    charged = _charged(ctx.costs, selector.required())
+    return SelectionRun(selection, StageOutputs.of(ctx), time.perf_counter() - t0, charged)
 
 
 def check_selection_output(path: str | os.PathLike[str]) -> Path:
@@ -526,24 +527,21 @@ def run_selection(
     return make_selection(host, selector, ctx, **kw).selection
 
 
-def _drop_unused_costs(ctx: SelectionContext, needs: set[Need]) -> None:
-    """Forget the reused stages (an earlier method's selection model and embeddings) that a
-    method with ``needs`` does not use, so its record is not charged for them."""
+def _charged(costs: Mapping[str, StageCost], needs: frozenset[Need]) -> dict[str, StageCost]:
+    """The stage costs a method with ``needs`` is charged: without the reused stages (an
+    earlier method's selection model and embeddings) it does not use. The context keeps
+    them for the next method of the seed."""
     used = {
         "selection_model": bool(needs & _MODEL_NEEDS),
         "embedding": bool(needs & {Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS}),
     }
-    for stage, uses in used.items():
-        cost = ctx.costs.get(stage)
-        if not uses and cost is not None and cost.reused:
-            del ctx.costs[stage]
+    return {k: c for k, c in costs.items() if used.get(k, True) or not c.reused}
 
 
 def _run_stages(host: PluginHost, selector: Selector, ctx: SelectionContext) -> None:
     """Train, embed and score as the method needs (what the context holds is not redone)."""
     uses_scores = isinstance(selector, ScoreSelector)
     needs = set(selector.required())
-    _drop_unused_costs(ctx, needs)
     if ctx.scores is not None and Need.SCORES not in needs and not uses_scores:
         raise DeepcoreError(f"method '{selector.name}' does not use per-sample scores")
     if ctx.scores is not None and uses_scores:

@@ -111,6 +111,7 @@ def test_a_method_that_uses_no_model_is_not_charged_for_a_shared_one():
         run = make_selection(host, host.create_selector(method), ctx, fraction=0.5)
         reused = {k for k, c in run.costs.items() if c.reused}
         assert reused == charged, method
+        assert set(run.outputs.costs) == set(costs)  # kept for the seed's next method
 
 
 def _record(method, fraction, seed, acc, stages, history, schedule=None):
