@@ -22,7 +22,8 @@ def test_run_logs_every_epoch_of_every_model(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPCORE_TENSORBOARD_DIR", str(tmp_path / "tb"))
     monkeypatch.setenv("DEEPCORE_CACHE", str(tmp_path / "cache"))
     args = ["run", "--method", "uniform", "--seed", "0", "--epochs", "4", "--eval-every", "2",
-            "--selection-epochs", "2", "--output", str(tmp_path / "out")]  # fmt: skip
+            "--selection-epochs", "2", "--selection-network", "lenet", "--protocol", "epochs",
+            "--output", str(tmp_path / "out")]  # fmt: skip
     r = CliRunner().invoke(create_app(), args)
     assert r.exit_code == 0, r.output
     coreset = scalars(tmp_path / "tb" / "coreset" / "uniform-f0.1-lenet-s0")
