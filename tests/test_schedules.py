@@ -267,3 +267,24 @@ def test_train_and_run_with_a_schedule_from_the_command_line(tmp_path):
         r = CliRunner().invoke(app, [*before_any_work, *bad])
         assert r.exit_code == 2 and message in r.output, r.output
     assert not (tmp_path / "no").exists()
+
+
+def test_reselection_time_is_counted_once_and_apart_from_training():
+    import time
+
+    class Slow(Fixed):
+        """A model-reading schedule whose planning takes 0.3 s (test schedule)."""
+
+        uses_model = True
+
+        def plan(self, epoch, model=None):
+            time.sleep(0.3)
+            return self.fixed
+
+    result = train_model(
+        _net(), _data(), TrainConfig(epochs=2, augment=False), CPU,
+        schedule=Slow(EpochPlan(np.arange(12))),
+    )  # fmt: skip
+    training, reselection = result.costs["training"], result.costs["reselection"]
+    assert reselection.seconds >= 0.6 and training.seconds < 0.3  # 24 samples, a linear model
+    assert result.history[-1]["seconds"] == pytest.approx(training.seconds + reselection.seconds)

@@ -129,11 +129,17 @@ def train_model(
     saved = time.perf_counter()
     with Progress(loop.epochs - start_epoch, desc, unit="samples") as bar:
         for epoch in range(start_epoch, loop.epochs):
+            planning = dataclasses.replace(loop.costs.get("reselection", StageCost()))
             with measure(device) as spent:
                 entry = loop.epoch(epoch, lambda k: bar.update(1 / loop.iters, None, k))
+            if "reselection" in loop.costs:  # counted apart, not again as training
+                spent.seconds -= loop.costs["reselection"].seconds - planning.seconds
+                spent.cpu_seconds -= loop.costs["reselection"].cpu_seconds - planning.cpu_seconds
             entry["samples"] = loop.seen - loop.costs["training"].samples
             loop.add("training", spent, int(entry["samples"]))
-            entry["seconds"] = loop.costs["training"].seconds  # training so far, for curves
+            # the training so far, re-selections included, for time-to-accuracy curves
+            entry["seconds"] = sum(loop.costs[k].seconds for k in ("training", "reselection")
+                                   if k in loop.costs)  # fmt: skip
             broken = "the loss is" if not math.isfinite(entry["train_loss"]) else None
             if broken is None and not all(bool(p.isfinite().all()) for p in model.parameters()):
                 broken = "the weights are"  # a finite loss can hide them (a dead layer)
