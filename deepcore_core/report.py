@@ -6,7 +6,8 @@ Reads the per-run records an experiment writes (its output folder, or its ``resu
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -211,26 +212,23 @@ def protocol_of(record: RunRecord) -> str:
     iterations) or its epochs over its own data (protocol epochs)."""
     train = record.key.get("train", {})
     if train.get("iterations"):
-        return f"iterations ({train['iterations']} steps for every model)"
-    return f"epochs ({train.get('epochs')} epochs of each model's own data)"
+        return f"iterations, {train['iterations']} steps for every model"
+    return f"epochs, {train.get('epochs')} of each model's own data"
+
+
+def _tally(values: Iterable[str]) -> str:
+    """``value (n runs)`` for each distinct value, sorted."""
+    return ", ".join(f"{k} ({n} runs)" for k, n in sorted(Counter(values).items()))
 
 
 def provenance_text(records: list[RunRecord], codes: dict[str, int]) -> str:
     """The provenance section: code versions, protocol, libraries, devices, threads,
     augmentation."""
     lines = [f"- code: {', '.join(f'{k} ({n} runs)' for k, n in sorted(codes.items()))}"]
-    protocols: dict[str, int] = {}
-    for r in records:
-        protocols[protocol_of(r)] = protocols.get(protocol_of(r), 0) + 1
-    lines.append(f"- protocol: {', '.join(f'{k}: {n} runs' for k, n in sorted(protocols.items()))}")
+    lines.append(f"- protocol: {_tally(protocol_of(r) for r in records)}")
     for field in ("torch", "device", "threads", "cpus", "augmentation"):
-        values: dict[str, int] = {}
-        for r in records:
-            v = str(r.provenance.get(field, "unrecorded"))
-            values[v] = values.get(v, 0) + 1
-        lines.append(
-            f"- {field}: {', '.join(f'{k} ({n} runs)' for k, n in sorted(values.items()))}"
-        )
+        values = (str(r.provenance.get(field, "unrecorded")) for r in records)
+        lines.append(f"- {field}: {_tally(values)}")
     return "\n".join(lines)
 
 

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from deepcore_core import Need, ScoreSelector
 from deepcore_core.cost import StageCost, measure, totals
 from deepcore_core.data.sources import TensorSource
 from deepcore_core.engine.config import TrainConfig
 from deepcore_core.engine.training import train_model
 from deepcore_core.experiment import Experiment, make_config
-from deepcore_core.testing import host_with
+from deepcore_core.testing import Confidence, GradNorm, host_with
 
 
 def test_measure_and_totals_follow_the_reused_marks():
@@ -52,27 +51,10 @@ def test_a_resumed_run_keeps_the_time_of_its_finished_part(tmp_path):
     assert again.seconds == pytest.approx(first.seconds, abs=1e-5)
 
 
-class Confident(ScoreSelector):
-    """Most confident first (test method)."""
-
-    name = "confident"
-    needs = frozenset({Need.PROBABILITIES})
-
-    def compute_scores(self, ctx):
-        return ctx.probs.max(1)
-
-
-class Lowest(Confident):
-    """Least confident first (test method)."""
-
-    name = "lowest"
-    descending = False
-
-
 def test_records_charge_the_shared_selection_model_once_and_to_every_method(tmp_path):
     cfg = make_config(
         {
-            "methods": ["confident", "uniform", "lowest"],
+            "methods": ["confidence", "uniform", "grad-norm"],
             "seeds": [0],
             "epochs": 1,
             "selection_epochs": 2,
@@ -82,16 +64,16 @@ def test_records_charge_the_shared_selection_model_once_and_to_every_method(tmp_
             "cache_dir": str(tmp_path / "cache"),
         }
     )
-    records = Experiment(cfg, host_with(Confident, Lowest), log=lambda m: None).run()
+    records = Experiment(cfg, host_with(Confidence, GradNorm), log=lambda m: None).run()
     by = {r.key["method"]: r.cost for r in records}
     full = by["full"]
     assert set(full["stages"]) == {"training", "evaluation"} and not full["shared_cores"]
     assert full["stages"]["training"]["samples"] == 1438  # one epoch of digits' 1,438
-    model = [by[m]["stages"]["selection_model"] for m in ("confident", "lowest")]
+    model = [by[m]["stages"]["selection_model"] for m in ("confidence", "grad-norm")]
     assert sum(1 for c in model if not c.get("reused")) == 1  # paid by the first method only
     assert model[0]["seconds"] == model[1]["seconds"] > 0  # and charged to both from scratch
     assert model[0]["samples"] == 2 * 1438
-    for m in ("confident", "lowest"):
+    for m in ("confidence", "grad-norm"):
         c = by[m]
         assert {"embedding", "scoring", "picking", "training"} <= set(c["stages"])
         assert c["from_scratch_seconds"] >= c["marginal_seconds"] > 0
@@ -102,10 +84,10 @@ def test_a_method_that_uses_no_model_is_not_charged_for_a_shared_one():
     from deepcore_core import SelectionContext
     from deepcore_core.workflow import StageOutputs, make_selection
 
-    host = host_with(Confident)
+    host = host_with(Confidence)
     costs = {"selection_model": StageCost(9.0), "embedding": StageCost(1.0)}
     shared = StageOutputs(probs=np.full((20, 2), 0.5, dtype=np.float32), costs=costs)
-    for method, charged in (("uniform", set()), ("confident", {"selection_model", "embedding"})):
+    for method, charged in (("uniform", set()), ("confidence", {"selection_model", "embedding"})):
         ctx = SelectionContext(n=20, labels=np.arange(20) % 2)
         shared.fill(ctx)
         run = make_selection(host, host.create_selector(method), ctx, fraction=0.5)

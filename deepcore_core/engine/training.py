@@ -50,7 +50,7 @@ class TrainResult:
 
     def cost(self) -> StageCost:
         """The training's cost (without evaluation)."""
-        return self.costs.get("training", StageCost(self.seconds))
+        return self.costs["training"]
 
 
 def evaluate(
