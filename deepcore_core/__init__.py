@@ -28,8 +28,12 @@ from deepcore_core.selector import GreediSelector, Need, Pick, ScoreSelector, Se
 from deepcore_core.workflow import DataOptions
 
 if TYPE_CHECKING:
+    from deepcore_core.dedup import Deduplicator, semdedup
+    from deepcore_core.encoders import Encoder
     from deepcore_core.engine.config import PretrainSpec, TrainConfig
     from deepcore_core.engine.devices import serial_blas
+    from deepcore_core.engine.pretrain import pretrain_on_labels, proxy_accuracy
+    from deepcore_core.kmeans import Clustering, kmeans
     from deepcore_core.neighbors import blockwise_topk, knn
     from deepcore_core.progress import Progress
     from deepcore_core.submodular import (
@@ -54,6 +58,13 @@ _LAZY = {
     "TrainConfig": "deepcore_core.engine.config",
     "Progress": "deepcore_core.progress",
     "serial_blas": "deepcore_core.engine.devices",
+    "Deduplicator": "deepcore_core.dedup",
+    "semdedup": "deepcore_core.dedup",
+    "Encoder": "deepcore_core.encoders",
+    "pretrain_on_labels": "deepcore_core.engine.pretrain",
+    "proxy_accuracy": "deepcore_core.engine.pretrain",
+    "Clustering": "deepcore_core.kmeans",
+    "kmeans": "deepcore_core.kmeans",
 }
 
 
@@ -66,10 +77,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Clustering",
     "CosineBlocks",
     "DataOptions",
+    "Deduplicator",
     "DeepcoreError",
     "Dynamics",
+    "Encoder",
     "FacilityLocation",
     "GradEmbedding",
     "GraphCut",
@@ -101,6 +115,7 @@ __all__ = [
     "get_host",
     "greedi",
     "hookimpl",
+    "kmeans",
     "knn",
     "load_indices",
     "loader_batch_scale",
@@ -108,8 +123,11 @@ __all__ = [
     "maximize",
     "original_rule",
     "plan_pools",
+    "pretrain_on_labels",
+    "proxy_accuracy",
     "scores",
     "select",
+    "semdedup",
     "serial_blas",
     "softmax",
     "top_k",

@@ -10,6 +10,7 @@ a collate function, a plugin host. The work itself is :mod:`deepcore_core.workfl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import warnings
@@ -127,11 +128,16 @@ def select(
         ``dynamics`` (full or running) and ``dynamics_options``, ``cache_dir``,
         ``data_root``, ``threads`` (given: set this process's torch and BLAS threads as the
         CLI does; not given: leave them) and ``output`` (given: also write the selection
-        there, as the CLI does). See ``docs/python-api.md``.
+        there, as the CLI does). Without labels: ``no_labels=True`` (a torch dataset's rows
+        may then be inputs alone), ``encoder`` (a name as on the command line, or any
+        ``nn.Module`` whose output per batch is the embedding), ``encoder_weights``,
+        ``encoder_options``, ``clusters``, ``dedup`` and ``embedding_dtype``. See
+        ``docs/python-api.md``.
     :returns: the :class:`Selection`.
     """
     host = host or get_host()
     values, recorded = _select_renames(settings)
+    module = values.pop("encoder") if not isinstance(values.get("encoder"), str | None) else None
     training_dynamics = recorded if training_dynamics is None else training_dynamics
     reading = _reading(
         None, labels=labels, loader_batch_size=values.pop("loader_batch_size", loader_batch_size),
@@ -153,6 +159,8 @@ def select(
     device = _setup(threads, s.device)
     selector = host.create_selector(method, s.options, s.variant)
     sampler = sampler_for(host, selector, s.sampler, s.sampler_options)
+    if s.no_labels:  # rows are read as inputs only: labels absent or ignored
+        reading = dataclasses.replace(reading, unlabeled=True)
     given = {"features": features, "scores": scores, "logits": logits, "probs": probs,
              "training_dynamics": training_dynamics}  # fmt: skip
     with contextlib.ExitStack() as lent:  # the user's model is given back as it was found
@@ -161,14 +169,15 @@ def select(
         elif named is not None:
             _check_only_dataset(given, named, model, labels)
             ctx = context_for_dataset(
-                host, host.datasets.load(named, s.data_root), s, s.seed, device
+                host, host.datasets.load(named, s.data_root), s, s.seed, device, encoder=module
             )
         else:
             _check_only_dataset(given, None, None, None)
             borrowed = lent.enter_context(lend_model(model, feature_layer, device))
             ctx = context_for_user_dataset(
-                host, dataset, s, s.seed, device, model=borrowed, network=factory, data=reading
-            )
+                host, dataset, s, s.seed, device, model=borrowed, network=factory, data=reading,
+                encoder=module,
+            )  # fmt: skip
         run = make_selection(
             host, selector, ctx, fraction=s.fraction, budget=s.budget,
             dataset_name=None if ctx.dataset is None else ctx.dataset.name, sampler=sampler,

@@ -98,18 +98,28 @@ def allocate(class_sizes: dict[int, int], total: int) -> dict[int, int]:
     return {c: alloc[c] for c in sorted(class_sizes)}
 
 
-def plan_pools(labels: np.ndarray | None, n: int, total: int, balance: bool) -> list[Pool]:
-    """Return the pools to select from: one per class when ``balance``, else one global pool."""
+def plan_pools(
+    labels: np.ndarray | None,
+    n: int,
+    total: int,
+    balance: bool,
+    among: np.ndarray | None = None,
+) -> list[Pool]:
+    """Return the pools to select from: one per class (or group: ``labels`` may be cluster
+    ids) when ``balance``, else one global pool; ``among`` limits them to those indices."""
+    rows = np.arange(n, dtype=np.int64) if among is None else np.asarray(among, np.int64)
+    if total > rows.size:
+        raise DeepcoreError(f"cannot pick {total} of the {rows.size} samples left to pick from")
     if not balance:
-        return [Pool(None, np.arange(n, dtype=np.int64), total)]
+        return [Pool(None, rows, total)]
     if labels is None:
         raise DeepcoreError("balanced selection needs labels; give labels or use --no-balance")
-    classes, counts = np.unique(labels, return_counts=True)
+    classes, counts = np.unique(labels[rows], return_counts=True)
     sizes = {int(c): int(k) for c, k in zip(classes, counts, strict=True)}
     alloc = allocate(sizes, total)
     pools = []
     for c in sizes:
         if alloc[c] > 0:
-            idx = np.flatnonzero(labels == c).astype(np.int64)
+            idx = rows[labels[rows] == c]
             pools.append(Pool(c, idx, alloc[c]))
     return pools

@@ -109,6 +109,18 @@ class CacheEntry:
                 json.dump(manifest, out, indent=2, sort_keys=True)
         return path
 
+    def forget(self, names: list[str]) -> None:
+        """Drop the records of ``names`` from the manifest (before deleting the files)."""
+        with self._locked():
+            manifest = self.manifest()
+            files = manifest.get("files", {})
+            if manifest.get("key") != self.key or not any(n in files for n in names):
+                return
+            for name in names:
+                files.pop(name, None)
+            with atomic_write(self.folder / MANIFEST, "w") as out:
+                json.dump(manifest, out, indent=2, sort_keys=True)
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -53,11 +53,24 @@ class SelectionContext:
         (see :meth:`outputs_for_seed`).
     :ivar sampler: the :class:`~deepcore_core.samplers.Sampler` a score-based method picks
         with (set by the core from ``--sampler`` or the method's default).
-    :ivar extras: free space for plugins (caches, intermediate results); the core never uses it.
+    :ivar extras: free space for plugins (caches, intermediate results); the core reads only
+        ``extras["meta"]``, a mapping it adds to the selection's record, and keeps the
+        encoder's description under ``extras["encoder"]``.
     :ivar logits: the model's raw outputs (N x C) where known: given logits, or ``embed``'s when
         the probabilities come from it too; None when only probabilities were given.
     :ivar costs: what each stage cost, by stage name (a :class:`~deepcore_core.cost.StageCost`
         per ``selection_model``, ``embedding``, ``scoring``, ``picking``), filled by the core.
+    :ivar encoder: the :class:`~deepcore_core.encoders.Encoder` whose embeddings are the
+        features of methods that need no model outputs; None: the selection model's.
+    :ivar embeddings: the encoder's embeddings (N x D, memory-mapped from the store).
+    :ivar no_labels: the labels are hidden from the selection (``--no-labels``).
+    :ivar clusters: balance over this many k-means clusters of the features (``--clusters``).
+    :ivar pools: the group of every sample the budget is balanced over when it is not the
+        class (the clusters), filled by the core.
+    :ivar dedup: SemDeDup's eps when near-duplicates are dropped first (``--dedup``).
+    :ivar candidates: the samples a method may pick (ascending; None: all), filled by the core.
+    :ivar embedding_dtype: how the embedding store keeps embeddings (float32 or float16).
+    :ivar cache_dir: the cache folder (None: the default) for encoders and embeddings.
     """
 
     n: int
@@ -81,6 +94,15 @@ class SelectionContext:
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
     logits: np.ndarray | None = None
     costs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    encoder: Any = None
+    embeddings: np.ndarray | None = None
+    no_labels: bool = False
+    clusters: int | None = None
+    pools: np.ndarray | None = None
+    dedup: float | None = None
+    candidates: np.ndarray | None = None
+    embedding_dtype: str = "float32"
+    cache_dir: Path | None = None
     _grad: GradEmbedding | None = dataclasses.field(default=None, init=False, repr=False)
     _scratch: Any = dataclasses.field(default=None, init=False, repr=False)
 

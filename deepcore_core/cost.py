@@ -56,6 +56,15 @@ class StageCost:
             bool(data.get("reused", False)),
         )
 
+    def plus(self, other: StageCost) -> StageCost:
+        """Two costs of one stage together (reused only when both were)."""
+        return StageCost(
+            self.seconds + other.seconds,
+            self.cpu_seconds + other.cpu_seconds,
+            self.samples + other.samples,
+            self.reused and other.reused,
+        )
+
     def as_reused(self) -> StageCost:
         """The same cost, marked as not paid again."""
         return dataclasses.replace(self, reused=True)

@@ -68,6 +68,14 @@ def register_schedules(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_encoders(register: Callable[[Any], None]) -> None:
+    """Register encoders: ``register(EncoderClass)``, an
+    :class:`~deepcore_core.encoders.Encoder` subclass with a ``name``, whose embeddings are
+    the features of label-free selection (``--encoder NAME``).
+    """
+
+
+@hookspec
 def register_networks(register: Callable[[Any], None]) -> None:
     """Register networks: ``register(NetworkInfo(name, build, description))``.
 

@@ -33,6 +33,7 @@ from deepcore_core.errors import DeepcoreError, PluginError
 from deepcore_core.log import show_on_stderr
 from deepcore_core.options import parse_options
 from deepcore_core.registry import (
+    EncoderRegistry,
     MethodInfo,
     MethodRegistry,
     Registry,
@@ -289,6 +290,11 @@ class PluginHost:
     def create_schedule(self, name: str, options: Any = None) -> Any:
         """Instantiate the schedule ``name`` with ``options`` (a mapping)."""
         return self.schedules.get(name)(options)
+
+    @property
+    def encoders(self) -> Registry[Any]:
+        """The encoder registry (``simclr``, ``torchvision``, ``module``, ``timm`` and plugins')."""
+        return self._registry("register_encoders", EncoderRegistry)
 
     # -- queries -------------------------------------------------------------------------
     def failed_plugins(self) -> list[str]:

@@ -226,3 +226,19 @@ class ScheduleRegistry(Registry[Any]):
         if not isinstance(name, str) or not _NAME.match(name):
             raise DeepcoreError(f"schedule {item!r} needs a lower-case name like 'my-schedule'")
         super().add(item)
+
+
+class EncoderRegistry(Registry[Any]):
+    """Encoder name -> :class:`~deepcore_core.encoders.Encoder` subclass."""
+
+    def __init__(self) -> None:
+        super().__init__("encoder")
+
+    def add(self, item: Any) -> None:
+        """Check an encoder class (a class with ``module`` and a ``name``), then add it."""
+        if not (isinstance(item, type) and callable(getattr(item, "module", None))):
+            raise DeepcoreError(f"registered {item!r}, which is not an Encoder subclass")
+        name = getattr(item, "name", "")
+        if not name or name == "supervised" or ":" in name:  # the selection model's name
+            raise DeepcoreError(f"encoder class {item.__qualname__} needs a name of its own")
+        super().add(item)

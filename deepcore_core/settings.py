@@ -165,10 +165,56 @@ class DataSettings(Settings):
     cache_dir: str | None = setting(
         None, "Selection-model cache (default $DEEPCORE_CACHE or ~/.cache/deepcore).", path=True
     )
+    encoder: str | None = setting(
+        None,
+        "Where features come from: supervised (the selection model), simclr (self-supervised, "
+        "trained here), a torchvision architecture, module:factory, timm:NAME or a plugin's "
+        "(list-encoders); default: supervised, or simclr with --no-labels.",
+    )
+    encoder_weights: str | None = setting(
+        None, "Local weights file of the encoder (a state dict or a checkpoint).", path=True
+    )
+    encoder_options: dict[str, Any] = setting(
+        {}, "The encoder's options (a mapping; see list-encoders).", cli=False
+    )
+    embedding_dtype: Literal["float32", "float16"] = setting(
+        "float32", "How the embedding store keeps an encoder's embeddings."
+    )
+    no_labels: bool = setting(
+        False,
+        "Hide the labels from selection: features from the encoder, methods that need only "
+        "features, pools over --clusters or the whole dataset.",
+        switch=True,
+    )
+    clusters: int | None = setting(
+        None, "Balance over this many k-means clusters of the features instead of classes.", min=1
+    )
+    dedup: float | None = setting(
+        None,
+        "Drop semantic near-duplicates first (SemDeDup): cosine similarity above 1 - EPS to a "
+        "kept sample, in (0, 1).",
+        above=0,
+        below=1,
+    )
 
     def validate(self) -> None:
-        """The running statistics' options, when given, and a named weights file."""
+        """The running statistics' options, when given, named weights files, and what the
+        label settings allow."""
         self.running_spec()
+        if self.encoder_weights is not None and not Path(self.encoder_weights).is_file():
+            raise DeepcoreError(
+                f"encoder weights file '{self.encoder_weights}' (--encoder-weights) does not exist"
+            )
+        if self.no_labels and self.encoder == "supervised":
+            raise DeepcoreError(
+                "encoder 'supervised' trains on the labels, which --no-labels hides: give "
+                "--encoder simclr, a pretrained encoder, or leave --encoder out"
+            )
+        if self.no_labels and self.balance and self.clusters is None:
+            raise DeepcoreError(
+                "--balance splits by class and --no-labels hides the classes: give --clusters K "
+                "to balance over clusters, or --no-balance"
+            )
         if self.pretrained is not None and not Path(self.pretrained).is_file():
             # checked up front: a run whose methods train no selection model (uniform)
             # would otherwise never read it and quietly ignore the mistyped path
@@ -404,6 +450,26 @@ class RunSettings(TrainSettings, DataSettings):
         running = self.running_spec()
         if running is not None:
             out["dynamics"] = running.key()
+        return {**out, **self.labels_key()}
+
+    def labels_key(self) -> dict[str, Any]:
+        """The encoder and label settings for run keys, where they are not the defaults."""
+        from deepcore_core.encoders import file_checksum
+
+        out: dict[str, Any] = {}
+        if self.no_labels:
+            out["labels"] = "hidden"
+        encoder = self.encoder or ("simclr" if self.no_labels else None)
+        if encoder not in (None, "supervised"):
+            out["encoder"] = {"name": encoder, "options": dict(self.encoder_options)}
+            if self.encoder_weights:
+                out["encoder"]["weights"] = file_checksum(self.encoder_weights)
+            if self.embedding_dtype != "float32":
+                out["encoder"]["dtype"] = self.embedding_dtype
+        if self.clusters:
+            out["clusters"] = self.clusters
+        if self.dedup:
+            out["dedup"] = self.dedup
         return out
 
     def selection_lr_key(self) -> dict[str, float]:

@@ -92,6 +92,19 @@ class Confidence(ScoreSelector):
         return np.asarray(ctx.probs).max(1)
 
 
+class FeatureNorm(ScoreSelector):
+    """A test method: the largest feature norms (needs features only, any pool)."""
+
+    name = "feature-norm"
+    family = "test"
+    needs = frozenset({Need.FEATURES})
+    default_balance = False
+
+    def compute_scores(self, ctx: Any) -> np.ndarray:
+        """Each sample's feature norm."""
+        return np.linalg.norm(np.asarray(ctx.features, np.float64), axis=1)
+
+
 class GradNorm(ScoreSelector):
     """A test method: the norm of the closed-form last-layer gradient (needs gradients)."""
 

@@ -75,6 +75,8 @@ class StageOutputs:
     logits: np.ndarray | None = None
     dynamics: Any = None
     cache_folder: Path | None = None
+    #: the encoder's embeddings (the features of feature-only methods when an encoder is set)
+    embeddings: np.ndarray | None = None
     #: what the shared stages (selection model, embedding) cost when they were made
     costs: dict[str, StageCost] = dataclasses.field(default_factory=dict)
 
@@ -83,6 +85,8 @@ class StageOutputs:
         """The stage outputs a context holds after a selection."""
         shared = {k: v for k, v in ctx.costs.items() if k in ("selection_model", "embedding")}
         values = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(cls)}
+        if ctx.features is not None and ctx.features is ctx.embeddings:
+            values["features"] = None  # the model's features only
         return cls(**{**values, "costs": shared})
 
     def fill(self, ctx: SelectionContext) -> None:
@@ -130,6 +134,8 @@ class DataOptions:
     dataset_id: str | None = None
     input_key: str | None = None
     label_key: str | None = None
+    #: read inputs only (``no_labels``): rows may lack labels, which are then ignored
+    unlabeled: bool = False
 
     def __post_init__(self) -> None:
         for name, lowest in (("batch_size", 1), ("num_workers", 0)):
@@ -147,7 +153,7 @@ class DataOptions:
         """``dataset`` as an engine source read with these options."""
         from deepcore_core.data.user import RowFormat, UserSource
 
-        rows = RowFormat(self.input_key, self.label_key)
+        rows = RowFormat(self.input_key, self.label_key, self.unlabeled)
         return UserSource(
             dataset, self.labels, self.batch_size, self.num_workers, self.collate_fn, rows=rows
         )
@@ -156,7 +162,7 @@ class DataOptions:
         """``dataset`` as the engine's splits (its channels, class names and cache name)."""
         from deepcore_core.data.user import RowFormat, class_names, fingerprint_name, user_splits
 
-        rows = RowFormat(self.input_key, self.label_key)
+        rows = RowFormat(self.input_key, self.label_key, self.unlabeled)
         source = self.source(dataset)  # checks the dataset first (not empty, rows we can use)
         name = fingerprint_name(dataset, self.dataset_id, rows)
         return user_splits(source, name, class_names(dataset, rows))
@@ -171,15 +177,19 @@ def context_for_dataset(
     *,
     outputs: StageOutputs | None = None,
     scores: np.ndarray | None = None,
+    encoder: Any = None,
 ) -> SelectionContext:
     """A selection context over ``data``; the selection model is trained as ``settings`` say.
 
     :param device: a resolved device (:func:`~deepcore_core.engine.devices.resolve_device`).
     :param outputs: the stage outputs of an earlier selection of the same seed, reused.
     :param scores: this method's scores from an earlier selection (another fraction).
+    :param encoder: the user's ``nn.Module`` whose outputs are the features (in place of
+        ``settings.encoder``).
     """
     host.networks.get(settings.selection_network)
     ctx = _over(data, settings, seed, device, settings.pretrain_spec(), host.networks)
+    apply_label_settings(host, ctx, settings, encoder=encoder)
     ctx.scores = scores
     if outputs is not None:
         outputs.fill(ctx)
@@ -196,6 +206,7 @@ def context_for_user_dataset(
     model: Any = None,
     network: Callable[[int, int, int], Any] | None = None,
     data: DataOptions = DataOptions(),
+    encoder: Any = None,
 ) -> SelectionContext:
     """A selection context over a user's map-style ``dataset`` of ``(input, label)``.
 
@@ -203,7 +214,8 @@ def context_for_user_dataset(
     features are the input of its final linear layer), nothing is trained. Without it the
     engine trains the selection model as ``settings`` say and caches it; ``network`` is a
     factory ``network(channels, num_classes, image_size)`` used in place of the registered
-    ``settings.selection_network``.
+    ``settings.selection_network``. ``encoder``: the user's ``nn.Module`` whose outputs are
+    the features (in place of ``settings.encoder``).
     """
     splits = data.splits(dataset)
     networks = host.networks
@@ -219,6 +231,7 @@ def context_for_user_dataset(
         networks.get(settings.selection_network)
         spec = settings.pretrain_spec()
     ctx = _over(splits, settings, seed, device, spec, networks)
+    apply_label_settings(host, ctx, settings, encoder=encoder)
     ctx.model = model
     return ctx
 
@@ -237,6 +250,37 @@ def _over(
         pretrain=spec,
         networks=networks,
     )
+
+
+def apply_label_settings(
+    host: PluginHost, ctx: SelectionContext, settings: Any, *, encoder: Any = None
+) -> None:
+    """Put the encoder and label settings (``encoder``, ``no_labels``, ``clusters``,
+    ``dedup``, ``embedding_dtype``) into ``ctx``; ``encoder`` (an ``nn.Module``) overrides
+    the named one. Without labels the encoder defaults to ``simclr``."""
+    from deepcore_core.encoders import make_encoder
+
+    no_labels = bool(getattr(settings, "no_labels", False))
+    name = encoder if encoder is not None else getattr(settings, "encoder", None)
+    if name is None and no_labels and ctx.dataset is not None:
+        name = "simclr"
+    options = getattr(settings, "encoder_options", None)
+    ctx.encoder = make_encoder(
+        host.encoders, name, options, getattr(settings, "encoder_weights", None)
+    )
+    if ctx.encoder is not None and ctx.dataset is None:
+        raise DeepcoreError(
+            f"encoder '{ctx.encoder.label}' embeds a dataset (--dataset); with precomputed "
+            "features (--features) the features are given"
+        )
+    ctx.no_labels = no_labels
+    if no_labels:
+        ctx.labels = None
+    ctx.clusters = getattr(settings, "clusters", None)
+    ctx.dedup = getattr(settings, "dedup", None)
+    ctx.embedding_dtype = getattr(settings, "embedding_dtype", "float32")
+    cache = getattr(settings, "cache_dir", None)
+    ctx.cache_dir = Path(cache) if cache else None
 
 
 def _probe(model: Any, data: DatasetSplits, device: str) -> None:
@@ -494,12 +538,19 @@ def make_selection(
     if ctx.dataset is not None and ctx.networks is None:
         ctx.networks = host.networks
     ctx.total = total_budget(ctx.n, fraction, budget)
+    if ctx.no_labels:
+        refuse_label_needs(selector)
+    filters = _groups_and_filters(host, selector, ctx, pool_rule)
     _run_stages(host, selector, ctx)
     with measure(ctx.device) as picking:
         result: Selection = host.hook.select(selector=selector, ctx=ctx)
     ctx.costs["picking"] = picking
     meta = _metadata(host, selector, ctx, result, fraction, dataset_name)
-    meta["pool"] = {"rule": "per class" if ctx.balance else "whole dataset", "from": pool_rule}
+    rule = (
+        "per cluster" if ctx.pools is not None else "per class" if ctx.balance else "whole dataset"
+    )
+    meta["pool"] = {"rule": rule, "from": pool_rule}
+    meta.update(filters)
     selection = Selection(result.indices, result.weights, result.scores, meta)
     host.hook.on_selection_end(selection=selection)
     charged = _charged(ctx.costs, selector.required())
@@ -538,6 +589,102 @@ def _charged(costs: Mapping[str, StageCost], needs: frozenset[Need]) -> dict[str
     return {k: c for k, c in costs.items() if used.get(k, True) or not c.reused}
 
 
+#: inputs that come from a model trained on the labels (features alone may come from an encoder)
+_OUTPUT_NEEDS = {Need.MODEL, Need.PROBABILITIES, Need.GRADIENTS, Need.DYNAMICS}
+
+
+def label_needs(selector: Selector) -> list[str]:
+    """What ``selector`` needs that only labels give (the labels, or a model trained on
+    them); empty for a method that runs without labels."""
+    return sorted(n.value for n in selector.required() & ({Need.LABELS} | _OUTPUT_NEEDS))
+
+
+def refuse_label_needs(selector: Selector) -> None:
+    """A one-line refusal when ``selector`` cannot run with the labels hidden."""
+    bad = label_needs(selector)
+    if bad:
+        raise MissingInputError(
+            f"method '{selector.name}' needs {', '.join(bad)}, which come from labels, and "
+            "--no-labels hides them: use a method that needs only features (see list-methods)"
+        )
+
+
+def _groups_and_filters(
+    host: PluginHost, selector: Selector, ctx: SelectionContext, pool_rule: str
+) -> dict[str, Any]:
+    """Cluster pools (``--clusters``) and the SemDeDup filter (``--dedup``) for ``ctx``;
+    returns what the selection's record says of them."""
+    out: dict[str, Any] = {}
+    if ctx.no_labels and ctx.balance and ctx.clusters is None:
+        if pool_rule == "given":
+            raise DeepcoreError(
+                "balanced selection needs labels or clusters: give --clusters K or --no-balance"
+            )
+        ctx.balance = False  # no classes to balance over: the whole dataset
+    if ctx.clusters:
+        from deepcore_core.kmeans import kmeans
+
+        if pool_rule != "given" or ctx.balance:
+            ctx.balance = True
+        if ctx.balance:
+            x = _features_for_groups(host, selector, ctx)
+            found = kmeans(x, int(ctx.clusters), ctx.rng("clusters"), device=ctx.device)
+            ctx.pools = found.assign
+            out["clusters"] = {"k": found.k, "sizes": np.bincount(found.assign).tolist()}
+    if ctx.dedup:
+        from deepcore_core.dedup import semdedup
+
+        x = _features_for_groups(host, selector, ctx)
+        kept = semdedup(x, ctx.dedup, ctx.rng("dedup"), device=ctx.device)
+        if kept.size < ctx.total:
+            raise DeepcoreError(
+                f"--dedup {ctx.dedup} kept {kept.size} of {ctx.n} samples, fewer than the "
+                f"budget of {ctx.total}: lower the eps or the fraction"
+            )
+        ctx.candidates = kept
+        out["dedup"] = {"eps": ctx.dedup, "kept": int(kept.size), "removed": ctx.n - kept.size}
+    return out
+
+
+def _features_for_groups(host: PluginHost, selector: Selector, ctx: SelectionContext) -> np.ndarray:
+    """The features clusters and duplicates are found in: the encoder's, the given ones, or
+    the selection model's."""
+    if ctx.encoder is not None:
+        return _embeddings(ctx)
+    if ctx.features is None and ctx.dataset is not None and not ctx.no_labels:
+        if ctx.model is None:
+            with measure(ctx.device) as training:
+                ctx.model = host.hook.train(ctx=ctx)
+            ctx.costs.setdefault("selection_model", training)
+        _embed(host, ctx)
+    if ctx.features is None:
+        raise MissingInputError(
+            "clusters and dedup need features: give --features, a dataset, or an encoder"
+        )
+    return ctx.features
+
+
+def _embeddings(ctx: SelectionContext) -> np.ndarray:
+    """The encoder's embeddings (from the store; computed once per context)."""
+    if ctx.embeddings is None:
+        from deepcore_core.encoders import encode
+
+        ctx.embeddings = encode(ctx)
+    return ctx.embeddings
+
+
+def _embed(host: PluginHost, ctx: SelectionContext) -> None:
+    """The ``embed`` stage: the model's features and probabilities into ``ctx``."""
+    with measure(ctx.device, ctx.n) as embedding:
+        out = host.hook.embed(ctx=ctx)
+    ctx.costs["embedding"] = embedding
+    if out is not None:
+        check_outputs(out, ctx.labels)
+        ctx.features = ctx.features if ctx.features is not None else out.features
+        if ctx.probs is None:  # the logits only with the probabilities they give
+            ctx.probs, ctx.logits = out.probs, getattr(out, "logits", None)
+
+
 def _run_stages(host: PluginHost, selector: Selector, ctx: SelectionContext) -> None:
     """Train, embed and score as the method needs (what the context holds is not redone)."""
     uses_scores = isinstance(selector, ScoreSelector)
@@ -546,8 +693,12 @@ def _run_stages(host: PluginHost, selector: Selector, ctx: SelectionContext) -> 
         raise DeepcoreError(f"method '{selector.name}' does not use per-sample scores")
     if ctx.scores is not None and uses_scores:
         needs = set()  # given scores replace the method's own: what they come from is moot
-    if ctx.balance:
+    if ctx.balance and ctx.pools is None:
         needs.add(Need.LABELS)
+    if ctx.encoder is not None and Need.FEATURES in needs and not needs & _OUTPUT_NEEDS:
+        ctx.features = _embeddings(ctx)  # a feature-only method reads the encoder's
+    elif ctx.features is not None and ctx.features is ctx.embeddings:
+        ctx.features = None  # model outputs come with the model's own features
     _check_needs(selector, ctx, needs)
     if any(not ctx.has(nd) for nd in needs & _MODEL_NEEDS):
         if ctx.model is None:
@@ -557,14 +708,7 @@ def _run_stages(host: PluginHost, selector: Selector, ctx: SelectionContext) -> 
         if any(
             not ctx.has(nd) for nd in needs & {Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS}
         ):
-            with measure(ctx.device, ctx.n) as embedding:
-                out = host.hook.embed(ctx=ctx)
-            ctx.costs["embedding"] = embedding
-            if out is not None:
-                check_outputs(out, ctx.labels)
-                ctx.features = ctx.features if ctx.features is not None else out.features
-                if ctx.probs is None:  # the logits only with the probabilities they give
-                    ctx.probs, ctx.logits = out.probs, getattr(out, "logits", None)
+            _embed(host, ctx)
         _check_needs(selector, ctx, needs, after_stages=True)
     with Progress(1, f"{selector.name}: scoring") as bar, measure(ctx.device) as scoring:
         scores = host.hook.score(selector=selector, ctx=ctx)
@@ -635,14 +779,33 @@ def _metadata(
         "seed": ctx.seed,
         "balance": ctx.balance,
         "dataset": dataset_name,
-        "dataset_fingerprint": dataset_fingerprint(ctx.labels, ctx.n, dataset_name),
+        "dataset_fingerprint": dataset_fingerprint(_known_labels(ctx), ctx.n, dataset_name),
         **_class_names(ctx),
         **_selection_model(ctx),
-        "per_class": _per_class(result.indices, ctx.labels),
+        **({"labels": "hidden"} if ctx.no_labels else {}),
+        **({"encoder": ctx.extras["encoder"]} if _read_embeddings(ctx) else {}),
+        "per_class": _per_class(result.indices, _known_labels(ctx)),
+        **ctx.extras.get("meta", {}),
         "versions": host.versions(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **result.meta,
     }
+
+
+def _known_labels(ctx: SelectionContext) -> np.ndarray | None:
+    """The labels, or where ``--no-labels`` hid them from selection, the dataset's own (for
+    the record only: its fingerprint and the picks per class)."""
+    if ctx.labels is not None or not ctx.no_labels or ctx.dataset is None:
+        return ctx.labels
+    from deepcore_core.data.sources import labels_or_none
+
+    return labels_or_none(ctx.dataset.train)
+
+
+def _read_embeddings(ctx: SelectionContext) -> bool:
+    """Whether the encoder's embeddings went into this selection (as features or groups)."""
+    used = ctx.features is not None and ctx.features is ctx.embeddings
+    return "encoder" in ctx.extras and (used or ctx.pools is not None or bool(ctx.dedup))
 
 
 def _class_names(ctx: SelectionContext) -> dict[str, Any]:

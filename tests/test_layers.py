@@ -37,6 +37,9 @@ LAYERS = {
     "cost": 0,
     "cache": 0,
     "engine.config": 0,
+    "kmeans": 0,
+    "dedup": 0,
+    "embedding_store": 0,
     # 1: what a selection is made of
     "context": 1,
     "selector": 1,
@@ -49,6 +52,7 @@ LAYERS = {
     "nets": 2,
     "engine": 2,
     "schedules": 2,
+    "encoders": 2,
     # 3: the plugin host and the core's own hook implementations
     "plugins": 3,
     "builtin": 3,

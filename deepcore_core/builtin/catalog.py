@@ -36,6 +36,16 @@ def register_schedules(register: Callable[[Any], None]) -> None:
 
 
 @hookimpl
+def register_encoders(register: Callable[[Any], None]) -> None:
+    """Register the built-in encoders (simclr, torchvision, module, timm)."""
+    from deepcore_core.encoders import BUILTIN_ENCODERS
+    from deepcore_core.engine.simclr import SimCLR
+
+    for cls in (SimCLR, *BUILTIN_ENCODERS):
+        register(cls)
+
+
+@hookimpl
 def register_networks(register: Callable[[Any], None]) -> None:
     """Register the built-in networks."""
     from deepcore_core.nets import BUILTIN_NETWORKS

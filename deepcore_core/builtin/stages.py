@@ -57,7 +57,8 @@ def select(selector: Selector, ctx: SelectionContext) -> Selection:
     on every rank together (rank 0's picks count).
     """
     balance = selector.default_balance if ctx.balance is None else ctx.balance
-    pools = plan_pools(ctx.labels, ctx.n, ctx.total, balance)
+    groups = ctx.labels if ctx.pools is None else ctx.pools
+    pools = plan_pools(groups, ctx.n, ctx.total, balance, ctx.candidates)
     owners = distributed.owners([pool.indices.size for pool in pools])
     mine: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     with Progress(len(pools), f"{selector.name}: picking", unit="picks") as bar:

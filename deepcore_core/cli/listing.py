@@ -136,13 +136,16 @@ def list_datasets(ctx: typer.Context, as_json: AsJson = False) -> None:
     )
 
 
-def _list_rules(classes: Any, kind: str, as_json: bool) -> None:
-    """Print registered rule classes (samplers, schedules): name, options, summary."""
+def _list_rules(
+    classes: Any, kind: str, as_json: bool, first: list[dict[str, Any]] | None = None
+) -> None:
+    """Print registered rule classes (samplers, schedules, encoders): name, options, summary
+    (``first``: rows shown before them)."""
     from deepcore_core.options import option_table
 
-    items = [
+    items = [*(first or [])] + [
         {
-            "name": s.name,
+            "name": f"{s.name}:NAME" if getattr(s, "takes_target", False) else s.name,
             "summary": (inspect.getdoc(s) or "").splitlines()[0],
             "options": option_table(s.Options),
         }
@@ -172,6 +175,17 @@ def list_samplers(ctx: typer.Context, as_json: AsJson = False) -> None:
 def list_schedules(ctx: typer.Context, as_json: AsJson = False) -> None:
     """List the pruning schedules training can use (--schedule): each epoch's samples."""
     _list_rules(host_of(ctx).schedules, "schedule", as_json)
+
+
+@handle_errors
+def list_encoders(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """List the encoders features can come from (--encoder; options: encoder_options)."""
+    supervised = {
+        "name": "supervised",
+        "summary": "The selection model trained on the labels (the default with labels).",
+        "options": [],
+    }
+    _list_rules(host_of(ctx).encoders, "encoder", as_json, [supervised])
 
 
 @handle_errors
@@ -225,3 +239,4 @@ def register(app: typer.Typer) -> None:
     app.command("list-networks")(list_networks)
     app.command("list-samplers")(list_samplers)
     app.command("list-schedules")(list_schedules)
+    app.command("list-encoders")(list_encoders)

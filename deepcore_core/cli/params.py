@@ -40,6 +40,9 @@ def _parameter(f: dataclasses.Field[Any], hint: Any) -> inspect.Parameter:
     flag = "--" + (f.metadata.get("flag") or f.name).replace("_", "-")
     help_text = f.metadata.get("help", "")
     default: Any = f.default
+    if f.metadata.get("switch"):  # one flag, named as it reads (--no-labels)
+        option = typer.Option(flag, help=help_text)
+        return _kw(f.name, Annotated[bool, option], default)
     if hint is bool or hint == bool | None:  # a flag pair; None: neither flag given
         option = typer.Option(
             f"{flag}/--no-{flag[2:]}", help=help_text, show_default=default is not None

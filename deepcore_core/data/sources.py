@@ -13,6 +13,7 @@ import functools
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -229,6 +230,53 @@ def _seed_worker(seed: int, worker: int) -> None:
 
 
 Source = TensorSource | FolderSource
+
+
+class Relabelled:
+    """A source whose labels are replaced (pseudo-labels from clustering), inputs as given."""
+
+    def __init__(self, source: Any, labels: np.ndarray) -> None:
+        if len(labels) != len(source):
+            raise ValueError(f"{len(labels)} labels for {len(source)} samples")
+        self.source = source
+        self.targets = torch.as_tensor(np.asarray(labels, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The replacement labels."""
+        return self.targets.numpy()
+
+    def subset(self, indices: np.ndarray) -> Relabelled:
+        """The samples at ``indices``, in that order."""
+        idx = np.asarray(indices)
+        return Relabelled(self.source.subset(idx), self.targets.numpy()[idx])
+
+    def batches(
+        self, order: torch.Tensor, batch_size: int, *args: Any, **kw: Any
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The source's batches with the replacement labels."""
+        for x, _, idx in self.source.batches(order, batch_size, *args, **kw):
+            yield x, self.targets[idx.cpu()].to(x.device), idx
+
+
+def relabelled(source: Any, labels: np.ndarray) -> Any:
+    """``source`` with ``labels`` in place of its own (an in-memory source stays one)."""
+    if isinstance(source, TensorSource):
+        return source._replace(source.images, torch.as_tensor(np.asarray(labels, np.int64)))
+    return Relabelled(source, labels)
+
+
+def labels_or_none(source: Any) -> np.ndarray | None:
+    """A source's labels, or None where it has none (an unlabeled collection) or they are
+    not class ids."""
+    try:
+        y = np.asarray(source.labels)
+    except Exception:  # a user's dataset without labels may fail in any way
+        return None
+    return y if y.ndim == 1 and y.dtype.kind in "iu" and (y >= 0).all() else None
 
 
 def on_device(source: Source, device: torch.device) -> Source:

@@ -38,14 +38,21 @@ class RowFormat:
 
     :ivar input_key: the input's key in mapping rows (None: the first of ``INPUT_KEYS``).
     :ivar label_key: the label's key in mapping rows (None: the first of ``LABEL_KEYS``).
+    :ivar unlabeled: read inputs only (labels absent or ignored: ``no_labels``); a row may
+        then be the input itself.
     """
 
     input_key: str | None = None
     label_key: str | None = None
+    unlabeled: bool = False
 
     def split(self, row: Any) -> tuple[Any, Any]:
-        """``(input, label)`` of a row or a collated batch, or one error saying what rows
-        must look like."""
+        """``(input, label)`` of a row or a collated batch (label None when unlabeled), or
+        one error saying what rows must look like."""
+        if self.unlabeled:
+            if isinstance(row, Mapping):
+                return row[self._key(row, self.input_key, INPUT_KEYS)], None
+            return (row[0] if isinstance(row, tuple | list) and row else row), None
         if isinstance(row, Mapping):
             return row[self._key(row, self.input_key, INPUT_KEYS)], row[
                 self._key(row, self.label_key, LABEL_KEYS)
@@ -165,7 +172,9 @@ class UserSource:
         start = 0
         for batch in loader:
             x, y = self.rows.split(batch)
-            n = len(y)
+            n = len(x) if y is None else len(y)
+            if y is None:
+                y = torch.full((n,), -1)
             idx = torch.as_tensor(pos[start : start + n])
             start += n
             if not isinstance(x, torch.Tensor):
@@ -178,7 +187,10 @@ class UserSource:
 
 def read_labels(dataset: Any, labels: Any = None, rows: RowFormat = RowFormat()) -> np.ndarray:
     """The dataset's N labels: given, else its ``targets``/``labels`` attribute, else its
-    label column (a Hugging Face dataset: read at once), else read row by row."""
+    label column (a Hugging Face dataset: read at once), else read row by row; all -1 when
+    ``rows.unlabeled``."""
+    if rows.unlabeled:
+        return np.full(len(dataset), -1, np.int64)
     if labels is None:
         for attr in ("targets", "labels"):
             value = getattr(dataset, attr, None)
@@ -242,7 +254,7 @@ def user_splits(source: UserSource, name: str, classes: list[str] | None = None)
     """
     x, _, _ = next(source.batches(torch.arange(min(1, len(source))), 1))
     image = x.ndim == 4
-    k = int(source.labels.max()) + 1 if len(source) else 0
+    k = int(source.labels.max()) + 1 if len(source) else 0  # 0 when unlabeled
     return DatasetSplits(
         name=name,
         train=source,  # type: ignore[arg-type]

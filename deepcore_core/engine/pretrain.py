@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from deepcore_core import distributed
@@ -184,6 +185,55 @@ def _store(
 
 def _complete(entry: CacheEntry) -> bool:
     return entry.problem("model.pt") is None and entry.problem("dynamics.npz") is None
+
+
+def pretrain_on_labels(ctx: Any, labels: np.ndarray, what: str) -> Pretrained:
+    """Train the selection network of ``ctx`` on ``labels`` in place of the dataset's (e.g.
+    pseudo-labels from clustering), recording its dynamics; cached like every selection
+    model (the labels are part of the key). Its cost is added to ``selection_model``.
+
+    :param what: what the labels are, for errors (``"pseudo-labels"``).
+    """
+    from deepcore_core.data.sources import relabelled
+
+    if ctx.dataset is None or ctx.pretrain is None or ctx.networks is None:
+        raise DeepcoreError(
+            f"training on {what} needs a dataset and a selection network the engine trains "
+            "(--dataset; in Python: dataset= without model=)"
+        )
+    labels = np.asarray(labels, np.int64)
+    data = dataclasses.replace(
+        ctx.dataset,
+        name=f"{ctx.dataset.name}+{what}",
+        train=relabelled(ctx.dataset.train, labels),
+        num_classes=int(labels.max()) + 1,
+    )
+    return pretrain(data, ctx.pretrain, ctx.seed, ctx.device, ctx.networks)
+
+
+def proxy_accuracy(ctx: Any, labels: np.ndarray, subset: np.ndarray, iterations: int) -> float:
+    """Train a fresh selection network on ``subset`` of ``ctx``'s dataset with ``labels`` (in
+    place of its own) for ``iterations`` steps, seeded by the run's seed, and return its
+    accuracy (a fraction) over every sample against ``labels``: how well a coreset teaches
+    them."""
+    from deepcore_core.data.sources import relabelled
+
+    if ctx.dataset is None or ctx.pretrain is None or ctx.networks is None:
+        raise DeepcoreError("a proxy training needs a dataset and a selection network")
+    spec: PretrainSpec = ctx.pretrain
+    labels = np.asarray(labels, np.int64)
+    source = relabelled(ctx.dataset.train, labels)
+    data = ctx.dataset
+    dev = torch.device(resolve_device(ctx.device))
+    seed_everything(ctx.seed)
+    net = ctx.networks.build(spec.network, data.channels, int(labels.max()) + 1, data.image_size)
+    config = dataclasses.replace(spec.config_for(ctx.seed), iterations=iterations, eval_every=0)
+    result = train_model(
+        net, on_device(source.subset(np.asarray(subset)), dev), config, dev,
+        test=on_device(source, dev), desc=f"proxy on {len(subset)} samples",
+        lr_option="--selection-lr",
+    )  # fmt: skip
+    return float(result.final_accuracy or 0.0)
 
 
 def pretrain_selection_model(ctx: Any) -> Network:

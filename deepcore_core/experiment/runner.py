@@ -35,8 +35,10 @@ from deepcore_core.settings import RunSettings
 from deepcore_core.workflow import (
     StageOutputs,
     context_for_dataset,
+    label_needs,
     make_schedule,
     make_selection,
+    refuse_label_needs,
     sampler_for,
     train_network,
 )
@@ -56,8 +58,15 @@ class Experiment:
             distributed.start(config.device)
         self.device = resolve_device(config.device)
         self.methods = methods_of(config, host.registry.names())
-        for m in self.methods:
-            host.create_selector(m, config.method_options.get(m, {}), config.variant)  # validates
+        made = {
+            m: host.create_selector(m, config.method_options.get(m, {}), config.variant)
+            for m in self.methods
+        }  # validates
+        if config.no_labels:  # every method named must run without labels; the default: all that do
+            if config.methods:
+                for selector in made.values():
+                    refuse_label_needs(selector)
+            self.methods = tuple(m for m, s in made.items() if not label_needs(s))
         sampler_for(host, None, config.sampler, config.sampler_options)  # validates
         for m, opts in config.method_options.items():
             if m not in self.methods:  # left out (``--method`` narrowed a config): still checked

@@ -1,0 +1,313 @@
+"""Encoders, the embedding store and selection without labels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deepcore_core import DeepcoreError, MissingInputError, select
+from deepcore_core.budget import allocate
+from deepcore_core.context import SelectionContext
+from deepcore_core.dedup import semdedup
+from deepcore_core.embedding_store import EmbeddingStore
+from deepcore_core.encoders import load_weights, make_encoder, pooled
+from deepcore_core.engine.simclr import knn_accuracy, nt_xent, views
+from deepcore_core.kmeans import kmeans
+from deepcore_core.plugins import get_host
+from deepcore_core.testing import Confidence, FeatureNorm, ImageBlobs, host_with
+
+HOST = host_with(FeatureNorm, Confidence)
+
+# -- the embedding store ---------------------------------------------------------------------
+
+
+def rows_of(lo: int, hi: int) -> np.ndarray:
+    i = np.arange(lo, hi, dtype=np.float32)[:, None]
+    return np.concatenate([i, 2 * i, -i], axis=1)
+
+
+def test_store_fills_in_shards_and_reads_memory_mapped(tmp_path):
+    store = EmbeddingStore(tmp_path / "e", "k", 10, shard_rows=3)
+    out = store.fill(rows_of)
+    assert isinstance(out, np.memmap)
+    np.testing.assert_array_equal(out, rows_of(0, 10))
+    assert not list((tmp_path / "e").glob("shard-*"))  # joined, then dropped
+    again = EmbeddingStore(tmp_path / "e", "k", 10, shard_rows=3)
+    calls = []
+    np.testing.assert_array_equal(
+        again.fill(lambda lo, hi: calls.append(lo) or rows_of(lo, hi)), out
+    )
+    assert calls == []  # complete: nothing recomputed
+
+
+def test_a_killed_fill_resumes_at_the_first_missing_shard(tmp_path):
+    calls: list[int] = []
+
+    def dies_at_six(lo: int, hi: int) -> np.ndarray:
+        calls.append(lo)
+        if lo == 6:
+            raise KeyboardInterrupt
+        return rows_of(lo, hi)
+
+    store = EmbeddingStore(tmp_path / "e", "k", 10, shard_rows=3)
+    with pytest.raises(KeyboardInterrupt):
+        store.fill(dies_at_six)
+    calls.clear()
+    out = store.fill(lambda lo, hi: calls.append(lo) or rows_of(lo, hi))
+    assert calls == [6, 9]  # shards 0 and 3 were kept
+    np.testing.assert_array_equal(out, rows_of(0, 10))
+
+
+def test_a_damaged_shard_is_recomputed(tmp_path):
+    store = EmbeddingStore(tmp_path / "e", "k", 10, shard_rows=5)
+    with pytest.raises(KeyboardInterrupt):
+        store.fill(
+            lambda lo, hi: rows_of(lo, hi) if lo == 0 else (_ for _ in ()).throw(KeyboardInterrupt)
+        )
+    shard = tmp_path / "e" / "shard-000000.npy"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    calls: list[int] = []
+    out = store.fill(lambda lo, hi: calls.append(lo) or rows_of(lo, hi))
+    assert calls == [0, 5]
+    np.testing.assert_array_equal(out, rows_of(0, 10))
+
+
+def test_store_keeps_float16_and_refuses_bad_rows(tmp_path):
+    half = EmbeddingStore(tmp_path / "h", "k", 4, dtype="float16")
+    assert half.fill(rows_of).dtype == np.float16
+    flat = EmbeddingStore(tmp_path / "f", "k", 4)
+    with pytest.raises(DeepcoreError, match=r"one row per sample \(N x D after pooling\)"):
+        flat.fill(lambda lo, hi: np.zeros(hi - lo))
+    nan = EmbeddingStore(tmp_path / "n", "k", 4)
+    with pytest.raises(DeepcoreError, match="embedding of sample 0 is NaN"):
+        nan.fill(lambda lo, hi: np.full((hi - lo, 2), np.nan))
+    with pytest.raises(DeepcoreError, match="float32, float16"):
+        EmbeddingStore(tmp_path / "x", "k", 4, dtype="int8")
+
+
+# -- naming an encoder, its weights and its outputs --------------------------------------------
+
+
+def test_encoder_names():
+    reg = get_host().encoders
+    assert make_encoder(reg, None) is None
+    assert make_encoder(reg, "supervised") is None
+    assert make_encoder(reg, "resnet18").label == "torchvision:resnet18"
+    assert make_encoder(reg, "simclr").name == "simclr"
+    assert make_encoder(reg, "os.path:join").label == "module:os.path:join"
+    with pytest.raises(DeepcoreError, match="unknown encoder 'nonsense'"):
+        make_encoder(reg, "nonsense")
+    with pytest.raises(DeepcoreError, match="unknown option 'epoch'"):
+        make_encoder(reg, "simclr", {"epoch": 3})
+    with pytest.raises(DeepcoreError, match="does not exist"):
+        make_encoder(reg, "resnet18", weights="/no/such/file.pt")
+
+
+class Tiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(4, 3)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_weights_load_from_a_state_dict_or_a_checkpoint(tmp_path):
+    src = Tiny()
+    torch.save({"state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}},
+               tmp_path / "ckpt.pt")  # fmt: skip
+    dst = Tiny()
+    load_weights(dst, tmp_path / "ckpt.pt", "tiny")
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v)
+
+
+def test_mismatched_weights_name_the_keys(tmp_path):
+    state = Tiny().state_dict()
+    state.pop("head.bias")
+    state["extra.weight"] = torch.zeros(1)
+    state["body.weight"] = torch.zeros(5, 4)
+    torch.save(state, tmp_path / "w.pt")
+    with pytest.raises(DeepcoreError) as err:
+        load_weights(Tiny(), tmp_path / "w.pt", "tiny")
+    text = str(err.value)
+    assert "missing keys head.bias" in text
+    assert "unexpected keys extra.weight" in text
+    assert "wrong shape keys body.weight" in text
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DeepcoreError, match="could not be read"):
+        load_weights(Tiny(), tmp_path / "junk.pt", "tiny")
+
+
+def test_pooling_makes_one_row_per_sample():
+    tokens = torch.arange(24.0).view(2, 3, 4)
+    assert torch.equal(pooled(tokens, "cls", "e"), tokens[:, 0])
+    assert torch.equal(pooled(tokens, "mean", "e"), tokens.mean(1))
+    maps = torch.ones(2, 5, 3, 3)
+    assert pooled(maps, "mean", "e").shape == (2, 5)
+    assert torch.equal(pooled((tokens[:, 0], "rest"), "none", "e"), tokens[:, 0])
+    assert torch.equal(pooled({"last_hidden_state": tokens}, "cls", "e"), tokens[:, 0])
+    with pytest.raises(DeepcoreError, match=r"shape \(2, 3, 4\).*pooling: cls or mean"):
+        pooled(tokens, "none", "e")
+
+
+# -- SimCLR's pieces by hand -------------------------------------------------------------------
+
+
+def test_nt_xent_equals_the_formula():
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(3, 5, generator=g), torch.randn(3, 5, generator=g)
+    t = 0.5
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)
+    total = 0.0
+    for i in range(6):
+        j = (i + 3) % 6
+        sims = [math.exp(float(z[i] @ z[m]) / t) for m in range(6) if m != i]
+        total += -math.log(math.exp(float(z[i] @ z[j]) / t) / sum(sims))
+    assert float(nt_xent(z1, z2, t)) == pytest.approx(total / 6, rel=1e-5)
+
+
+def test_views_are_seeded_and_keep_the_shape():
+    x = torch.randn(4, 1, 8, 8)
+    a = views(x, torch.Generator().manual_seed(1))
+    b = views(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert not torch.equal(a, views(x, torch.Generator().manual_seed(2)))
+
+
+def test_knn_accuracy_by_hand():
+    train = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
+    test = np.array([[1, 0.05], [0.05, 1]], np.float32)
+    assert knn_accuracy(train, np.array([0, 0, 1, 1]), test, np.array([0, 1]), k=1) == 1.0
+    assert knn_accuracy(train, np.array([0, 0, 1, 1]), test, np.array([1, 0]), k=1) == 0.0
+
+
+# -- selecting with an encoder and without labels ----------------------------------------------
+
+
+class Flat(nn.Module):
+    """An encoder: the flattened image through a fixed random projection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = nn.Linear(144, 6)
+
+    def forward(self, x):
+        return self.proj(x.flatten(1))
+
+
+def by_hand(module: nn.Module, data: ImageBlobs) -> np.ndarray:
+    with torch.no_grad():
+        return np.concatenate([module(data[i][0][None]).numpy() for i in range(len(data))])
+
+
+def test_a_users_module_is_the_encoder_and_a_method_reads_its_embeddings(tmp_path):
+    data, enc = ImageBlobs(60), Flat()
+    sel = select("feature-norm", dataset=data, encoder=enc, no_labels=True, budget=8, seed=1,
+                 cache_dir=str(tmp_path), host=HOST)  # fmt: skip
+    norms = np.linalg.norm(by_hand(enc, data).astype(np.float64), axis=1)
+    assert sorted(sel.indices.tolist()) == sorted(np.argsort(-norms)[:8].tolist())
+    assert sel.meta["labels"] == "hidden"
+    assert sel.meta["encoder"]["name"].startswith("user:")
+    assert sel.meta["per_class"] is None  # the rows were read as inputs only
+
+
+def test_rows_without_labels_are_read_as_inputs():
+    class Unlabeled(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            self.x = [torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(i))
+                      for i in range(30)]  # fmt: skip
+
+        def __len__(self) -> int:
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return self.x[i]
+
+    sel = select("feature-norm", dataset=Unlabeled(), encoder=Flat(), no_labels=True, budget=5,
+                 host=HOST)  # fmt: skip
+    assert len(sel) == 5 and sel.meta["per_class"] is None
+
+
+def test_clusters_split_the_budget_like_classes(tmp_path):
+    data, enc = ImageBlobs(90), Flat()
+    sel = select("uniform", dataset=data, encoder=enc, no_labels=True, clusters=4, budget=20,
+                 seed=2, cache_dir=str(tmp_path))  # fmt: skip
+    feats = by_hand(enc, data)
+    assign = kmeans(feats, 4, SelectionContext(n=90, seed=2).rng("clusters")).assign
+    sizes = {c: int((assign == c).sum()) for c in range(4)}
+    want = allocate(sizes, 20)
+    got = {c: int((assign[sel.indices] == c).sum()) for c in range(4)}
+    assert got == want
+    assert sel.meta["pool"]["rule"] == "per cluster"
+    assert sel.meta["clusters"]["sizes"] == [sizes[c] for c in range(4)]
+
+
+def test_dedup_filters_before_the_method(tmp_path):
+    data, enc = ImageBlobs(80), Flat()
+    sel = select("uniform", dataset=data, encoder=enc, no_labels=True, dedup=0.02, budget=10,
+                 seed=4, cache_dir=str(tmp_path))  # fmt: skip
+    kept = semdedup(by_hand(enc, data), 0.02, SelectionContext(n=80, seed=4).rng("dedup"))
+    assert set(sel.indices.tolist()) <= set(kept.tolist())
+    assert sel.meta["dedup"] == {"eps": 0.02, "kept": kept.size, "removed": 80 - kept.size}
+    with pytest.raises(DeepcoreError, match=r"--dedup 0.6 kept \d+ of 80 samples, fewer than"):
+        select("uniform", dataset=data, encoder=enc, no_labels=True, dedup=0.6, budget=70,
+               cache_dir=str(tmp_path))  # fmt: skip
+
+
+def test_methods_that_need_labels_refuse_without_them():
+    refusal = "method 'confidence' needs probabilities, which come from labels, and --no-labels"
+    with pytest.raises(MissingInputError, match=refusal):
+        select("confidence", dataset=ImageBlobs(30), encoder=Flat(), no_labels=True, budget=3,
+               host=HOST)  # fmt: skip
+    with pytest.raises(DeepcoreError, match="--balance splits by class"):
+        select("feature-norm", dataset=ImageBlobs(30), encoder=Flat(), no_labels=True,
+               balance=True, budget=3, host=HOST)  # fmt: skip
+    with pytest.raises(DeepcoreError, match="cannot make 40 clusters of 30 samples"):
+        select("feature-norm", dataset=ImageBlobs(30), encoder=Flat(), no_labels=True,
+               clusters=40, budget=3, host=HOST)  # fmt: skip
+
+
+def test_an_encoder_output_that_is_not_rows_is_one_error():
+    class Maps(nn.Module):
+        def forward(self, x):
+            return x  # B x 1 x 12 x 12
+
+    with pytest.raises(DeepcoreError, match=r"gives outputs of shape \(\d+, 1, 12, 12\)"):
+        select("feature-norm", dataset=ImageBlobs(20), encoder=Maps(), no_labels=True, budget=3,
+               host=HOST)  # fmt: skip
+    sel = select("feature-norm", dataset=ImageBlobs(20), encoder=Maps(), no_labels=True,
+                 budget=3, encoder_options={"pooling": "mean"}, host=HOST)  # fmt: skip
+    assert sel.indices.size == 3
+
+
+def test_simclr_trains_once_caches_and_reports_knn(tmp_path):
+    from deepcore_core.testing import synthetic_dataset
+    from deepcore_core.workflow import apply_label_settings
+
+    host = host_with()
+    data = synthetic_dataset((20, 20, 20), size=8)
+    settings = type("S", (), {"no_labels": True, "encoder_options": {"epochs": 1, "batch_size": 16,
+                    "network": "mlp"}, "cache_dir": str(tmp_path)})()  # fmt: skip
+    ctx = SelectionContext(n=60, labels=data.train.labels, seed=0, dataset=data,
+                           networks=host.networks)  # fmt: skip
+    apply_label_settings(host, ctx, settings)
+    module = ctx.encoder.module(ctx)
+    trained = ctx.costs["selection_model"]
+    assert not trained.reused and trained.samples == 60
+    assert 0 <= ctx.extras["encoder"]["knn_accuracy"] <= 100
+    again = SelectionContext(n=60, seed=0, dataset=data, networks=host.networks)
+    apply_label_settings(host, again, settings)
+    module2 = again.encoder.module(again)
+    assert again.costs["selection_model"].reused
+    for (k, a), (_, b) in zip(module.state_dict().items(), module2.state_dict().items(),
+                              strict=True):  # fmt: skip
+        assert torch.equal(a, b), k
