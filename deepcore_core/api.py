@@ -27,6 +27,7 @@ from deepcore_core.selector import ScoreSelector
 from deepcore_core.settings import SelectSettings, TrainCommandSettings, build
 from deepcore_core.workflow import (
     DataOptions,
+    apply_label_settings,
     check_selection_output,
     context_for_arrays,
     context_for_dataset,
@@ -166,6 +167,7 @@ def select(
     with contextlib.ExitStack() as lent:  # the user's model is given back as it was found
         if dataset is None:
             ctx = _arrays_context(s, device, model, {**given, "labels": labels})
+            apply_label_settings(host, ctx, s, encoder=module)
         elif named is not None:
             _check_only_dataset(given, named, model, labels)
             ctx = context_for_dataset(

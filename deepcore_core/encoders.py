@@ -268,16 +268,21 @@ class Factory(_WithWeights):
 
 
 class Timm(_WithWeights):
-    """A timm model without its classifier (timm:NAME; needs timm), --encoder-weights."""
+    """A timm model without its classifier (timm:NAME; needs timm), --encoder-weights.
+
+    Grey images are repeated to the three channels timm's models take.
+    """
 
     name = "timm"
     takes_target = True
 
     def module(self, ctx: Any) -> Any:
         try:
-            import timm  # type: ignore[import-not-found]
+            import timm
         except ImportError:
             raise DeepcoreError("encoder 'timm:...' needs timm: pip install timm") from None
+        if not self.target:
+            raise DeepcoreError("encoder 'timm' needs a model name: timm:NAME")
         try:
             net = timm.create_model(self.target, pretrained=False, num_classes=0)
         except Exception as exc:
@@ -288,6 +293,12 @@ class Timm(_WithWeights):
             state = {k: v for k, v in full.state_dict().items() if k in net.state_dict()}
             net.load_state_dict(state)
         return net.eval().to(ctx.device)
+
+    def transform(self, ctx: Any) -> str:
+        return "dataset,channels3"
+
+    def prepare(self, x: Any) -> Any:
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
 class UserModule(Encoder):

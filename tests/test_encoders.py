@@ -311,3 +311,136 @@ def test_simclr_trains_once_caches_and_reports_knn(tmp_path):
     for (k, a), (_, b) in zip(module.state_dict().items(), module2.state_dict().items(),
                               strict=True):  # fmt: skip
         assert torch.equal(a, b), k
+
+
+# -- the optional encoders, with the real packages --------------------------------------------
+
+
+def test_a_torchvision_architecture_with_local_weights(tmp_path):
+    import torchvision
+
+    from deepcore_core.encoders import drop_head
+
+    torch.manual_seed(3)
+    full = torchvision.models.resnet18(weights=None)
+    torch.save(full.state_dict(), tmp_path / "r18.pth")
+    data = ImageBlobs(24)
+    sel = select("feature-norm", dataset=data, encoder="resnet18", no_labels=True, budget=5,
+                 encoder_weights=str(tmp_path / "r18.pth"), cache_dir=str(tmp_path),
+                 host=HOST)  # fmt: skip
+    head_less = drop_head(full).eval()
+    with torch.no_grad():
+        x = torch.stack([data[i][0] for i in range(len(data))]).expand(-1, 3, -1, -1)
+        norms = head_less(x).double().norm(dim=1).numpy()
+    assert sorted(sel.indices.tolist()) == sorted(np.argsort(-norms)[:5].tolist())
+    assert sel.meta["encoder"]["name"] == "torchvision:resnet18"
+    assert sel.meta["encoder"]["dim"] == 512
+
+
+def test_timm_encoder_reads_a_checkpoint_with_its_classifier(tmp_path):
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(4)
+    full = timm.create_model("resnet10t", pretrained=False)
+    torch.save({"state_dict": full.state_dict()}, tmp_path / "t.pth")
+    data = ImageBlobs(20)
+    sel = select("feature-norm", dataset=data, encoder="timm:resnet10t", no_labels=True,
+                 budget=4, encoder_weights=str(tmp_path / "t.pth"), cache_dir=str(tmp_path),
+                 host=HOST)  # fmt: skip
+    with torch.no_grad():
+        x = torch.stack([data[i][0] for i in range(len(data))]).expand(-1, 3, -1, -1)
+        pre = full.eval().forward_head(full.forward_features(x), pre_logits=True)
+    norms = pre.double().norm(dim=1).numpy()
+    assert sorted(sel.indices.tolist()) == sorted(np.argsort(-norms)[:4].tolist())
+    wrong = timm.create_model("resnet18", pretrained=False)
+    torch.save(wrong.state_dict(), tmp_path / "wrong.pth")
+    with pytest.raises(DeepcoreError, match="do not fit encoder 'timm:resnet10t'"):
+        select("feature-norm", dataset=data, encoder="timm:resnet10t", no_labels=True,
+               budget=4, encoder_weights=str(tmp_path / "wrong.pth"), host=HOST)  # fmt: skip
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_arrays(tmp_path):
+    from typer.testing import CliRunner
+
+    from deepcore_core.cli import create_app
+    from deepcore_core.testing import synthetic_inputs
+
+    for k, v in synthetic_inputs().items():
+        np.save(tmp_path / f"{k}.npy", v)
+    app, runner = create_app(HOST), CliRunner()
+    return tmp_path, lambda *args: runner.invoke(app, list(args))
+
+
+def test_cli_refuses_bad_label_free_settings_in_one_line(cli_arrays):
+    folder, cli = cli_arrays
+    x, p = str(folder / "features.npy"), str(folder / "logits.npy")
+    out = folder / "bad.npz"
+    cases = [
+        (["--method", "confidence", "--logits", p, "--no-labels"],
+         "method 'confidence' needs probabilities, which come from labels"),
+        (["--method", "feature-norm", "--features", x, "--dedup", "1.5"],
+         "dedup must be in (0, 1), got 1.5"),
+        (["--method", "feature-norm", "--features", x, "--clusters", "0"],
+         "clusters must be >= 1, got 0"),
+        (["--method", "feature-norm", "--features", x, "--no-labels", "--balance"],
+         "--balance splits by class and --no-labels hides the classes"),
+        (["--method", "feature-norm", "--features", x, "--encoder-weights", "/no/w.pt"],
+         "encoder weights file '/no/w.pt' (--encoder-weights) does not exist"),
+        (["--method", "feature-norm", "--features", x, "--encoder", "resnet18"],
+         "encoder 'torchvision:resnet18' embeds a dataset (--dataset)"),
+        (["--method", "feature-norm", "--dataset", "digits", "--encoder", "nonsense"],
+         "unknown encoder 'nonsense'"),
+        (["--method", "feature-norm", "--dataset", "digits", "--no-labels",
+          "--encoder", "supervised"], "encoder 'supervised' trains on the labels"),
+    ]  # fmt: skip
+    for args, message in cases:
+        r = cli("select", "--fraction", "0.2", "--output", str(out), *args)
+        assert r.exit_code == 2, r.output
+        last = r.output.strip().splitlines()[-1]
+        assert last.startswith("Error: ") and message in last, (args, r.output)
+        assert not out.exists()
+
+
+def test_cli_balances_given_features_over_clusters(cli_arrays):
+    folder, cli = cli_arrays
+    out = folder / "sel.npz"
+    x = str(folder / "features.npy")
+    r = cli("select", "--method", "feature-norm", "--features", x, "--no-labels",
+            "--clusters", "3", "--fraction", "0.25", "--output", str(out))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    from deepcore_core import Selection
+
+    sel = Selection.load(out)
+    assert sel.meta["pool"]["rule"] == "per cluster" and sel.meta["clusters"]["k"] == 3
+    assert sel.meta["labels"] == "hidden" and sel.meta["per_class"] is None
+
+
+def test_list_encoders(cli_arrays):
+    _, cli = cli_arrays
+    r = cli("list-encoders", "--json")
+    names = [e["name"] for e in __import__("json").loads(r.output)]
+    assert names[0] == "supervised" and {"simclr", "torchvision:NAME", "timm:NAME"} <= set(names)
+
+
+# -- a grid without labels ---------------------------------------------------------------------
+
+
+def test_a_run_without_labels_runs_the_methods_that_can(tmp_path):
+    from deepcore_core.experiment import Experiment, make_config
+
+    base = {
+        "dataset": "digits", "no_labels": True, "clusters": 3, "fractions": [0.2],
+        "encoder_options": {"epochs": 1, "network": "mlp"}, "seeds": [0], "epochs": 1,
+        "include_full": False, "output": str(tmp_path / "o"), "cache_dir": str(tmp_path / "c"),
+    }  # fmt: skip
+    exp = Experiment(make_config(base), HOST, log=lambda m: None)
+    assert exp.methods == ("uniform", "feature-norm")  # confidence needs labels: left out
+    records = exp.run()
+    assert {r.key["method"] for r in records} == {"uniform", "feature-norm"}
+    assert all(r.key["labels"] == "hidden" and r.key["clusters"] == 3 for r in records)
+    assert all(r.accuracy > 0 for r in records)  # the coreset model trains on the labels
+    with pytest.raises(MissingInputError, match="method 'confidence' needs probabilities"):
+        Experiment(make_config({**base, "methods": ["confidence"]}), HOST, log=lambda m: None)

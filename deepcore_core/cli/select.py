@@ -20,6 +20,7 @@ from deepcore_core.engine.devices import resolve_device, setup_cpu
 from deepcore_core.errors import DeepcoreError
 from deepcore_core.settings import SelectSettings
 from deepcore_core.workflow import (
+    apply_label_settings,
     check_selection_output,
     context_for_arrays,
     context_for_dataset,
@@ -72,6 +73,7 @@ def select(
             k: load_array(v, k, mmap=True) if v is not None else None for k, v in s.arrays().items()
         }
         sel_ctx = context_for_arrays(seed=s.seed, balance=s.balance, device=device, **arrays)
+        apply_label_settings(host, sel_ctx, s)
     selection = make_selection(
         host,
         selector,
