@@ -8,7 +8,8 @@
 - a torchvision architecture (``resnet18`` or ``torchvision:resnet18``), its classifier
   dropped, with ``--encoder-weights FILE``;
 - ``module:factory`` (``mypkg.encoders:build``), a function returning an ``nn.Module``;
-- ``timm:NAME`` with ``timm`` installed;
+- ``timm:NAME`` with ``timm`` installed, and ``hf:DIR``, a Hugging Face ``transformers``
+  model saved in a local folder (text or vision), pooled (``cls`` by default, or ``mean``);
 - in Python, any ``nn.Module``;
 - a plugin's (hook ``register_encoders``; ``deepcore list-encoders``).
 
@@ -301,6 +302,56 @@ class Timm(_WithWeights):
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
+@dataclasses.dataclass(frozen=True)
+class HuggingFaceOptions(PoolingOptions):
+    """A transformers model's pooling (cls: the first token; mean: every token, padding
+    included; none: the model's pooler output)."""
+
+    pooling: Pooling = "cls"
+
+
+class HuggingFace(Encoder):
+    """A Hugging Face transformers model from a local folder (hf:DIR; text or vision).
+
+    The batch goes in as the model's first argument (``input_ids`` of equal-length or padded
+    text rows, or ``pixel_values``); ``pooling`` turns ``last_hidden_state`` into one row.
+    """
+
+    name = "hf"
+    Options = HuggingFaceOptions
+    takes_target = True
+
+    def __init__(self, target: str | None = None, options: Any = None, weights: Any = None):
+        if weights:
+            raise DeepcoreError("encoder 'hf:DIR' reads its weights from DIR; give no weights file")
+        super().__init__(target, options, None)
+
+    def identity(self, ctx: Any) -> dict[str, Any]:
+        folder = Path(self.target or "")
+        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        h = hashlib.sha256()
+        for p in files:
+            h.update(f"{p.relative_to(folder)}:{file_checksum(p)}".encode())
+        return {**super().identity(ctx), "weights": h.hexdigest()[:16]}
+
+    def module(self, ctx: Any) -> Any:
+        try:
+            import transformers
+        except ImportError:
+            raise DeepcoreError(
+                "encoder 'hf:DIR' needs transformers: pip install transformers"
+            ) from None
+        folder = Path(self.target or "")
+        if not folder.is_dir():
+            raise DeepcoreError(f"encoder folder '{folder}' (hf:DIR) does not exist")
+        try:
+            net = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+        except Exception as exc:  # a missing or broken config or weights file
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DeepcoreError(f"encoder folder '{folder}' could not be loaded: {first}") from None
+        return net.eval().to(ctx.device)
+
+
 class UserModule(Encoder):
     """The user's own nn.Module, given in Python (encoder=module)."""
 
@@ -325,7 +376,7 @@ class UserModule(Encoder):
         return self._module.to(ctx.device)
 
 
-BUILTIN_ENCODERS: tuple[type[Encoder], ...] = (Torchvision, Factory, Timm)
+BUILTIN_ENCODERS: tuple[type[Encoder], ...] = (Torchvision, Factory, Timm, HuggingFace)
 
 
 def make_encoder(

@@ -293,7 +293,8 @@ class PluginHost:
 
     @property
     def encoders(self) -> Registry[Any]:
-        """The encoder registry (``simclr``, ``torchvision``, ``module``, ``timm`` and plugins')."""
+        """The encoder registry (``simclr``, ``torchvision``, ``module``, ``timm``, ``hf`` and
+        plugins')."""
         return self._registry("register_encoders", EncoderRegistry)
 
     # -- queries -------------------------------------------------------------------------

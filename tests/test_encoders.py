@@ -444,3 +444,38 @@ def test_a_run_without_labels_runs_the_methods_that_can(tmp_path):
     assert all(r.accuracy > 0 for r in records)  # the coreset model trains on the labels
     with pytest.raises(MissingInputError, match="method 'confidence' needs probabilities"):
         Experiment(make_config({**base, "methods": ["confidence"]}), HOST, log=lambda m: None)
+
+
+def test_a_hugging_face_text_encoder_from_a_local_folder(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32)  # fmt: skip
+    torch.manual_seed(5)
+    transformers.BertModel(config).save_pretrained(tmp_path / "bert")
+
+    class Texts(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            g = torch.Generator().manual_seed(0)
+            self.ids = torch.randint(1, 50, (30, 7), generator=g)
+
+        def __len__(self) -> int:
+            return len(self.ids)
+
+        def __getitem__(self, i):
+            return {"input_ids": self.ids[i]}
+
+    data = Texts()
+    model = transformers.AutoModel.from_pretrained(tmp_path / "bert").eval()
+    for pooling in ("cls", "mean"):
+        sel = select("feature-norm", dataset=data, encoder=f"hf:{tmp_path / 'bert'}",
+                     encoder_options={"pooling": pooling}, no_labels=True, budget=6,
+                     cache_dir=str(tmp_path / "c"), host=HOST)  # fmt: skip
+        with torch.no_grad():
+            hidden = model(data.ids).last_hidden_state
+        rows = hidden[:, 0] if pooling == "cls" else hidden.mean(1)
+        norms = rows.double().norm(dim=1).numpy()
+        assert sorted(sel.indices.tolist()) == sorted(np.argsort(-norms)[:6].tolist()), pooling
+        assert sel.meta["encoder"]["dim"] == 16
+    with pytest.raises(DeepcoreError, match="encoder folder '/no/such' \\(hf:DIR\\) does not"):
+        select("feature-norm", dataset=data, encoder="hf:/no/such", no_labels=True, budget=2,
+               host=HOST)  # fmt: skip

@@ -37,7 +37,7 @@ def register_schedules(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def register_encoders(register: Callable[[Any], None]) -> None:
-    """Register the built-in encoders (simclr, torchvision, module, timm)."""
+    """Register the built-in encoders (simclr, torchvision, module, timm, hf)."""
     from deepcore_core.encoders import BUILTIN_ENCODERS
     from deepcore_core.engine.simclr import SimCLR
 
