@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from deepcore_core.clustering import kmeans, plusplus
 from deepcore_core.context import SelectionContext
 from deepcore_core.encoders import encode
-from deepcore_core.kmeans import kmeans, plusplus
 from deepcore_core.plugins import PluginHost
 
 

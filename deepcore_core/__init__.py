@@ -28,12 +28,12 @@ from deepcore_core.selector import GreediSelector, Need, Pick, ScoreSelector, Se
 from deepcore_core.workflow import DataOptions
 
 if TYPE_CHECKING:
+    from deepcore_core.clustering import Clustering, kmeans
     from deepcore_core.dedup import Deduplicator, semdedup
     from deepcore_core.encoders import Encoder
     from deepcore_core.engine.config import PretrainSpec, TrainConfig
     from deepcore_core.engine.devices import serial_blas
     from deepcore_core.engine.pretrain import pretrain_on_labels, proxy_accuracy
-    from deepcore_core.kmeans import Clustering, kmeans
     from deepcore_core.neighbors import blockwise_topk, knn
     from deepcore_core.progress import Progress
     from deepcore_core.submodular import (
@@ -63,8 +63,8 @@ _LAZY = {
     "Encoder": "deepcore_core.encoders",
     "pretrain_on_labels": "deepcore_core.engine.pretrain",
     "proxy_accuracy": "deepcore_core.engine.pretrain",
-    "Clustering": "deepcore_core.kmeans",
-    "kmeans": "deepcore_core.kmeans",
+    "Clustering": "deepcore_core.clustering",
+    "kmeans": "deepcore_core.clustering",
 }
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from deepcore_core.clustering import Clustering, kmeans
 from deepcore_core.errors import DeepcoreError
-from deepcore_core.kmeans import Clustering, kmeans
 
 #: samples per cluster when the number of clusters is not given (pairs are compared
 #: within a cluster only, so larger clusters find more duplicates and cost more)

@@ -622,7 +622,7 @@ def _groups_and_filters(
             )
         ctx.balance = False  # no classes to balance over: the whole dataset
     if ctx.clusters:
-        from deepcore_core.kmeans import kmeans
+        from deepcore_core.clustering import kmeans
 
         if pool_rule != "given" or ctx.balance:
             ctx.balance = True

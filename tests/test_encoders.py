@@ -11,12 +11,12 @@ from torch import nn
 
 from deepcore_core import DeepcoreError, MissingInputError, select
 from deepcore_core.budget import allocate
+from deepcore_core.clustering import kmeans
 from deepcore_core.context import SelectionContext
 from deepcore_core.dedup import semdedup
 from deepcore_core.embedding_store import EmbeddingStore
 from deepcore_core.encoders import load_weights, make_encoder, pooled
 from deepcore_core.engine.simclr import knn_accuracy, nt_xent, views
-from deepcore_core.kmeans import kmeans
 from deepcore_core.plugins import get_host
 from deepcore_core.testing import Confidence, FeatureNorm, ImageBlobs, host_with
 
@@ -479,3 +479,36 @@ def test_a_hugging_face_text_encoder_from_a_local_folder(tmp_path):
     with pytest.raises(DeepcoreError, match="encoder folder '/no/such' \\(hf:DIR\\) does not"):
         select("feature-norm", dataset=data, encoder="hf:/no/such", no_labels=True, budget=2,
                host=HOST)  # fmt: skip
+
+
+def test_a_killed_simclr_training_resumes_to_the_same_encoder(tmp_path, monkeypatch):
+    import deepcore_core.engine.simclr as simclr
+    from deepcore_core.testing import synthetic_dataset
+    from deepcore_core.workflow import apply_label_settings
+
+    host = host_with()
+    data = synthetic_dataset((20, 20, 20), size=8)
+
+    def trained(cache: str) -> dict[str, torch.Tensor]:
+        options = {"epochs": 3, "batch_size": 16, "network": "mlp"}
+        settings = type("S", (), {"encoder_options": options, "cache_dir": cache})()
+        ctx = SelectionContext(n=60, seed=1, dataset=data, networks=host.networks)
+        apply_label_settings(host, ctx, settings, encoder="simclr")
+        return ctx.encoder.module(ctx).state_dict()
+
+    calls = {"n": 0}
+    real = simclr.nt_xent
+
+    def dies_in_epoch_two(*args):
+        calls["n"] += 1
+        if calls["n"] == 5:  # 3 steps an epoch: the second step of epoch 2
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(simclr, "nt_xent", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        trained(str(tmp_path / "a"))
+    monkeypatch.setattr(simclr, "nt_xent", real)
+    resumed, fresh = trained(str(tmp_path / "a")), trained(str(tmp_path / "b"))
+    for k, v in fresh.items():
+        assert torch.equal(resumed[k], v), k

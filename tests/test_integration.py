@@ -154,3 +154,22 @@ def test_the_readme_examples_run(tmp_path, monkeypatch):
         else:
             exec(compile(body, "README.md", "exec"), namespace)
     assert len(namespace["sel"]) == 60 and namespace["result"].history
+
+
+def test_feature_methods_run_without_labels_across_plugins():
+    """With the labels hidden, every method that can run on features alone selects from given
+    features, D2 with a label-free score (the labelfree plugin's prototype) included."""
+    from deepcore_core import select
+
+    x = synthetic_inputs()["features"]
+    runs = {
+        "kcenter": {}, "herding": {}, "prototype": {}, "semdedup": {},
+        "facility-location": {"similarity": "features"}, "graph-cut": {"similarity": "features"},
+        "log-determinant": {"similarity": "features"}, "moderate": {"median": "all"},
+        "d2": {"score": "prototype", "drop_score": "prototype"},
+    }  # fmt: skip
+    for method, options in runs.items():
+        sel = select(method, features=x, fraction=0.3, options=options, no_labels=True,
+                     clusters=3, host=host())  # fmt: skip
+        assert sel.meta["pool"]["rule"] == "per cluster", method
+        assert len(sel) == round(0.3 * len(x)) and sel.meta["labels"] == "hidden", method

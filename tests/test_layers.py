@@ -37,7 +37,7 @@ LAYERS = {
     "cost": 0,
     "cache": 0,
     "engine.config": 0,
-    "kmeans": 0,
+    "clustering": 0,
     "dedup": 0,
     "embedding_store": 0,
     # 1: what a selection is made of

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -219,11 +218,10 @@ class SimCLR(Encoder):
             gen.set_state(state["gen"])
             start = int(state["epoch"])
         partial.parent.mkdir(parents=True, exist_ok=True)
-        with Progress(total, "simclr encoder", unit="steps") as bar:
-            bar.update(start * steps)
+        with Progress(total - start * steps, "simclr encoder", unit="images") as bar:
             for epoch in range(start, o.epochs):
                 order = torch.randperm(n, generator=gen)[: steps * batch]
-                t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+                seen, loss_sum = 0, 0.0
                 for x, _, _ in source.batches(order, batch, device=dev):
                     if len(x) < 2:
                         continue
@@ -240,10 +238,8 @@ class SimCLR(Encoder):
                     sched.step()
                     seen += len(x)
                     loss_sum += float(loss.detach()) * len(x)
-                    bar.update(1)
-                rate = seen / max(time.perf_counter() - t0, 1e-9)
-                bar.update(0, note=f"epoch {epoch + 1} loss {loss_sum / max(seen, 1):.3f} "
-                                   f"{rate:.0f} img/s")  # fmt: skip
+                    bar.update(1, None, len(x))
+                bar.update(0, note=f"epoch {epoch + 1} loss {loss_sum / max(seen, 1):.3f}")
                 state = {"backbone": backbone.state_dict(), "head": head.state_dict(),
                          "opt": opt.state_dict(), "sched": sched.state_dict(),
                          "gen": gen.get_state(), "epoch": epoch + 1}  # fmt: skip

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from deepcore_core import PluginHost, select
+from deepcore_core import DeepcoreError, PluginHost, select
 from deepcore_core.testing import check_end_to_end, check_selector
 from deepcore_dynamics import METHODS, scores
 
@@ -109,6 +109,23 @@ def test_moderate_by_hand_and_its_band():
     ranks = np.empty(30, int)
     ranks[np.argsort(-got)] = np.arange(30)
     assert sorted(ranks[sel.indices].tolist()) == list(range(12, 18))
+
+
+def test_moderate_without_labels_measures_from_the_dataset_or_cluster_median():
+    rng = RNG(2)
+    x = rng.normal(size=(40, 3)) + np.repeat([[0, 0, 0], [30, 0, 0]], 20, axis=0)
+    sel = select("moderate", features=x, budget=10, options={"median": "all"}, no_labels=True)
+    x32 = x.astype(np.float32).astype(np.float64)  # features are read as float32
+    want = np.linalg.norm(x32 - np.median(x32, axis=0), axis=1)
+    np.testing.assert_allclose(sel.scores, want, rtol=1e-12)
+    by_cluster = select("moderate", features=x, budget=10, options={"median": "cluster"},
+                        no_labels=True, clusters=2)  # fmt: skip
+    blob = np.repeat([0, 1], 20)  # k-means finds the two far-apart blobs
+    np.testing.assert_allclose(by_cluster.scores, scores.distance_to_class_median(x32, blob))
+    with pytest.raises(DeepcoreError, match="median: cluster needs --clusters"):
+        select("moderate", features=x, budget=10, options={"median": "cluster"}, no_labels=True)
+    with pytest.raises(DeepcoreError, match="method 'moderate' needs labels"):
+        select("moderate", features=x, budget=10, no_labels=True)
 
 
 def test_default_samplers_and_overrides():

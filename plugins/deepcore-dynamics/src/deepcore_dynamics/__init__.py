@@ -253,25 +253,51 @@ class Tdds(ScoreSelector):
         return scores.tdds(change, o.window, o.epochs, o.decay)
 
 
+@dataclasses.dataclass(frozen=True)
+class ModerateOptions:
+    """Options of ``moderate``."""
+
+    #: whose median a sample is measured from: its class's (the paper), its k-means
+    #: cluster's (--clusters; no labels needed) or the whole dataset's (no labels needed)
+    median: Literal["class", "cluster", "all"] = "class"
+
+
 class Moderate(ScoreSelector):
     """Moderate-DS: distance to the class-median feature, the middle band kept by default.
 
     Xia et al., ICLR 2023: neither the easiest (closest to the median) nor the hardest
     samples, the ones of moderate distance (the ``band`` sampler around the median rank).
-    Cost O(N D). Needs features and labels.
+    Without labels the median is the cluster's (``median: cluster`` with ``--clusters``) or
+    the whole dataset's (``median: all``). Cost O(N D). Needs features (and labels for the
+    class median).
     """
 
     name = "moderate"
     family = "dynamics"
     needs = frozenset({Need.FEATURES, Need.LABELS})
+    Options = ModerateOptions
     default_balance = False  # the whole dataset, as in the paper
     descending = True
     default_sampler = "band"
 
+    def required(self) -> frozenset[Need]:
+        """Features, and labels for the class median."""
+        return self.needs if self.options.median == "class" else frozenset({Need.FEATURES})
+
     def compute_scores(self, ctx: SelectionContext) -> np.ndarray:
-        """Distance of each sample's features to its class's per-dimension median."""
-        assert ctx.features is not None and ctx.labels is not None  # the method's needs
-        return scores.distance_to_class_median(ctx.features, ctx.labels)
+        """Distance of each sample's features to its group's per-dimension median."""
+        assert ctx.features is not None  # the method's needs
+        median = self.options.median
+        if median == "class":
+            groups = ctx.labels
+        elif median == "cluster":
+            if ctx.pools is None:
+                raise DeepcoreError("moderate with median: cluster needs --clusters K")
+            groups = ctx.pools
+        else:
+            groups = np.zeros(ctx.n, dtype=np.int64)
+        assert groups is not None
+        return scores.distance_to_class_median(ctx.features, groups)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from deepcore_core import DeepcoreError
+from deepcore_core.clustering import kmeans, plusplus
 from deepcore_core.dedup import Deduplicator, check_eps, semdedup
-from deepcore_core.kmeans import kmeans, plusplus
 
 
 def blobs(n=300, dim=4, centres=5, seed=0, spread=8.0):
