@@ -229,7 +229,17 @@ def provenance_text(records: list[RunRecord], codes: dict[str, int]) -> str:
     for field in ("torch", "device", "threads", "cpus", "augmentation"):
         values = (str(r.provenance.get(field, "unrecorded")) for r in records)
         lines.append(f"- {field}: {_tally(values)}")
+    encoders = [encoder_of(r) for r in records if r.provenance.get("encoder")]
+    if encoders:
+        lines.append(f"- features from: {_tally(encoders)}")
     return "\n".join(lines)
+
+
+def encoder_of(record: RunRecord) -> str:
+    """The encoder a record's selection read, with its k-NN sanity figure where known."""
+    enc = record.provenance.get("encoder") or {}
+    knn = enc.get("knn_accuracy")
+    return f"{enc.get('name')}" + (f" (k-NN test accuracy {knn:.2f}%)" if knn is not None else "")
 
 
 _CSV_HEAD = (

@@ -77,6 +77,8 @@ class StageOutputs:
     cache_folder: Path | None = None
     #: the encoder's embeddings (the features of feature-only methods when an encoder is set)
     embeddings: np.ndarray | None = None
+    #: what the selection records of that encoder (name, options, store entry, k-NN figure)
+    encoder_record: dict[str, Any] | None = None
     #: what the shared stages (selection model, embedding) cost when they were made
     costs: dict[str, StageCost] = dataclasses.field(default_factory=dict)
 
@@ -84,7 +86,10 @@ class StageOutputs:
     def of(cls, ctx: SelectionContext) -> StageOutputs:
         """The stage outputs a context holds after a selection."""
         shared = {k: v for k, v in ctx.costs.items() if k in ("selection_model", "embedding")}
-        values = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {
+            f.name: getattr(ctx, f.name, None) for f in dataclasses.fields(cls)
+        }
+        values["encoder_record"] = ctx.extras.get("encoder")
         if ctx.features is not None and ctx.features is ctx.embeddings:
             values["features"] = None  # the model's features only
         return cls(**{**values, "costs": shared})
@@ -93,8 +98,10 @@ class StageOutputs:
         """Put these outputs into a fresh context (its stages then skip what they hold, and
         their costs are marked reused)."""
         for f in dataclasses.fields(self):
-            if f.name != "costs":
+            if f.name not in ("costs", "encoder_record"):
                 setattr(ctx, f.name, getattr(self, f.name))
+        if self.encoder_record is not None:
+            ctx.extras["encoder"] = dict(self.encoder_record)
         ctx.costs.update({k: c.as_reused() for k, c in self.costs.items()})
 
 

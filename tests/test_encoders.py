@@ -442,6 +442,10 @@ def test_a_run_without_labels_runs_the_methods_that_can(tmp_path):
     assert {r.key["method"] for r in records} == {"uniform", "feature-norm"}
     assert all(r.key["labels"] == "hidden" and r.key["clusters"] == 3 for r in records)
     assert all(r.accuracy > 0 for r in records)  # the coreset model trains on the labels
+    from deepcore_core.report import provenance_text
+
+    assert all(r.provenance["encoder"]["name"] == "simclr" for r in records)
+    assert "- features from: simclr (k-NN test accuracy " in provenance_text(records, {"x": 2})
     with pytest.raises(MissingInputError, match="method 'confidence' needs probabilities"):
         Experiment(make_config({**base, "methods": ["confidence"]}), HOST, log=lambda m: None)
 
@@ -489,12 +493,16 @@ def test_a_killed_simclr_training_resumes_to_the_same_encoder(tmp_path, monkeypa
     host = host_with()
     data = synthetic_dataset((20, 20, 20), size=8)
 
+    costs = []
+
     def trained(cache: str) -> dict[str, torch.Tensor]:
         options = {"epochs": 3, "batch_size": 16, "network": "mlp"}
         settings = type("S", (), {"encoder_options": options, "cache_dir": cache})()
         ctx = SelectionContext(n=60, seed=1, dataset=data, networks=host.networks)
         apply_label_settings(host, ctx, settings, encoder="simclr")
-        return ctx.encoder.module(ctx).state_dict()
+        state = ctx.encoder.module(ctx).state_dict()
+        costs.append(ctx.costs["selection_model"])
+        return state
 
     calls = {"n": 0}
     real = simclr.nt_xent
@@ -509,6 +517,10 @@ def test_a_killed_simclr_training_resumes_to_the_same_encoder(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         trained(str(tmp_path / "a"))
     monkeypatch.setattr(simclr, "nt_xent", real)
+    (partial,) = (tmp_path / "a" / "encoders").glob(".*.partial.pt")
+    killed = torch.load(partial, weights_only=False)["cost"]["seconds"]
     resumed, fresh = trained(str(tmp_path / "a")), trained(str(tmp_path / "b"))
     for k, v in fresh.items():
         assert torch.equal(resumed[k], v), k
+    assert costs[0].seconds > killed > 0  # the killed epoch's time is counted too
+    assert costs[0].samples == costs[1].samples == 3 * 60

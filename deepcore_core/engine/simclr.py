@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -176,8 +177,11 @@ class SimCLR(Encoder):
             meta = _read_json(folder / "meta.json")
             ctx.costs["selection_model"] = StageCost.of({**meta.get("cost", {}), "reused": True})
         else:
-            with measure(ctx.device, self.options.epochs * len(data.train)) as cost:
-                self._train(backbone, data.train, dev, folder)
+            with measure(ctx.device) as cost:
+                earlier = self._train(backbone, data.train, dev, folder)
+            # a resumed training counts what its killed runs spent too
+            samples = self.options.epochs * len(data.train)
+            cost = dataclasses.replace(cost.plus(earlier), samples=samples)
             meta = {"seed": ctx.seed, "network": self._network(ctx),
                     "options": options_dict(self.options), "cost": cost.as_dict()}  # fmt: skip
             meta["knn_accuracy"] = self._sanity(backbone, data, dev)
@@ -189,7 +193,11 @@ class SimCLR(Encoder):
         ctx.extras.setdefault("encoder", {})["knn_accuracy"] = meta.get("knn_accuracy")
         return backbone.eval().to(dev)
 
-    def _train(self, backbone: _Backbone, source: Any, dev: torch.device, folder: Path) -> None:
+    def _train(
+        self, backbone: _Backbone, source: Any, dev: torch.device, folder: Path
+    ) -> StageCost:
+        """Train ``backbone`` (resuming from the partial checkpoint beside ``folder``);
+        returns what the earlier, killed runs of this training spent."""
         o = self.options
         backbone.to(dev).train()
         with torch.no_grad():
@@ -208,7 +216,7 @@ class SimCLR(Encoder):
         )
         gen = torch.Generator().manual_seed(int(torch.initial_seed()) % (2**63))
         partial = folder.parent / f".{folder.name}.partial.pt"
-        start = 0
+        start, earlier = 0, StageCost()
         if partial.is_file():  # a killed run resumes from its last finished epoch
             state = torch.load(partial, map_location="cpu", weights_only=False)
             backbone.load_state_dict(state["backbone"])
@@ -217,7 +225,9 @@ class SimCLR(Encoder):
             sched.load_state_dict(state["sched"])
             gen.set_state(state["gen"])
             start = int(state["epoch"])
+            earlier = StageCost.of(state.get("cost", {}))
         partial.parent.mkdir(parents=True, exist_ok=True)
+        t0, c0 = time.perf_counter(), time.process_time()
         with Progress(total - start * steps, "simclr encoder", unit="images") as bar:
             for epoch in range(start, o.epochs):
                 order = torch.randperm(n, generator=gen)[: steps * batch]
@@ -243,9 +253,12 @@ class SimCLR(Encoder):
                 state = {"backbone": backbone.state_dict(), "head": head.state_dict(),
                          "opt": opt.state_dict(), "sched": sched.state_dict(),
                          "gen": gen.get_state(), "epoch": epoch + 1}  # fmt: skip
+                spent = StageCost(time.perf_counter() - t0, time.process_time() - c0)
+                state["cost"] = earlier.plus(spent).as_dict()
                 with atomic_write(partial) as fh:
                     save_torch(state, fh, partial)
         backbone.eval()
+        return earlier
 
     def _sanity(self, backbone: _Backbone, data: Any, dev: torch.device) -> float | None:
         """k-NN test accuracy where both splits have labels (report only)."""

@@ -223,7 +223,8 @@ class Experiment:
             self.log(f"warning: {exc}")
             nan = float("nan")
             cost = self.cost(selection, {})
-            return RunRecord(key, nan, nan, sel_seconds, 0.0, size, [], self.provenance(seed), cost)
+            made = self.provenance(seed, selection)
+            return RunRecord(key, nan, nan, sel_seconds, 0.0, size, [], made, cost)
         return RunRecord(
             key,
             float(result.final_accuracy or 0.0),
@@ -232,7 +233,7 @@ class Experiment:
             result.seconds,
             size,
             result.history,
-            self.provenance(seed),
+            self.provenance(seed, selection),
             self.cost(selection, result.costs),
         )
 
@@ -266,8 +267,13 @@ class Experiment:
             "shared_cores": self.config.jobs > 1 and str(self.device).startswith("cpu"),
         }
 
-    def provenance(self, seed: int) -> dict[str, Any]:
-        """This run's code, libraries, device, threads and applied augmentation."""
+    def provenance(self, seed: int, selection: Selection | None = None) -> dict[str, Any]:
+        """This run's code, libraries, device, threads and applied augmentation, and the
+        encoder its selection's features came from (with its k-NN figure, where known)."""
         augment = self.config.train_config(seed).augment
         kind = getattr(self.data.train, "augment", "unknown") if augment else "none"
-        return provenance(self.host.versions(), self.device, kind)
+        made = provenance(self.host.versions(), self.device, kind)
+        encoder = None if selection is None else selection.meta.get("encoder")
+        if encoder:
+            made["encoder"] = {k: encoder.get(k) for k in ("name", "knn_accuracy", "dim")}
+        return made
