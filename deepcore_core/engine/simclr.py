@@ -1,10 +1,12 @@
 """SimCLR (Chen et al., ICML 2020): a self-supervised encoder trained on the unlabeled pool.
 
-Two random views of each image (random resized crop with scale 0.2-1, horizontal flip,
-brightness and contrast jitter, all on the batch at once) pass through the selection network
-(LeNet-BN by default) and a two-layer projection head; the NT-Xent loss (temperature 0.5)
-pulls each image's two views together against the other 2B - 2 views of the batch. Adam,
-cosine learning rate. The embedding is the network's penultimate features, the head dropped.
+Two random views of each image (random resized crop keeping 50-100% of the area,
+horizontal flip, brightness and contrast jitter, all on the batch at once) pass through the
+selection network (LeNet-BN by default) and a two-layer projection head; the NT-Xent loss
+(temperature 0.1) pulls each image's two views together against the other 2B - 2 views of
+the batch. Adam, cosine learning rate. The embedding is the network's penultimate features,
+the head dropped. The crop scale and temperature were chosen on Fashion-MNIST's k-NN figure
+(docs/label-free.md).
 
 The trained encoder is cached like a selection model (``<cache>/encoders/<key>``, keyed by
 the dataset, the network, the options and the seed), resumes from its checkpoint after a
@@ -50,27 +52,31 @@ class SimCLROptions(PoolingOptions):
     epochs: int = 15  #: passes over the pool
     batch_size: int = 256  #: images per batch (each gives two views)
     lr: float = 1e-3  #: Adam learning rate (cosine to 0)
-    temperature: float = 0.5  #: NT-Xent temperature
+    temperature: float = 0.1  #: NT-Xent temperature
     projection: int = 128  #: width of the projection head's output
     knn: int = 20  #: neighbours of the k-NN sanity figure
+    crop_scale: float = 0.5  #: the smallest share of the image a random crop keeps
 
     def __post_init__(self) -> None:
         for name, low in (("epochs", 1), ("batch_size", 2), ("projection", 1), ("knn", 1)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        if not 0 < self.crop_scale <= 1:
+            raise ValueError(f"crop_scale must be in (0, 1], got {self.crop_scale}")
         for name in ("lr", "temperature"):
             if not 0 < getattr(self, name) <= 10:
                 raise ValueError(f"{name} must be in (0, 10], got {getattr(self, name)}")
 
 
-def views(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """One random view of every image of ``x`` (B x C x H x W, normalised)."""
+def views(x: torch.Tensor, gen: torch.Generator, crop_scale: float = 0.5) -> torch.Tensor:
+    """One random view of every image of ``x`` (B x C x H x W, normalised): a crop keeping
+    ``crop_scale`` to all of its area, resized back."""
     b = x.shape[0]
 
     def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=gen).to(x.device)
 
-    area = 0.2 + 0.8 * rand(b)
+    area = crop_scale + (1 - crop_scale) * rand(b)
     ratio = torch.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * rand(b))
     sx = torch.sqrt(area * ratio).clamp(max=1.0)
     sy = torch.sqrt(area / ratio).clamp(max=1.0)
@@ -235,7 +241,8 @@ class SimCLR(Encoder):
                 for x, _, _ in source.batches(order, batch, device=dev):
                     if len(x) < 2:
                         continue
-                    z1, z2 = head(backbone(views(x, gen))), head(backbone(views(x, gen)))
+                    v1, v2 = views(x, gen, o.crop_scale), views(x, gen, o.crop_scale)
+                    z1, z2 = head(backbone(v1)), head(backbone(v2))
                     loss = nt_xent(z1, z2, o.temperature)
                     if not torch.isfinite(loss):
                         raise DeepcoreError(
