@@ -171,6 +171,9 @@ class Encoder(abc.ABC):
         """The batch as the module takes it (the dataset's tensors by default)."""
         return x
 
+    def release(self, module: Any) -> None:  # noqa: B027 (optional, nothing by default)
+        """Called when the embedding pass is over (a user's module is given back as found)."""
+
     def describe(self) -> dict[str, Any]:
         """For selection records."""
         return {"name": self.label, "options": options_dict(self.options), "weights": self.weights}
@@ -373,7 +376,16 @@ class UserModule(Encoder):
                 "weights": state_checksum(self._module)}  # fmt: skip
 
     def module(self, ctx: Any) -> Any:
-        return self._module.to(ctx.device)
+        first = next(iter(self._module.parameters()), None)
+        self._found = (self._module.training, None if first is None else first.device)
+        return self._module.eval().to(ctx.device)
+
+    def release(self, module: Any) -> None:
+        """The module's mode and device as they were found."""
+        training, device = self._found
+        module.train(training)
+        if device is not None:
+            module.to(device)
 
 
 BUILTIN_ENCODERS: tuple[type[Encoder], ...] = (Torchvision, Factory, Timm, HuggingFace)
@@ -467,8 +479,11 @@ def encode(ctx: Any) -> np.ndarray:
                 out.append(pooled(y, pooling, enc.label).cpu().numpy())
         return np.concatenate(out)
 
-    with measure(ctx.device, len(source)) as cost:
-        features = store.fill(rows, desc=f"embedding with {enc.label}")
+    try:
+        with measure(ctx.device, len(source)) as cost:
+            features = store.fill(rows, desc=f"embedding with {enc.label}")
+    finally:
+        enc.release(module)
     ctx.costs["embedding"] = cost
     ctx.extras.setdefault("encoder", {}).update(
         {**enc.describe(), "store": store.folder.name, "dim": int(features.shape[1])}

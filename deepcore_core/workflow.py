@@ -547,7 +547,7 @@ def make_selection(
     ctx.total = total_budget(ctx.n, fraction, budget)
     if ctx.no_labels:
         refuse_label_needs(selector)
-    filters = _groups_and_filters(host, selector, ctx, pool_rule)
+    filters = _groups_and_filters(host, ctx, pool_rule)
     _run_stages(host, selector, ctx)
     with measure(ctx.device) as picking:
         result: Selection = host.hook.select(selector=selector, ctx=ctx)
@@ -616,9 +616,7 @@ def refuse_label_needs(selector: Selector) -> None:
         )
 
 
-def _groups_and_filters(
-    host: PluginHost, selector: Selector, ctx: SelectionContext, pool_rule: str
-) -> dict[str, Any]:
+def _groups_and_filters(host: PluginHost, ctx: SelectionContext, pool_rule: str) -> dict[str, Any]:
     """Cluster pools (``--clusters``) and the SemDeDup filter (``--dedup``) for ``ctx``;
     returns what the selection's record says of them."""
     out: dict[str, Any] = {}
@@ -631,17 +629,20 @@ def _groups_and_filters(
     if ctx.clusters:
         from deepcore_core.clustering import kmeans
 
-        if pool_rule != "given" or ctx.balance:
-            ctx.balance = True
-        if ctx.balance:
-            x = _features_for_groups(host, selector, ctx)
-            found = kmeans(x, int(ctx.clusters), ctx.rng("clusters"), device=ctx.device)
-            ctx.pools = found.assign
-            out["clusters"] = {"k": found.k, "sizes": np.bincount(found.assign).tolist()}
+        if pool_rule == "given" and not ctx.balance:
+            raise DeepcoreError(
+                f"--clusters {ctx.clusters} balances over clusters and --no-balance draws from "
+                "the whole dataset: give one of them"
+            )
+        ctx.balance = True
+        x = _features_for_groups(host, ctx)
+        found = kmeans(x, int(ctx.clusters), ctx.rng("clusters"), device=ctx.device)
+        ctx.pools = found.assign
+        out["clusters"] = {"k": found.k, "sizes": np.bincount(found.assign).tolist()}
     if ctx.dedup:
         from deepcore_core.dedup import semdedup
 
-        x = _features_for_groups(host, selector, ctx)
+        x = _features_for_groups(host, ctx)
         kept = semdedup(x, ctx.dedup, ctx.rng("dedup"), device=ctx.device)
         if kept.size < ctx.total:
             raise DeepcoreError(
@@ -653,7 +654,7 @@ def _groups_and_filters(
     return out
 
 
-def _features_for_groups(host: PluginHost, selector: Selector, ctx: SelectionContext) -> np.ndarray:
+def _features_for_groups(host: PluginHost, ctx: SelectionContext) -> np.ndarray:
     """The features clusters and duplicates are found in: the encoder's, the given ones, or
     the selection model's."""
     if ctx.encoder is not None:

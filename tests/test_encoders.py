@@ -213,6 +213,7 @@ def test_a_users_module_is_the_encoder_and_a_method_reads_its_embeddings(tmp_pat
     data, enc = ImageBlobs(60), Flat()
     sel = select("feature-norm", dataset=data, encoder=enc, no_labels=True, budget=8, seed=1,
                  cache_dir=str(tmp_path), host=HOST)  # fmt: skip
+    assert enc.training  # given back in the mode it was found in
     norms = np.linalg.norm(by_hand(enc, data).astype(np.float64), axis=1)
     assert sorted(sel.indices.tolist()) == sorted(np.argsort(-norms)[:8].tolist())
     assert sel.meta["labels"] == "hidden"
@@ -524,3 +525,9 @@ def test_a_killed_simclr_training_resumes_to_the_same_encoder(tmp_path, monkeypa
         assert torch.equal(resumed[k], v), k
     assert costs[0].seconds > killed > 0  # the killed epoch's time is counted too
     assert costs[0].samples == costs[1].samples == 3 * 60
+
+
+def test_clusters_and_no_balance_contradict():
+    with pytest.raises(DeepcoreError, match="--clusters 3 balances over clusters and --no-b"):
+        select("feature-norm", features=np.random.default_rng(0).normal(size=(30, 4)),
+               budget=5, clusters=3, balance=False, host=HOST)  # fmt: skip
