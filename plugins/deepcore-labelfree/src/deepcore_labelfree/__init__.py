@@ -176,12 +176,18 @@ class Elfs(Selector):
         searched: dict[float, float] = {}
         beta = o.hard_cutoff
         if beta is None:
+            from deepcore_core import Progress
 
-            def accuracy(b: float) -> float:
-                subset = np.sort(double_end(order, b, ctx.total))
-                return proxy_accuracy(ctx, pseudo, subset, o.search_iterations)
+            grid = search_grid(o, ctx.n, ctx.total)
+            with Progress(len(grid), "elfs: hard-cutoff search", unit="shares") as bar:
 
-            beta, searched = pick_cutoff(accuracy, search_grid(o, ctx.n, ctx.total))
+                def accuracy(b: float) -> float:
+                    subset = np.sort(double_end(order, b, ctx.total))
+                    found = proxy_accuracy(ctx, pseudo, subset, o.search_iterations)
+                    bar.update(1, f"share {b:g}: {100 * found:.1f}%", counted=1)
+                    return found
+
+                beta, searched = pick_cutoff(accuracy, grid)
         ctx.scores = aum
         state = {"aum": aum, "beta": float(beta)}
         ctx.extras["elfs"] = state
