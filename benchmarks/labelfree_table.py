@@ -1,6 +1,7 @@
 """Label-free selection next to the supervised rows: a markdown table and the goal's verdict.
 
-Rows: every method of the label-free results (labels hidden during selection), each with its
+Rows: every method of the label-free results (labels hidden during selection; a method run
+with options appears once per set of options, named with them), each with its
 mean test accuracy (%) over seeds, the standard deviation and the gap to the label-free
 ``uniform`` paired by seed (``*`` where it survives a Benjamini-Hochberg correction at 5%
 over the table); then the supervised reference rows: uniform per class (``--supervised``,
@@ -16,12 +17,33 @@ Usage: python benchmarks/labelfree_table.py docs/results/fashion-mnist/labelfree
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+from collections import defaultdict
 from pathlib import Path
 
 from paper_claims import Acc, load
 
+from deepcore_core.experiment.records import RunRecord
 from deepcore_core.stats import ALPHA, gaps_with_q
+
+
+def load_labelled(path: Path) -> Acc:
+    """(method, fraction) -> seed -> accuracy (%), a method with options named with them
+    (``prototype (keep: hard)``), so that two rules of one method stay two rows."""
+    acc: Acc = defaultdict(dict)
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        r = RunRecord(**json.loads(line))
+        if r.diverged:
+            continue
+        options = r.key.get("options") or {}
+        label = r.key["method"]
+        if options:
+            label += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(options.items())) + ")"
+        acc[(label, float(r.key["fraction"]))][r.key["seed"]] = 100 * r.accuracy
+    return acc
 
 
 def _mean(values: dict[int, float]) -> float:
@@ -35,8 +57,8 @@ def main() -> None:
     ap.add_argument("--supervised", type=Path, required=True)
     ap.add_argument("--best", type=Path, action="append", default=[])
     args = ap.parse_args()
-    free = load(args.results)
-    fractions = sorted({f for _, f in free})
+    free = load_labelled(args.results)
+    fractions = sorted({f for m, f in free if m == "uniform"})
     methods = sorted({m for m, _ in free} - {"uniform"})
     gaps = gaps_with_q(
         {
@@ -103,7 +125,8 @@ def main() -> None:
         )
         if f in best:
             short = best[f][0] - _mean(free[(top, f)])
-            line += f"; {short:.2f} points below the best supervised, {best[f][1]} {best[f][0]:.2f}"
+            where = f"{short:.2f} points below" if short > 0 else f"{-short:.2f} points above"
+            line += f"; {where} the best supervised, {best[f][1]} {best[f][0]:.2f}"
         print(line)
 
 

@@ -141,9 +141,10 @@ class Elfs(Selector):
     stand-in), the selection network is trained on them (cached like any selection model)
     and each sample's AUM (mean logit margin over the recorded epochs) is its difficulty. The
     hardest ``hard_cutoff`` share is dropped, the next k kept. Without ``hard_cutoff`` the
-    share is searched as the paper does, on pseudo-labels only: for each share a fresh network
-    trains ``search_iterations`` steps on that coreset and the share whose network predicts
-    the pseudo-labels of the whole dataset best wins. Needs features and a dataset.
+    share is searched without labels, as the paper requires (its own search is not ours): for
+    each share a fresh network trains ``search_iterations`` steps on that coreset, and the
+    share whose network predicts the pseudo-labels of the whole dataset best wins. Needs
+    features and a dataset.
     """
 
     name = "elfs"
