@@ -43,7 +43,7 @@ def load_labelled(path: Path) -> Acc:
         if options:
             label += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(options.items())) + ")"
         acc[(label, float(r.key["fraction"]))][r.key["seed"]] = 100 * r.accuracy
-    return acc
+    return dict(acc)
 
 
 def _mean(values: dict[int, float]) -> float:
@@ -86,7 +86,11 @@ def main() -> None:
     order = sorted(
         methods,
         key=lambda m: (
-            -statistics.mean(_mean(free[(m, f)]) - _mean(free[("uniform", f)]) for f in fractions)
+            -statistics.mean(
+                _mean(free[(m, f)]) - _mean(free[("uniform", f)])
+                for f in fractions
+                if (m, f) in free
+            )
         ),
     )
     row = " | ".join(cell(free, "uniform", f) for f in fractions)
@@ -117,11 +121,11 @@ def main() -> None:
         top = max(order, key=lambda m: _mean(free[(m, f)]) if (m, f) in free else float("-inf"))
         g, q = gaps[(top, f)]
         assert g is not None
-        above = "above" if g.mean > 0 else "not above"
+        side = "above" if g.mean > 0 else "below"
         sig = "significant" if q <= ALPHA else "not significant"
         line = (
-            f"- {100 * f:g}%: best label-free {top} {_mean(free[(top, f)]):.2f}, {above} "
-            f"uniform by {g.mean:+.2f} ({sig})"
+            f"- {100 * f:g}%: best label-free {top} {_mean(free[(top, f)]):.2f}, {side} "
+            f"uniform by {abs(g.mean):.2f} ({sig})"
         )
         if f in best:
             short = best[f][0] - _mean(free[(top, f)])

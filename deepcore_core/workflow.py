@@ -560,7 +560,10 @@ def make_selection(
     meta.update(filters)
     selection = Selection(result.indices, result.weights, result.scores, meta)
     host.hook.on_selection_end(selection=selection)
-    charged = _charged(ctx.costs, selector.required())
+    used = selector.required()
+    if ctx.pools is not None or ctx.candidates is not None:  # clusters, dedup read features
+        used = used | {Need.FEATURES}
+    charged = _charged(ctx.costs, used)
     return SelectionRun(selection, StageOutputs.of(ctx), time.perf_counter() - t0, charged)
 
 

@@ -433,7 +433,7 @@ def test_a_run_without_labels_runs_the_methods_that_can(tmp_path):
     from deepcore_core.experiment import Experiment, make_config
 
     base = {
-        "dataset": "digits", "no_labels": True, "clusters": 3, "fractions": [0.2],
+        "dataset": "digits", "no_labels": True, "clusters": 3, "fractions": [0.2, 0.3],
         "encoder_options": {"epochs": 1, "network": "mlp"}, "seeds": [0], "epochs": 1,
         "include_full": False, "output": str(tmp_path / "o"), "cache_dir": str(tmp_path / "c"),
     }  # fmt: skip
@@ -446,6 +446,9 @@ def test_a_run_without_labels_runs_the_methods_that_can(tmp_path):
     from deepcore_core.report import provenance_text
 
     assert all(r.provenance["encoder"]["name"] == "simclr" for r in records)
+    (later,) = [r for r in records if r.key["method"] == "uniform" and r.key["fraction"] == 0.3]
+    # its cluster pools read the encoder's embeddings, made for an earlier selection
+    assert later.cost["stages"]["selection_model"]["reused"] is True
     assert "- features from: simclr (k-NN test accuracy " in provenance_text(records, {"x": 2})
     with pytest.raises(MissingInputError, match="method 'confidence' needs probabilities"):
         Experiment(make_config({**base, "methods": ["confidence"]}), HOST, log=lambda m: None)
