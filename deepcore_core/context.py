@@ -123,6 +123,7 @@ class SelectionContext:
             Need.MODEL: self.model is not None,
             Need.DYNAMICS: self.dynamics is not None,
             Need.SCORES: self.scores is not None,
+            Need.DATASET: self.dataset is not None and self.pretrain is not None,
         }
         if need is Need.GRADIENTS:
             return all(present[x] for x in (Need.LABELS, Need.FEATURES, Need.PROBABILITIES))

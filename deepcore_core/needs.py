@@ -15,3 +15,5 @@ class Need(enum.StrEnum):
     MODEL = "model"  #: the trained selection model itself (e.g. for input gradients)
     DYNAMICS = "dynamics"  #: per-sample training dynamics recorded during pretraining
     SCORES = "scores"  #: per-sample scores given by the user
+    #: the training inputs and a network the engine trains on them (not a user's model)
+    DATASET = "dataset"

@@ -57,6 +57,8 @@ _HINTS = {
     Need.DYNAMICS: "select from a dataset (--dataset) so training dynamics can be recorded"
     " (in Python: dataset= without model=, or training_dynamics=)",
     Need.SCORES: "give per-sample scores (--scores)",
+    Need.DATASET: "select from a dataset the engine trains on (--dataset; in Python: dataset= "
+    "without model=)",
 }
 _MODEL_NEEDS = {Need.MODEL, Need.FEATURES, Need.PROBABILITIES, Need.GRADIENTS, Need.DYNAMICS}
 

@@ -107,7 +107,7 @@ def test_elfs_searches_the_cutoff_on_pseudo_labels():
 
 
 def test_elfs_needs_a_dataset():
-    with pytest.raises(DeepcoreError, match="trains a network on pseudo-labels"):
+    with pytest.raises(DeepcoreError, match="method .elfs. needs dataset; select from a dataset"):
         select("elfs", features=blobs()[0], budget=10)
 
 

@@ -149,7 +149,7 @@ class Elfs(Selector):
 
     name = "elfs"
     family = "label-free"
-    needs = frozenset({Need.FEATURES})
+    needs = frozenset({Need.FEATURES, Need.DATASET})
     Options = ElfsOptions
     default_balance = False
 
@@ -159,12 +159,7 @@ class Elfs(Selector):
             return ctx.extras["elfs"]
         from deepcore_core import RunningDynamics, kmeans, pretrain_on_labels, proxy_accuracy
 
-        assert ctx.features is not None
-        if ctx.dataset is None:
-            raise DeepcoreError(
-                "method 'elfs' trains a network on pseudo-labels: select from a dataset "
-                "(--dataset; in Python: dataset=)"
-            )
+        assert ctx.features is not None and ctx.dataset is not None  # the method's needs
         o = self.options
         clusters = kmeans(ctx.features, o.clusters, ctx.rng("elfs", "pseudo-labels"),
                           device=ctx.device)  # fmt: skip
