@@ -3,9 +3,9 @@
 Over the 60,000 Fashion-MNIST training images held in memory: the encoder pass through
 the embedding store (LeNet-BN's penultimate features, and torchvision's ResNet-18 at 28 x 28
 with the grey channel repeated; random weights: the speed does not depend on them) and
-k-means (k = 10 and 100, 20 Lloyd iterations from the same k-means++ start) on the 84-d
-LeNet-BN embeddings. Each measurement is the median of ``--rounds`` runs; prints images (or
-rows) per second per device and the ratio CUDA / CPU where a GPU is present.
+k-means (k = 10 and 100, at most 20 Lloyd iterations from the same k-means++ start) on the
+84-d LeNet-BN embeddings. Each measurement is the median of ``--rounds`` runs; prints images
+(or rows) per second per device and the ratio CUDA / CPU where a GPU is present.
 
 Usage: python benchmarks/encoder_speed.py [--data-root DIR] [--rounds 3] [--threads 2]
 """
@@ -122,7 +122,7 @@ def main() -> None:
         start = plusplus(x, k, np.random.default_rng(0))
         for dev in devices:
             run = functools.partial(kmeans, x, k, 0, iters=20, init=start, device=dev)
-            label = f"k-means k={k}, 20 iterations (rows/s)"
+            label = f"k-means k={k}, <= 20 iterations (rows/s)"
             rows.setdefault(label, {})[dev] = len(x) / timed(run, dev, args.rounds)
     cuda = len(devices) > 1
     print(f"{'stage':<44} " + " ".join(f"{d:>12}" for d in devices) + ("  cuda/cpu" * cuda))
