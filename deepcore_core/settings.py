@@ -168,8 +168,8 @@ class DataSettings(Settings):
     encoder: str | None = setting(
         None,
         "Where features come from: supervised (the selection model), simclr (self-supervised, "
-        "trained here), a torchvision architecture, module:factory, timm:NAME or a plugin's "
-        "(list-encoders); default: supervised, or simclr with --no-labels.",
+        "trained here), a torchvision architecture, module:factory, timm:NAME, hf:DIR or a "
+        "plugin's (list-encoders); default: supervised, or simclr with --no-labels.",
     )
     encoder_weights: str | None = setting(
         None, "Local weights file of the encoder (a state dict or a checkpoint).", path=True
