@@ -81,6 +81,10 @@ class StageOutputs:
     embeddings: np.ndarray | None = None
     #: what the selection records of that encoder (name, options, store entry, k-NN figure)
     encoder_record: dict[str, Any] | None = None
+    #: the k-means cluster of every sample (``--clusters``) and the samples SemDeDup kept
+    #: (``--dedup``): the same for every method of the seed
+    pools: np.ndarray | None = None
+    candidates: np.ndarray | None = None
     #: what the shared stages (selection model, embedding) cost when they were made
     costs: dict[str, StageCost] = dataclasses.field(default_factory=dict)
 
@@ -640,21 +644,23 @@ def _groups_and_filters(host: PluginHost, ctx: SelectionContext, pool_rule: str)
                 "the whole dataset: give one of them"
             )
         ctx.balance = True
-        x = _features_for_groups(host, ctx)
-        found = kmeans(x, int(ctx.clusters), ctx.rng("clusters"), device=ctx.device)
-        ctx.pools = found.assign
-        out["clusters"] = {"k": found.k, "sizes": np.bincount(found.assign).tolist()}
+        if ctx.pools is None:  # else an earlier method of the seed found them
+            x = _features_for_groups(host, ctx)
+            ctx.pools = kmeans(x, int(ctx.clusters), ctx.rng("clusters"), device=ctx.device).assign
+        sizes = np.bincount(ctx.pools, minlength=int(ctx.clusters)).tolist()
+        out["clusters"] = {"k": int(ctx.clusters), "sizes": sizes}
     if ctx.dedup:
         from deepcore_core.dedup import semdedup
 
-        x = _features_for_groups(host, ctx)
-        kept = semdedup(x, ctx.dedup, ctx.rng("dedup"), device=ctx.device)
+        if ctx.candidates is None:  # else an earlier method of the seed found them
+            x = _features_for_groups(host, ctx)
+            ctx.candidates = semdedup(x, ctx.dedup, ctx.rng("dedup"), device=ctx.device)
+        kept = ctx.candidates
         if kept.size < ctx.total:
             raise DeepcoreError(
                 f"--dedup {ctx.dedup} kept {kept.size} of {ctx.n} samples, fewer than the "
                 f"budget of {ctx.total}: lower the eps or the fraction"
             )
-        ctx.candidates = kept
         out["dedup"] = {"eps": ctx.dedup, "kept": int(kept.size), "removed": ctx.n - kept.size}
     return out
 

@@ -429,8 +429,13 @@ def test_list_encoders(cli_arrays):
 # -- a grid without labels ---------------------------------------------------------------------
 
 
-def test_a_run_without_labels_runs_the_methods_that_can(tmp_path):
+def test_a_run_without_labels_runs_the_methods_that_can(tmp_path, monkeypatch):
+    import deepcore_core.clustering as clustering
     from deepcore_core.experiment import Experiment, make_config
+
+    calls = []
+    real = clustering.kmeans
+    monkeypatch.setattr(clustering, "kmeans", lambda *a, **kw: calls.append(1) or real(*a, **kw))
 
     base = {
         "dataset": "digits", "no_labels": True, "clusters": 3, "fractions": [0.2, 0.3],
@@ -440,6 +445,7 @@ def test_a_run_without_labels_runs_the_methods_that_can(tmp_path):
     exp = Experiment(make_config(base), HOST, log=lambda m: None)
     assert exp.methods == ("uniform", "feature-norm")  # confidence needs labels: left out
     records = exp.run()
+    assert len(calls) == 1  # the seed's clusters are found once for its four selections
     assert {r.key["method"] for r in records} == {"uniform", "feature-norm"}
     assert all(r.key["labels"] == "hidden" and r.key["clusters"] == 3 for r in records)
     assert all(r.accuracy > 0 for r in records)  # the coreset model trains on the labels
